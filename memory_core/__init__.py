@@ -1,0 +1,47 @@
+"""Buyer conversation memory: one state per buyer in Redis, for the buyer bot.
+
+The bot imports :class:`BuyerConversationMemory` (asyncio); the CLI and the dashboard use
+:class:`SyncBuyerConversationMemory`. Both share all logic and never raise on runtime
+faults: a missing, expired or unreadable state is simply "no saved state".
+"""
+
+from __future__ import annotations
+
+from memory_core.config import MemoryConfig, load_config
+from memory_core.errors import (
+    ConfigError,
+    ConnectionURLError,
+    CorruptRecord,
+    InvalidContactId,
+    InvalidState,
+    MemoryCoreError,
+    MissingDictionary,
+    StoreUnavailable,
+)
+from memory_core.state import STATE_VERSION
+from memory_core.store import (
+    BuyerConversationMemory,
+    StoredRecord,
+    SyncBuyerConversationMemory,
+    get_buyer_conversation_memory,
+    reset_buyer_conversation_memory,
+)
+
+__all__ = [
+    "STATE_VERSION",
+    "BuyerConversationMemory",
+    "ConfigError",
+    "ConnectionURLError",
+    "CorruptRecord",
+    "InvalidContactId",
+    "InvalidState",
+    "MemoryConfig",
+    "MemoryCoreError",
+    "MissingDictionary",
+    "StoreUnavailable",
+    "StoredRecord",
+    "SyncBuyerConversationMemory",
+    "get_buyer_conversation_memory",
+    "load_config",
+    "reset_buyer_conversation_memory",
+]

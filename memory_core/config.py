@@ -1,0 +1,183 @@
+"""Settings for the buyer memory: one validated, immutable object built at start-up.
+
+Settings come from the YAML section ``buyer_bot.conversation_memory`` (so an existing
+``jorge_bots.yaml`` works unchanged), then ``MEMORY_CORE_<SETTING>`` environment
+variables override single values. Anything invalid raises :class:`ConfigError` at
+start-up, naming the setting, the value and what is allowed: a bad deploy should fail
+loudly before the bot takes traffic, not corrupt records later.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from memory_core.errors import ConfigError
+
+CONFIG_PATH_ENV = "MEMORY_CORE_CONFIG"
+ENV_PREFIX = "MEMORY_CORE_"
+SECTION = ("buyer_bot", "conversation_memory")
+CODECS = ("zstd", "none")
+
+
+def _setting(default: Any, doc: str, low: float | None = None, high: float | None = None,
+             choices: tuple[str, ...] | None = None) -> Any:
+    return field(default=default, metadata={"doc": doc, "low": low, "high": high,
+                                            "choices": choices})
+
+
+@dataclass(frozen=True)
+class MemoryConfig:
+    """Every setting of the buyer memory, with its default and allowed range."""
+
+    enabled: bool = _setting(True, "Master switch; false makes every call a no-op.")
+    ttl_days: int = _setting(30, "Days a buyer's state lives after its last save.", 1, 3650)
+    ttl_days_min: int = _setting(7, "Lowest ttl_days the policy allows.", 1, 3650)
+    ttl_days_max: int = _setting(90, "Highest ttl_days (and ttl_override) allowed.", 1, 3650)
+    compress_threshold_bytes: int = _setting(
+        5120, "States whose JSON is larger than this are compressed.", 0, 64 * 1024 * 1024)
+    max_history_messages: int = _setting(
+        50, "Conversation history is trimmed to this many most recent messages.", 1, 10_000)
+    cache_key_prefix: str = _setting(
+        "buyer_conversation_memory", "Keys are <prefix>:<contact_id>.")
+    max_state_bytes: int = _setting(
+        1024 * 1024, "A state whose JSON is larger than this (after trimming) is refused.",
+        1, 512 * 1024 * 1024)
+    socket_timeout_seconds: float = _setting(
+        0.5, "Redis read/write timeout; a slow Redis must not stall the bot.", 0.001, 60)
+    socket_connect_timeout_seconds: float = _setting(
+        0.5, "Redis connect timeout.", 0.001, 60)
+    codec: str = _setting("zstd", "Compression codec for large states.", choices=CODECS)
+    zstd_level: int = _setting(3, "zstd compression level.", 1, 22)
+    use_dictionary: bool = _setting(
+        True, "Compress with the trained zstd dictionary when one is stored in Redis.")
+    dictionary_refresh_seconds: float = _setting(
+        60.0, "How often writers look for a newly trained dictionary.", 0, 86_400)
+    failure_threshold: int = _setting(
+        3, "Consecutive connection failures that open the circuit breaker.", 1, 1000)
+    failure_cooldown_seconds: float = _setting(
+        2.0, "How long calls skip Redis after the breaker opens.", 0, 3600)
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            _check_value(f, getattr(self, f.name))
+        if self.ttl_days_min > self.ttl_days_max:
+            raise ConfigError(
+                f"ttl_days_min={self.ttl_days_min} is greater than ttl_days_max="
+                f"{self.ttl_days_max}; set ttl_days_min <= ttl_days_max")
+        if not self.ttl_days_min <= self.ttl_days <= self.ttl_days_max:
+            raise ConfigError(
+                f"ttl_days={self.ttl_days} is outside the allowed range "
+                f"{self.ttl_days_min}..{self.ttl_days_max} days (ttl_days_min..ttl_days_max)")
+        if not self.cache_key_prefix or any(c in self.cache_key_prefix for c in " \t\r\n*?[]"):
+            raise ConfigError(
+                f"cache_key_prefix={self.cache_key_prefix!r} must be a non-empty string "
+                "without whitespace or glob characters (* ? [ ])")
+
+    @property
+    def ttl_seconds(self) -> int:
+        return self.ttl_days * 86_400
+
+    @property
+    def ttl_max_seconds(self) -> int:
+        return self.ttl_days_max * 86_400
+
+    def replace(self, **changes: Any) -> MemoryConfig:
+        """A copy with some settings changed, validated like the original."""
+        return dataclasses.replace(self, **changes)
+
+
+_KINDS: dict[str, type] = {"bool": bool, "int": int, "float": float, "str": str}
+
+
+def _kind(f: dataclasses.Field[Any]) -> type:
+    """The Python type of a setting (annotations are strings under __future__)."""
+    return f.type if isinstance(f.type, type) else _KINDS[str(f.type)]
+
+
+def _check_value(f: dataclasses.Field[Any], value: Any) -> None:
+    expected = _kind(f)
+    meta = f.metadata
+    ok_type = isinstance(value, expected) and not (expected is not bool
+                                                   and isinstance(value, bool))
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        ok_type = True
+    if not ok_type:
+        raise ConfigError(
+            f"{f.name}={value!r} has the wrong type: expected {expected.__name__}")
+    if meta["choices"] is not None and value not in meta["choices"]:
+        raise ConfigError(f"{f.name}={value!r} is not allowed; choose one of "
+                          f"{', '.join(meta['choices'])}")
+    low, high = meta["low"], meta["high"]
+    if low is not None and not low <= value <= high:
+        raise ConfigError(f"{f.name}={value!r} is outside the allowed range {low}..{high}")
+
+
+def settings_table() -> list[tuple[str, Any, str]]:
+    """(name, default, description) for every setting, for docs and the dashboard."""
+    return [(f.name, f.default, f.metadata["doc"]) for f in dataclasses.fields(MemoryConfig)]
+
+
+def _parse_env_value(name: str, kind: type, raw: str) -> Any:
+    text = raw.strip()
+    try:
+        if kind is bool:
+            lowered = text.lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(text)
+        return kind(text)
+    except ValueError:
+        raise ConfigError(
+            f"{ENV_PREFIX}{name.upper()}={raw!r} is not a valid {kind.__name__}") from None
+
+
+def _read_section(path: Path) -> dict[str, Any]:
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+    section: Any = document if document is not None else {}
+    for part in SECTION:
+        if not isinstance(section, Mapping):
+            raise ConfigError(f"config file {path}: expected a mapping at "
+                              f"'{'.'.join(SECTION)}'")
+        section = section.get(part, {})
+        if section is None:
+            section = {}
+    if not isinstance(section, Mapping):
+        raise ConfigError(f"config file {path}: '{'.'.join(SECTION)}' must be a mapping")
+    return dict(section)
+
+
+def load_config(path: str | os.PathLike[str] | None = None,
+                env: Mapping[str, str] | None = None) -> MemoryConfig:
+    """Build the settings from a YAML file (optional), then environment overrides.
+
+    With no ``path``, ``MEMORY_CORE_CONFIG`` names the file; with neither, the defaults
+    apply. Raises :class:`ConfigError` on any unknown or invalid setting.
+    """
+    env = os.environ if env is None else env
+    if path is None and env.get(CONFIG_PATH_ENV):
+        path = env[CONFIG_PATH_ENV]
+    values: dict[str, Any] = _read_section(Path(path)) if path is not None else {}
+    fields = {f.name: f for f in dataclasses.fields(MemoryConfig)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise ConfigError(f"unknown setting(s) {', '.join(unknown)} in "
+                          f"'{'.'.join(SECTION)}'; known settings: {', '.join(fields)}")
+    for name, f in fields.items():
+        raw = env.get(f"{ENV_PREFIX}{name.upper()}")
+        if raw is not None:
+            values[name] = _parse_env_value(name, _kind(f), raw)
+    return MemoryConfig(**values)

@@ -1,0 +1,45 @@
+"""Exceptions of memory_core: small named classes whose messages say what to fix.
+
+The bot-facing calls (save, load, clear) never raise these for runtime faults; they log
+and degrade. These reach callers only for programming errors at start-up (bad config,
+bad URL) and from the operator tools (CLI, dashboard), which show the message.
+"""
+
+from __future__ import annotations
+
+
+class MemoryCoreError(Exception):
+    """Base class of every error memory_core raises on purpose."""
+
+
+class ConfigError(MemoryCoreError, ValueError):
+    """A setting is unknown, of the wrong type, or out of its allowed range."""
+
+
+class ConnectionURLError(MemoryCoreError, ValueError):
+    """A Redis URL cannot be used (unknown scheme, malformed)."""
+
+
+class InvalidContactId(MemoryCoreError, ValueError):
+    """A contact id is empty, too long, not a string, or holds whitespace/control chars."""
+
+
+class InvalidState(MemoryCoreError, ValueError):
+    """A state is not a dict, holds values JSON cannot keep, or is too large."""
+
+
+class CorruptRecord(MemoryCoreError):
+    """Bytes stored at a key cannot be decoded into a state."""
+
+
+class MissingDictionary(CorruptRecord):
+    """A record was compressed with a zstd dictionary that Redis no longer holds."""
+
+    def __init__(self, dictionary_id: int) -> None:
+        super().__init__(f"zstd dictionary {dictionary_id} is not stored in Redis; "
+                         "the record cannot be decompressed")
+        self.dictionary_id = dictionary_id
+
+
+class StoreUnavailable(MemoryCoreError):
+    """Redis could not be reached or answered with an error (operator tools only)."""

@@ -1,0 +1,161 @@
+"""The buyer state as the bot sees it: defaults, trimming, validation, JSON bytes.
+
+Pure functions, no I/O. The sync and async stores, the seeder and the CLI all pass
+states through :func:`prepare_state` so a record is shaped the same way whoever wrote it.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from memory_core.errors import InvalidContactId, InvalidState
+
+STATE_VERSION = "1.0"
+MAX_CONTACT_ID_LENGTH = 256
+PII_FIELDS = ("buyer_name", "buyer_phone", "buyer_email")
+TEMPERATURES = ("hot", "warm", "cold")
+
+#: Fields every saved state carries, with the value used when the caller leaves one out.
+STATE_DEFAULTS: dict[str, Any] = {
+    "conversation_history": [],
+    "financial_readiness_score": 0.0,
+    "buying_motivation_score": 0.0,
+    "budget_range": None,
+    "property_preferences": None,
+    "urgency_level": "unknown",
+    "financing_status": "unknown",
+    "current_qualification_step": "budget",
+    "current_journey_stage": "discovery",
+    "buyer_persona": None,
+    "buyer_temperature": None,
+    "is_qualified": False,
+    "objection_history": [],
+    "buyer_name": None,
+    "buyer_phone": None,
+    "buyer_email": None,
+}
+
+#: Marks a state written by QA tooling; kept inside the state so it survives the bot's
+#: load-modify-save cycle, and copied into the record summary for scans.
+QA_SEED_FIELD = "qa_seed"
+
+
+def validate_contact_id(contact_id: object) -> str:
+    """Return the id if it can name a key; raise :class:`InvalidContactId` otherwise."""
+    if not isinstance(contact_id, str):
+        raise InvalidContactId(
+            f"contact_id must be a string, got {type(contact_id).__name__}")
+    if not contact_id:
+        raise InvalidContactId("contact_id is empty; pass the CRM contact id of the buyer")
+    if len(contact_id) > MAX_CONTACT_ID_LENGTH:
+        raise InvalidContactId(
+            f"contact_id is {len(contact_id)} characters long; the limit is "
+            f"{MAX_CONTACT_ID_LENGTH}")
+    if any(ch.isspace() or not ch.isprintable() for ch in contact_id):
+        raise InvalidContactId(
+            f"contact_id {contact_id[:40]!r} contains whitespace or control characters")
+    return contact_id
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _check_finite(value: Any, path: str) -> None:
+    """Refuse NaN and infinities, which JSON would silently turn into null."""
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidState(f"{path} is {value!r}; JSON cannot store NaN or infinity")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(item, str):
+                _check_finite(item, f"{path}.{key}")
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            if not isinstance(item, str):
+                _check_finite(item, f"{path}[{index}]")
+
+
+def _to_json_value(value: Any) -> Any:
+    """orjson ``default`` hook: refuse what JSON cannot hold without loss."""
+    if isinstance(value, set | frozenset):
+        raise TypeError("sets have no JSON form; convert to a list")
+    raise TypeError(f"values of type {type(value).__name__} cannot be stored as JSON")
+
+
+def dump_json(state: dict[str, Any]) -> bytes:
+    """Serialise a state; datetimes become ISO 8601 strings, other objects are refused."""
+    try:
+        return orjson.dumps(state, default=_to_json_value)
+    except orjson.JSONEncodeError as exc:
+        raise InvalidState(f"state cannot be stored as JSON: {exc}") from None
+
+
+def load_json(data: bytes) -> Any:
+    return orjson.loads(data)
+
+
+def prepare_state(state: object, *, max_history_messages: int,
+                  now: datetime) -> dict[str, Any]:
+    """A new dict ready to store: defaults filled, history trimmed, version and time set.
+
+    The caller's dict is never modified. Raises :class:`InvalidState` for input that
+    cannot be stored faithfully.
+    """
+    if not isinstance(state, dict):
+        raise InvalidState(f"state must be a dict, got {type(state).__name__}")
+    bad_keys = [k for k in state if not isinstance(k, str)]
+    if bad_keys:
+        raise InvalidState(f"state keys must be strings; found {bad_keys[0]!r}")
+    prepared = {**STATE_DEFAULTS, **state}
+    history = prepared["conversation_history"]
+    if history is None:
+        history = []
+    if not isinstance(history, list | tuple):
+        raise InvalidState("conversation_history must be a list of messages, got "
+                           f"{type(history).__name__}")
+    prepared["conversation_history"] = list(history[-max_history_messages:])
+    if prepared["objection_history"] is None:
+        prepared["objection_history"] = []
+    if not isinstance(prepared["objection_history"], list | tuple):
+        raise InvalidState("objection_history must be a list")
+    _check_finite(prepared, "state")
+    prepared["last_interaction_timestamp"] = now.astimezone(UTC).isoformat()
+    prepared["state_version"] = STATE_VERSION
+    return prepared
+
+
+def parse_timestamp(value: object) -> datetime | None:
+    """Best-effort read of an ISO timestamp written by us or by an older system."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def mask_pii(state: dict[str, Any]) -> dict[str, Any]:
+    """A copy with name, phone and email masked, for screens, logs and exports."""
+    masked = dict(state)
+    for field_name in PII_FIELDS:
+        value = masked.get(field_name)
+        if isinstance(value, str) and value:
+            masked[field_name] = mask_text(value, email=field_name == "buyer_email")
+    return masked
+
+
+def mask_text(value: str, *, email: bool = False) -> str:
+    """Keep just enough to recognise a value: 'Jo*** ***', 'j***@example.com', '***-4567'."""
+    if email and "@" in value:
+        local, _, domain = value.partition("@")
+        return f"{local[:1]}***@{domain}"
+    digits = [c for c in value if c.isdigit()]
+    if len(digits) >= 7:
+        return "***-" + "".join(digits[-4:])
+    return " ".join(word[:2] + "***" for word in value.split()) or "***"
