@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
 import pickle
 import zlib
 from typing import Any, NoReturn
-
-import orjson
 
 from memory_core.errors import CorruptRecord
 
@@ -62,7 +61,7 @@ def decode_legacy(raw: bytes) -> dict[str, Any]:
             text: bytes | str = gzip.decompress(blob)
         else:
             text = data
-        state = orjson.loads(text)
+        state = json.loads(text)  # stdlib: the old system's json.dumps may have written NaN
     except (ValueError, TypeError, OSError, EOFError, zlib.error) as exc:
         raise CorruptRecord(f"legacy record payload is unreadable: {exc}") from None
     if not isinstance(state, dict):

@@ -30,7 +30,7 @@ SEPARATOR = b"\x1f"
 HEADER_END = b"\n"
 #: A scan reads this many bytes of each record; the header always fits.
 HEADER_READ_BYTES = 256
-_TEXT_FIELD_LIMIT = 40
+_TEXT_FIELD_LIMIT = 40  # bytes per text field of the header
 CODEC_NONE = "none"
 CODEC_ZSTD = "zstd"
 _HEADER_FIELDS = 12
@@ -63,7 +63,10 @@ def _header_text(value: Any) -> bytes:
     """A summary value as short header text with the delimiters removed."""
     text = "" if value is None else str(value)
     text = text.replace("\x1f", " ").replace("\n", " ").replace("\r", " ")
-    return text[:_TEXT_FIELD_LIMIT].encode("utf-8", "replace")
+    # Cut by bytes, not characters, so the header fits the scan window whatever the script;
+    # "ignore" drops a multi-byte character split by the cut.
+    return text.encode("utf-8", "replace")[:_TEXT_FIELD_LIMIT].decode(
+        "utf-8", "ignore").encode("utf-8")
 
 
 class _Codecs(threading.local):

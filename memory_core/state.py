@@ -83,7 +83,7 @@ def _check_finite(value: Any, path: str) -> None:
 def _to_json_value(value: Any) -> Any:
     """orjson ``default`` hook: refuse what JSON cannot hold without loss."""
     if isinstance(value, set | frozenset):
-        raise TypeError("sets have no JSON form; convert to a list")
+        raise TypeError(f"{type(value).__name__} values have no JSON form; convert to a list")
     raise TypeError(f"values of type {type(value).__name__} cannot be stored as JSON")
 
 
@@ -92,7 +92,9 @@ def dump_json(state: dict[str, Any]) -> bytes:
     try:
         return orjson.dumps(state, default=_to_json_value)
     except orjson.JSONEncodeError as exc:
-        raise InvalidState(f"state cannot be stored as JSON: {exc}") from None
+        cause = exc.__cause__ or exc
+        raise InvalidState(f"state cannot be stored as JSON: {cause}; store plain "
+                           "str/int/float/bool/None, lists and dicts") from None
 
 
 def load_json(data: bytes) -> Any:
@@ -119,10 +121,12 @@ def prepare_state(state: object, *, max_history_messages: int,
         raise InvalidState("conversation_history must be a list of messages, got "
                            f"{type(history).__name__}")
     prepared["conversation_history"] = list(history[-max_history_messages:])
-    if prepared["objection_history"] is None:
-        prepared["objection_history"] = []
-    if not isinstance(prepared["objection_history"], list | tuple):
+    objections = prepared["objection_history"]
+    if objections is None:
+        objections = []
+    if not isinstance(objections, list | tuple):
         raise InvalidState("objection_history must be a list")
+    prepared["objection_history"] = list(objections)  # never share the default's list
     _check_finite(prepared, "state")
     prepared["last_interaction_timestamp"] = now.astimezone(UTC).isoformat()
     prepared["state_version"] = STATE_VERSION
@@ -151,11 +155,11 @@ def mask_pii(state: dict[str, Any]) -> dict[str, Any]:
 
 
 def mask_text(value: str, *, email: bool = False) -> str:
-    """Keep just enough to recognise a value: 'Jo*** ***', 'j***@example.com', '***-4567'."""
+    """Keep just enough to recognise a value: 'J*** D***', 'j***@example.com', '***-4567'."""
     if email and "@" in value:
         local, _, domain = value.partition("@")
         return f"{local[:1]}***@{domain}"
     digits = [c for c in value if c.isdigit()]
     if len(digits) >= 7:
         return "***-" + "".join(digits[-4:])
-    return " ".join(word[:2] + "***" for word in value.split()) or "***"
+    return " ".join(word[:1] + "***" for word in value.split()) or "***"

@@ -66,6 +66,8 @@ T = TypeVar("T")
 Command = tuple[Any, ...]
 #: A step either sends one command or a list of them (sent as one pipeline).
 Steps = Generator[Command | list[Command], Any, T]
+#: (contact_id, state, ttl_override seconds or None, interaction time or None = now)
+SaveItem = tuple[str, dict[str, Any], int | None, datetime | None]
 _CONNECTION_FAULTS = (redis.ConnectionError, redis.TimeoutError, OSError)
 
 
@@ -176,14 +178,19 @@ class _MemoryLogic:
             raise MissingDictionary(dictionary_id)
         return self._dictionaries.add(raw, expected_id=dictionary_id)
 
-    def _save_steps(self, contact_id: object, state: object, ttl_override: object) -> Steps[bool]:
+    def _encode_steps(self, contact_id: object, state: object, ttl_override: object,
+                      now: datetime | None = None) -> Steps[Command]:
+        """Validate and encode one save into its SET command (I/O only to fetch a dictionary)."""
         key = self.key_for(contact_id)  # type: ignore[arg-type]
         ttl = self.ttl_seconds_for(ttl_override)
-        prepared, data = self.prepare(state)
+        prepared, data = self.prepare(state, now)
         dictionary = None
         if self._wants_dictionary(len(data)):
             dictionary = yield from self._current_dictionary_steps()
-        yield self._set_command(key, prepared, data, ttl, dictionary)
+        return self._set_command(key, prepared, data, ttl, dictionary)
+
+    def _save_steps(self, contact_id: object, state: object, ttl_override: object) -> Steps[bool]:
+        yield (yield from self._encode_steps(contact_id, state, ttl_override))
         self._counters["saves"] += 1
         return True
 
@@ -225,6 +232,9 @@ class _MemoryLogic:
         self._counters["clears"] += 1
         return bool(deleted)
 
+    def _expire_steps(self, contact_id: str) -> Steps[int]:
+        return (yield ("EXPIRE", self.key_for(contact_id), self.config.ttl_seconds))
+
     def _record_steps(self, contact_id: str) -> Steps[StoredRecord | None]:
         key = self.key_for(contact_id)
         raw, pttl = yield [("GET", key), ("PTTL", key)]
@@ -234,18 +244,11 @@ class _MemoryLogic:
         ttl = None if pttl is None or pttl < 0 else max(0, round(pttl / 1000))
         return StoredRecord(contact_id, state, summary, ttl, legacy=summary is None)
 
-    def _save_many_steps(self, items: Iterable[tuple[str, dict[str, Any], int | None,
-                                                     datetime | None]],
-                         batch_size: int) -> Steps[int]:
-        dictionary = yield from self._current_dictionary_steps()
+    def _save_many_steps(self, items: Iterable[SaveItem], batch_size: int) -> Steps[int]:
         written = 0
         batch: list[Command] = []
         for contact_id, state, ttl_override, now in items:
-            key = self.key_for(contact_id)
-            ttl = self.ttl_seconds_for(ttl_override)
-            prepared, data = self.prepare(state, now)
-            use = dictionary if self._wants_dictionary(len(data)) else None
-            batch.append(self._set_command(key, prepared, data, ttl, use))
+            batch.append((yield from self._encode_steps(contact_id, state, ttl_override, now)))
             if len(batch) >= batch_size:
                 yield batch
                 written += len(batch)
@@ -269,6 +272,8 @@ class _MemoryLogic:
     def _on_fault(self, operation: str, contact_id: object, exc: BaseException) -> None:
         """Log one line and count a failed call; open the breaker on connection faults."""
         who = contact_id if isinstance(contact_id, str) and len(contact_id) <= 80 else "?"
+        if isinstance(exc, CorruptRecord | redis.ResponseError):
+            self._breaker.record_success()  # Redis answered: the connection is fine
         if isinstance(exc, CorruptRecord):
             self._counters["errors"] += 1
             self._counters["corrupt"] += 1
@@ -404,11 +409,22 @@ class SyncBuyerConversationMemory(_MemoryLogic):
         """The state with its summary and TTL; raises on corrupt data or a dead Redis."""
         return self.run_strict(self._record_steps(contact_id))
 
-    def save_many(self, items: Iterable[tuple[str, dict[str, Any], int | None,
-                                              datetime | None]],
-                  batch_size: int = 500) -> int:
-        """Write many states in pipelined batches (seeding); raises on the first fault."""
+    def save_many(self, items: Iterable[SaveItem], batch_size: int = 500) -> int:
+        """Write many states in pipelined batches (seeding); raises on the first fault.
+
+        Items are validated as they are encoded: a bad item stops the run before its own
+        batch is sent, so pre-validate (``encode_save``) when all-or-nothing matters.
+        """
         return self.run_strict(self._save_many_steps(items, batch_size))
+
+    def encode_save(self, contact_id: str, state: dict[str, Any], *,
+                    ttl_override: int | None = None, now: datetime | None = None) -> Command:
+        """The SET command a save would send, without sending it; raises on bad input."""
+        return self.run_strict(self._encode_steps(contact_id, state, ttl_override, now))
+
+    def reset_ttl(self, contact_id: str) -> bool:
+        """Give the buyer the default TTL again; False when there is no such key."""
+        return bool(self.run_strict(self._expire_steps(contact_id)))
 
 
 class BuyerConversationMemory(_MemoryLogic):

@@ -1,0 +1,235 @@
+"""Shared fixtures: a private redis-server, per-test fake stores, and the real-Redis tally.
+
+Behaviour tests take ``store_url`` and run twice: on an embedded fakeredis store
+(``memory://``) and on a redis-server this suite starts itself on a free port, never
+the machine's shared one. At the end of the session a line
+``real-redis tests: N passed, M skipped`` is written for CI, which fails when M > 0.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import pytest
+
+_PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+import redis  # noqa: E402
+import zstandard  # noqa: E402
+
+from memory_core.dictionaries import train_dictionary  # noqa: E402
+from memory_core.state import dump_json, prepare_state  # noqa: E402
+
+REAL_REDIS_MARK = "real_redis"
+_REAL_FIXTURES = ("redis_server", "real_redis_url")
+_START_TIMEOUT_SECONDS = 10.0
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _redis_server_binary() -> str | None:
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    fallback = Path("/usr/bin/redis-server")
+    return str(fallback) if fallback.exists() else None
+
+
+class RedisServer:
+    """A private redis-server process on a fixed port, restartable for fault tests."""
+
+    def __init__(self, binary: str, port: int, directory: Path) -> None:
+        self.binary = binary
+        self.port = port
+        self.directory = directory
+        self.url = f"redis://127.0.0.1:{port}/0"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def start(self) -> None:
+        if self.running:
+            return
+        log_file = self.directory / "redis-server.log"
+        self._process = subprocess.Popen(
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1",
+             "--save", "", "--appendonly", "no", "--dir", str(self.directory),
+             "--daemonize", "no", "--logfile", str(log_file)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + _START_TIMEOUT_SECONDS
+        last_error: Exception | None = None
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                break
+            client = redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=0.5,
+                                 socket_connect_timeout=0.5)
+            try:
+                if client.ping():
+                    return
+            except redis.RedisError as exc:
+                last_error = exc
+            finally:
+                client.close()
+            time.sleep(0.05)
+        log = log_file.read_text(errors="replace")[-2000:] if log_file.exists() else ""
+        self.stop()
+        raise RuntimeError(f"redis-server on port {self.port} did not answer PING within "
+                           f"{_START_TIMEOUT_SECONDS}s (last error: {last_error}); log:\n{log}")
+
+    def stop(self) -> None:
+        process, self._process = self._process, None
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+    def flushall(self) -> None:
+        client = redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=2)
+        try:
+            client.flushall()
+        finally:
+            client.close()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    binary = _redis_server_binary()
+    if binary is None:
+        message = "redis-server is not installed; the real-Redis tests cannot run"
+        if os.environ.get("CI"):
+            pytest.fail(message + " (CI is set: real-Redis tests must never be skipped)")
+        pytest.skip(message)
+    server = RedisServer(binary, free_port(), tmp_path_factory.mktemp("redis-server"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def real_redis_url(redis_server: RedisServer, request: pytest.FixtureRequest) -> str:
+    request.node.add_marker(REAL_REDIS_MARK)
+    if not redis_server.running:  # a fault test that failed to restart it
+        redis_server.start()
+    redis_server.flushall()
+    return redis_server.url
+
+
+@pytest.fixture
+def fake_url() -> str:
+    return f"memory://test-{uuid.uuid4().hex}"
+
+
+@pytest.fixture(params=["fake", "real"])
+def store_url(request: pytest.FixtureRequest) -> str:
+    if request.param == "real":
+        return str(request.getfixturevalue("real_redis_url"))
+    return str(request.getfixturevalue("fake_url"))
+
+
+_PHRASES = (
+    "Hi, I'm looking for a 3 bedroom house near downtown with a garden.",
+    "What is your budget range and are you pre-approved for a mortgage?",
+    "We are pre-approved up to $450,000 with a local credit union.",
+    "Great! Are you hoping to move in the next three months?",
+    "Yes, our lease ends in June so we need to move quickly.",
+    "I can schedule viewings this weekend for the Maple Street listing.",
+    "Is the school district good? We have two kids in elementary school.",
+    "The HOA fee is $250 a month and covers the pool and landscaping.",
+)
+
+
+class BuyerStateFactory(Protocol):
+    def __call__(self, seed: int, messages: int = 30) -> dict[str, Any]: ...
+
+
+def buyer_state(seed: int, messages: int = 30) -> dict[str, Any]:
+    """A realistic, varied buyer state (deterministic for a seed); ~100 bytes per message."""
+    rng = random.Random(seed)
+    history = [
+        {"role": "user" if j % 2 else "assistant",
+         "content": f"{rng.choice(_PHRASES)} ({seed}-{j}-{rng.randint(0, 10**6)})",
+         "timestamp": f"2024-05-{1 + j % 28:02d}T10:{j % 60:02d}:00+00:00"}
+        for j in range(messages)
+    ]
+    return {
+        "conversation_history": history,
+        "buyer_persona": rng.choice(["first_time_buyer", "investor", "upsizer", "relocator"]),
+        "buyer_temperature": rng.choice(["hot", "warm", "cold"]),
+        "current_journey_stage": rng.choice(["discovery", "viewing", "offer"]),
+        "budget_range": {"min": rng.randint(1, 5) * 100_000, "max": rng.randint(5, 9) * 100_000},
+        "financial_readiness_score": round(rng.random() * 100, 2),
+        "objection_history": rng.sample(["price", "location", "timing", "hoa"], 2),
+        "is_qualified": rng.random() < 0.5,
+        "buyer_name": f"Buyer Number{seed}",
+        "buyer_phone": f"+1 555 {seed % 1000:03d} {rng.randint(1000, 9999)}",
+        "buyer_email": f"buyer{seed}@example.com",
+    }
+
+
+@pytest.fixture
+def make_buyer_state() -> BuyerStateFactory:
+    return buyer_state
+
+
+@pytest.fixture(scope="session")
+def zstd_dictionaries() -> tuple[zstandard.ZstdCompressionDict, zstandard.ZstdCompressionDict]:
+    """Two different dictionaries trained on 50 synthetic states each."""
+    now = datetime(2024, 6, 1, tzinfo=UTC)
+
+    def samples(first_seed: int) -> list[bytes]:
+        return [dump_json(prepare_state(buyer_state(seed, messages=10 + seed % 30),
+                                        max_history_messages=50, now=now))
+                for seed in range(first_seed, first_seed + 50)]
+
+    first = train_dictionary(samples(0), dict_size_bytes=16 * 1024)
+    second = train_dictionary(samples(1000), dict_size_bytes=16 * 1024)
+    assert first.dict_id() != second.dict_id()
+    return first, second
+
+
+def _uses_real_redis(item: pytest.Item) -> bool:
+    if any(name in getattr(item, "fixturenames", ()) for name in _REAL_FIXTURES):
+        return True
+    callspec = getattr(item, "callspec", None)
+    return callspec is not None and callspec.params.get("store_url") == "real"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that talks to the private redis-server, before any of them runs."""
+    for item in items:
+        if _uses_real_redis(item) and item.get_closest_marker(REAL_REDIS_MARK) is None:
+            item.add_marker(REAL_REDIS_MARK)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Tally real-Redis tests: a test counts once, as passed or as skipped."""
+    def real(category: str) -> set[str]:
+        return {report.nodeid for report in terminalreporter.stats.get(category, [])
+                if REAL_REDIS_MARK in getattr(report, "keywords", {})}
+
+    passed, skipped = real("passed"), real("skipped")
+    terminalreporter.write_line(
+        f"real-redis tests: {len(passed)} passed, {len(skipped - passed)} skipped")

@@ -1,0 +1,283 @@
+"""The state as the bot sees it: contact ids, defaults, trimming, JSON safety, masking."""
+
+from __future__ import annotations
+
+import copy
+import math
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import orjson
+import pytest
+
+from memory_core.errors import InvalidContactId, InvalidState
+from memory_core.state import (
+    MAX_CONTACT_ID_LENGTH,
+    STATE_DEFAULTS,
+    STATE_VERSION,
+    dump_json,
+    mask_pii,
+    mask_text,
+    parse_timestamp,
+    prepare_state,
+    validate_contact_id,
+)
+
+NOW = datetime(2024, 6, 1, 12, 30, 0, tzinfo=UTC)
+
+
+def prepare(state: object, max_history_messages: int = 50,
+            now: datetime = NOW) -> dict[str, Any]:
+    return prepare_state(state, max_history_messages=max_history_messages, now=now)
+
+
+# contact ids ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("contact_id", [
+    "abc123", "ghl_contact_9f8e7d", "x" * MAX_CONTACT_ID_LENGTH, "contact:with:colons",
+    "ñandú-42", "a",
+])
+def test_valid_contact_ids_are_returned(contact_id: str) -> None:
+    assert validate_contact_id(contact_id) == contact_id
+
+
+@pytest.mark.parametrize(("contact_id", "fragment"), [
+    ("", "empty"),
+    ("x" * (MAX_CONTACT_ID_LENGTH + 1), "257 characters"),
+    ("has space", "whitespace"),
+    (" leading", "whitespace"),
+    ("trailing\n", "whitespace"),
+    ("tab\there", "whitespace"),
+    ("nul\x00byte", "control"),
+    ("bell\x07", "control"),
+    ("del\x7f", "control"),
+    ("zero\u200bwidth", "control"),
+])
+def test_invalid_contact_ids_are_refused(contact_id: str, fragment: str) -> None:
+    with pytest.raises(InvalidContactId, match=fragment):
+        validate_contact_id(contact_id)
+
+
+@pytest.mark.parametrize("contact_id", [None, 123, b"bytes-id", ["a"], 1.5])
+def test_non_string_contact_ids_are_refused(contact_id: object) -> None:
+    with pytest.raises(InvalidContactId, match="must be a string"):
+        validate_contact_id(contact_id)
+
+
+# prepare_state ----------------------------------------------------------------------------
+
+def test_empty_state_gets_every_default() -> None:
+    prepared = prepare({})
+    for name, default in STATE_DEFAULTS.items():
+        assert prepared[name] == default, name
+    assert prepared["state_version"] == STATE_VERSION == "1.0"
+    assert prepared["last_interaction_timestamp"] == "2024-06-01T12:30:00+00:00"
+
+
+def test_defaults_are_not_shared_between_states(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bot that appends to a fresh state's lists must not change the next buyer's state."""
+    # Fresh default lists for this test, so a failure here cannot leak into other tests.
+    monkeypatch.setitem(STATE_DEFAULTS, "objection_history", [])
+    monkeypatch.setitem(STATE_DEFAULTS, "conversation_history", [])
+    first = prepare({})
+    first["objection_history"].append("price")
+    first["conversation_history"].append({"role": "user"})
+    second = prepare({})
+    assert second["objection_history"] == []
+    assert second["conversation_history"] == []
+    assert STATE_DEFAULTS["objection_history"] == []
+
+
+def test_given_values_and_extra_fields_are_kept() -> None:
+    state = {"buyer_temperature": "hot", "financial_readiness_score": 72.5,
+             "custom_crm_field": {"agent": "Jorge", "tags": ["vip"]}, "is_qualified": True}
+    prepared = prepare(state)
+    assert prepared["buyer_temperature"] == "hot"
+    assert prepared["financial_readiness_score"] == 72.5
+    assert prepared["custom_crm_field"] == {"agent": "Jorge", "tags": ["vip"]}
+    assert prepared["is_qualified"] is True
+    assert prepared["urgency_level"] == "unknown"
+
+
+def test_history_is_trimmed_to_the_most_recent_messages() -> None:
+    history = [{"role": "user", "content": f"message {i}"} for i in range(120)]
+    prepared = prepare({"conversation_history": history}, max_history_messages=50)
+    assert len(prepared["conversation_history"]) == 50
+    assert prepared["conversation_history"][0]["content"] == "message 70"
+    assert prepared["conversation_history"][-1]["content"] == "message 119"
+
+
+def test_short_history_is_kept_whole_and_tuples_become_lists() -> None:
+    history = ({"content": "a"}, {"content": "b"})
+    prepared = prepare({"conversation_history": history}, max_history_messages=50)
+    assert prepared["conversation_history"] == [{"content": "a"}, {"content": "b"}]
+
+
+def test_none_histories_become_empty_lists() -> None:
+    prepared = prepare({"conversation_history": None, "objection_history": None})
+    assert prepared["conversation_history"] == []
+    assert prepared["objection_history"] == []
+
+
+@pytest.mark.parametrize("state", [
+    {"conversation_history": "hello"},
+    {"conversation_history": {"0": "hello"}},
+    {"objection_history": "too expensive"},
+])
+def test_histories_that_are_not_lists_are_refused(state: dict[str, Any]) -> None:
+    with pytest.raises(InvalidState, match="must be a list"):
+        prepare(state)
+
+
+def test_caller_dict_is_not_mutated() -> None:
+    history = [{"role": "user", "content": f"m{i}"} for i in range(60)]
+    state = {"conversation_history": history, "buyer_name": "Ana",
+             "last_interaction_timestamp": "old", "state_version": "0.9"}
+    before = copy.deepcopy(state)
+    prepared = prepare(state, max_history_messages=10)
+    assert state == before
+    assert state["conversation_history"] is history
+    assert len(history) == 60
+    assert prepared is not state
+    assert prepared["conversation_history"] is not history
+
+
+def test_timestamp_is_utc_iso_and_version_is_current() -> None:
+    eastern = timezone(timedelta(hours=-5))
+    now = datetime(2024, 6, 1, 7, 30, tzinfo=eastern)
+    prepared = prepare({"last_interaction_timestamp": "1999-01-01T00:00:00",
+                        "state_version": "0.9"}, now=now)
+    assert prepared["last_interaction_timestamp"] == "2024-06-01T12:30:00+00:00"
+    assert datetime.fromisoformat(prepared["last_interaction_timestamp"]).utcoffset() \
+        == timedelta(0)
+    assert prepared["state_version"] == "1.0"
+
+
+@pytest.mark.parametrize("state", [None, [], "state", 42, (("a", 1),)])
+def test_state_that_is_not_a_dict_is_refused(state: object) -> None:
+    with pytest.raises(InvalidState, match="state must be a dict"):
+        prepare(state)
+
+
+@pytest.mark.parametrize("state", [{1: "one"}, {("a", "b"): 1}, {None: 1}])
+def test_non_string_keys_are_refused(state: dict[Any, Any]) -> None:
+    with pytest.raises(InvalidState, match="keys must be strings"):
+        prepare(state)
+
+
+def test_non_string_keys_nested_are_refused_by_dump_json() -> None:
+    prepared = prepare({"budget_range": {1: 100}})
+    with pytest.raises(InvalidState):
+        dump_json(prepared)
+
+
+@pytest.mark.parametrize("state", [
+    {"financial_readiness_score": math.nan},
+    {"financial_readiness_score": math.inf},
+    {"buying_motivation_score": -math.inf},
+    {"budget_range": {"min": 1.0, "max": math.inf}},
+    {"conversation_history": [{"role": "user", "score": math.nan}]},
+    {"deep": {"a": [1, {"b": (2.0, math.nan)}]}},
+])
+def test_nan_and_infinity_are_refused_even_nested(state: dict[str, Any]) -> None:
+    with pytest.raises(InvalidState, match="NaN or infinity"):
+        prepare(state)
+
+
+def test_datetime_values_become_iso_strings() -> None:
+    moment = datetime(2024, 5, 1, 9, 15, tzinfo=UTC)
+    prepared = prepare({"next_viewing": moment, "viewings": [moment]})
+    loaded = orjson.loads(dump_json(prepared))
+    assert loaded["next_viewing"] == "2024-05-01T09:15:00+00:00"
+    assert loaded["viewings"] == ["2024-05-01T09:15:00+00:00"]
+    assert parse_timestamp(loaded["next_viewing"]) == moment
+
+
+class _Opaque:
+    pass
+
+
+@pytest.mark.parametrize(("value", "fragment"), [
+    (_Opaque(), "_Opaque"),
+    ({1, 2, 3}, "set"),
+    (frozenset({"a"}), "frozenset"),
+    (b"raw bytes", "bytes"),
+    (object(), "object"),
+])
+def test_values_json_cannot_hold_are_refused(value: object, fragment: str) -> None:
+    prepared = prepare({"extra": value})
+    with pytest.raises(InvalidState, match=fragment):
+        dump_json(prepared)
+
+
+def test_dump_json_round_trips_a_prepared_state() -> None:
+    prepared = prepare({"buyer_name": "Ana López", "budget_range": {"min": 1, "max": 2}})
+    assert orjson.loads(dump_json(prepared)) == prepared
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("2024-06-01T12:30:00+00:00", datetime(2024, 6, 1, 12, 30, tzinfo=UTC)),
+    ("2024-06-01T12:30:00", datetime(2024, 6, 1, 12, 30, tzinfo=UTC)),
+    ("not a time", None),
+    (None, None),
+    (1717245000, None),
+])
+def test_parse_timestamp(value: object, expected: datetime | None) -> None:
+    assert parse_timestamp(value) == expected
+
+
+# masking ----------------------------------------------------------------------------------
+
+PII_EXAMPLES = {
+    "buyer_name": "Jonathan Smithers",
+    "buyer_phone": "+1 (555) 123-4567",
+    "buyer_email": "jonathan.smithers@example.com",
+}
+
+
+def test_mask_pii_hides_name_phone_and_email() -> None:
+    state = {**PII_EXAMPLES, "buyer_temperature": "hot", "conversation_history": []}
+    masked = mask_pii(state)
+    assert state == {**PII_EXAMPLES, "buyer_temperature": "hot",
+                     "conversation_history": []}  # the input is not modified
+    assert masked["buyer_temperature"] == "hot"
+    for field_name, original in PII_EXAMPLES.items():
+        assert original not in masked[field_name], field_name
+    assert masked["buyer_name"] == "J*** S***"
+    assert masked["buyer_phone"] == "***-4567"
+    assert masked["buyer_email"] == "j***@example.com"
+    blob = orjson.dumps(masked).decode()
+    assert not any(original in blob for original in PII_EXAMPLES.values())
+
+
+def test_mask_pii_leaves_missing_and_empty_values() -> None:
+    masked = mask_pii({"buyer_name": None, "buyer_phone": "", "other": "Jonathan"})
+    assert masked == {"buyer_name": None, "buyer_phone": "", "other": "Jonathan"}
+
+
+@pytest.mark.parametrize(("value", "email"), [
+    ("Jonathan Smithers", False),
+    ("María José García", False),
+    ("Ana", False),
+    ("5551234567", False),
+    ("+44 20 7946 0958", False),
+    ("555-1234", False),
+    ("jonathan@example.com", True),
+    ("a.b@example.co.uk", True),
+    ("no-at-sign-here", True),
+])
+def test_mask_text_never_contains_the_original(value: str, email: bool) -> None:
+    masked = mask_text(value, email=email)
+    assert value not in masked
+    assert "***" in masked
+
+
+@pytest.mark.parametrize("name", ["Ng", "Al"])
+def test_mask_text_hides_short_names(name: str) -> None:
+    """A CRM contact known only by a short first name or surname must not be shown whole."""
+    assert name not in mask_text(name)
+    assert name not in mask_pii({"buyer_name": name})["buyer_name"]
+
+
+def test_mask_text_of_blank_value() -> None:
+    assert mask_text("   ") == "***"
