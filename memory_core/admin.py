@@ -1,0 +1,282 @@
+"""Operator actions shared by the CLI and the dashboard: each is written once, here.
+
+Unlike the bot-facing calls these raise (:class:`StoreUnavailable`, :class:`InvalidState`,
+...) so the operator sees why something failed. Destructive actions log what they did at
+WARNING level, by contact id and count only (never names, phones or emails).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+import redis
+import yaml
+
+from memory_core import dictionaries as dicts
+from memory_core.errors import CorruptRecord, InvalidContactId, InvalidState, StoreUnavailable
+from memory_core.inventory import STATUS_LEGACY, STATUS_OK, classify_header, scan_summaries
+from memory_core.legacy import decode_legacy
+from memory_core.state import QA_SEED_FIELD, dump_json, parse_timestamp, validate_contact_id
+from memory_core.store import SyncBuyerConversationMemory
+
+logger = logging.getLogger(__name__)
+_FAULTS = (redis.ConnectionError, redis.TimeoutError, OSError)
+DELETE_BATCH = 1000
+
+
+def _unavailable(exc: BaseException) -> StoreUnavailable:
+    return StoreUnavailable(f"Redis unreachable: {type(exc).__name__}: {exc}")
+
+
+def delete_buyer(memory: SyncBuyerConversationMemory, contact_id: str, *,
+                 actor: str = "operator") -> bool:
+    """Delete one buyer's state; True if it existed. Logged at WARNING."""
+    key = memory.key_for(contact_id)
+    try:
+        deleted = bool(memory.client.delete(key))
+    except _FAULTS as exc:
+        raise _unavailable(exc) from exc
+    logger.warning("%s cleared buyer %s (existed: %s)", actor, contact_id, deleted)
+    return deleted
+
+
+def reset_ttl(memory: SyncBuyerConversationMemory, contact_id: str) -> bool:
+    """Give a buyer the default TTL again; False if there is no such key."""
+    changed = memory.reset_ttl(contact_id)
+    logger.info("TTL of buyer %s reset to %s days (existed: %s)", contact_id,
+                memory.config.ttl_days, changed)
+    return changed
+
+
+def qa_seed_ids(memory: SyncBuyerConversationMemory) -> list[str]:
+    """Contact ids of every QA-seeded record now in Redis."""
+    frame = scan_summaries(memory)
+    return frame.loc[frame["qa_seed"], "contact_id"].tolist()
+
+
+def clear_qa_seeds(memory: SyncBuyerConversationMemory, contact_ids: Iterable[str] | None = None,
+                   *, actor: str = "operator") -> int:
+    """Delete QA-seeded records, and only those; returns how many were deleted.
+
+    Each key's header is checked again right before deletion, so a key that a real buyer
+    overwrote since the scan is kept.
+    """
+    ids = list(contact_ids) if contact_ids is not None else qa_seed_ids(memory)
+    deleted = 0
+    try:
+        for start in range(0, len(ids), DELETE_BATCH):
+            keys = [memory.key_for(i) for i in ids[start:start + DELETE_BATCH]]
+            frame_ids = _still_seeded(memory, keys)
+            if frame_ids:
+                deleted += int(memory.client.delete(*frame_ids))
+    except _FAULTS as exc:
+        raise _unavailable(exc) from exc
+    logger.warning("%s cleared %d QA-seeded buyers", actor, deleted)
+    return deleted
+
+
+def _still_seeded(memory: SyncBuyerConversationMemory, keys: list[str]) -> list[str]:
+    pipe = memory.client.pipeline(transaction=False)
+    for key in keys:
+        pipe.getrange(key, 0, 255)
+    replies = pipe.execute(raise_on_error=False)
+    seeded = []
+    for key, reply in zip(keys, replies, strict=True):
+        status, _, values = classify_header(reply)
+        if status == STATUS_OK and values["qa_seed"]:
+            seeded.append(key)
+    return seeded
+
+
+@dataclass
+class LegacyMigration:
+    """What ``migrate-legacy`` found and did."""
+
+    dry_run: bool
+    found: int = 0
+    migrated: int = 0
+    failed: dict[str, str] = field(default_factory=dict)
+
+
+def migrate_legacy(memory: SyncBuyerConversationMemory, *,
+                   dry_run: bool = False) -> LegacyMigration:
+    """Rewrite pickled records of the old system in the new format, keeping their TTL."""
+    frame = scan_summaries(memory)
+    report = LegacyMigration(dry_run=dry_run)
+    for contact_id in frame.loc[frame["status"] == STATUS_LEGACY, "contact_id"]:
+        report.found += 1
+        key = memory.key_for(contact_id)
+        try:
+            raw = memory.client.get(key)
+            if raw is None:
+                report.failed[contact_id] = "expired before it could be migrated"
+                continue
+            state = decode_legacy(raw)
+            when = parse_timestamp(state.get("last_interaction_timestamp"))
+            command = memory.encode_save(contact_id, state, now=when)
+            if not dry_run:
+                memory.client.execute_command(*command[:3], "KEEPTTL", "XX")
+            report.migrated += 1
+        except (CorruptRecord, InvalidState, InvalidContactId) as exc:
+            report.failed[contact_id] = str(exc)
+        except _FAULTS as exc:
+            raise _unavailable(exc) from exc
+    logger.warning("legacy migration%s: %d found, %d migrated, %d failed",
+                   " (dry run)" if dry_run else "", report.found, report.migrated,
+                   len(report.failed))
+    return report
+
+
+@dataclass(frozen=True)
+class TrainedDictionary:
+    dictionary_id: int
+    dictionary_bytes: int
+    samples: int
+
+
+def train_dictionary_from_store(memory: SyncBuyerConversationMemory, *, sample_size: int = 2000,
+                                dict_size_bytes: int = dicts.DEFAULT_DICTIONARY_BYTES,
+                                ) -> TrainedDictionary:
+    """Train a zstd dictionary on stored states and make it the one writers use.
+
+    Older dictionaries stay stored, so records written with them remain readable.
+    """
+    frame = scan_summaries(memory)
+    sample_ids = frame.loc[frame["status"] == STATUS_OK, "contact_id"].head(sample_size)
+    samples = []
+    for contact_id in sample_ids:
+        record = memory.read_record(contact_id)
+        if record is not None:
+            samples.append(dump_json(record.state))
+    dictionary = dicts.train_dictionary(samples, dict_size_bytes)
+    raw = dictionary.as_bytes()
+    dictionary_id = dictionary.dict_id()
+    try:
+        memory.client.set(dicts.dictionary_key(memory.prefix, dictionary_id), raw, nx=True)
+        memory.client.set(dicts.current_dictionary_key(memory.prefix), str(dictionary_id))
+    except _FAULTS as exc:
+        raise _unavailable(exc) from exc
+    logger.warning("trained zstd dictionary %d (%d bytes) on %d states; writers now use it",
+                   dictionary_id, len(raw), len(samples))
+    return TrainedDictionary(dictionary_id, len(raw), len(samples))
+
+
+# scenario files ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Scenario:
+    """One state to seed from a QA file."""
+
+    contact_id: str
+    state: dict[str, Any]
+
+
+def parse_scenarios(content: bytes | str, source: str = "file") -> list[Scenario]:
+    """States from a JSON or YAML document: one ``{"contact_id": ..., ...}`` or a list.
+
+    Every item is validated like a save before anything is returned, so a bad file
+    writes nothing. Raises :class:`InvalidState` listing each bad item.
+    """
+    text = content.decode("utf-8") if isinstance(content, bytes) else content
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError:
+        try:
+            document = yaml.safe_load(io.StringIO(text))
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}" if mark is not None else ""
+            raise InvalidState(f"{source} is neither valid JSON nor YAML{where}: "
+                               f"{getattr(exc, 'problem', exc)}") from None
+    items = document if isinstance(document, list) else [document]
+    if not items:
+        raise InvalidState(f"{source} holds no states")
+    scenarios: list[Scenario] = []
+    problems: list[str] = []
+    for number, item in enumerate(items, start=1):
+        try:
+            scenarios.append(_scenario(item))
+        except (InvalidState, InvalidContactId) as exc:
+            problems.append(f"item {number}: {exc}")
+    seen: set[str] = set()
+    for number, scenario in enumerate(scenarios, start=1):
+        if scenario.contact_id in seen:
+            problems.append(f"item {number}: contact_id {scenario.contact_id!r} appears twice")
+        seen.add(scenario.contact_id)
+    if problems:
+        raise InvalidState(f"{source}: nothing was written; " + "; ".join(problems))
+    return scenarios
+
+
+def _scenario(item: object) -> Scenario:
+    if not isinstance(item, dict):
+        raise InvalidState(f"expected a mapping with contact_id and the state, got "
+                           f"{type(item).__name__}")
+    state = dict(item)
+    contact_id = validate_contact_id(state.pop("contact_id", None) or "")
+    if isinstance(state.get("state"), dict) and len(state) == 1:
+        state = dict(state["state"])  # {"contact_id": ..., "state": {...}} also accepted
+    return Scenario(contact_id, state)
+
+
+def seed_scenarios(memory: SyncBuyerConversationMemory, scenarios: list[Scenario]) -> int:
+    """Write parsed scenarios, tagged as QA seeds; all are validated before any is written."""
+    items = [(s.contact_id, {**s.state, QA_SEED_FIELD: True}, None, None) for s in scenarios]
+    for contact_id, state, _, _ in items:
+        memory.encode_save(contact_id, state)  # raises before anything is written
+    return memory.save_many(items)
+
+
+def seed_generated(memory: SyncBuyerConversationMemory,
+                   items: Iterable[tuple[str, dict[str, Any], int | None, datetime | None]],
+                   total: int, progress: Callable[[int, int], None] | None = None,
+                   batch_size: int = 500) -> int:
+    """Write generated buyers in pipelined batches, reporting progress after each batch."""
+    written = 0
+    batch: list[tuple[str, dict[str, Any], int | None, datetime | None]] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= batch_size:
+            written += memory.save_many(batch, batch_size)
+            batch = []
+            if progress:
+                progress(written, total)
+    if batch:
+        written += memory.save_many(batch, batch_size)
+    if progress:
+        progress(written, total)
+    logger.info("seeded %d QA buyers", written)
+    return written
+
+
+def frame_for_export(frame: pd.DataFrame) -> pd.DataFrame:
+    """The inventory table with the columns an operator exports (no PII is in it)."""
+    columns = ["contact_id", "status", "temperature", "persona", "journey_stage",
+               "message_count", "stored_bytes", "original_bytes", "compression_ratio",
+               "codec", "ttl_days", "last_interaction", "qa_seed"]
+    return frame[columns]
+
+
+def describe_store(memory: SyncBuyerConversationMemory) -> dict[str, Any]:
+    """Server facts for a sidebar or ``stats``: version, key count, memory, dictionary."""
+    facts: dict[str, Any] = {"redis_version": None, "keys": None, "used_memory_bytes": None}
+    try:
+        facts["keys"] = int(memory.client.dbsize())
+        try:
+            info = memory.client.info()
+            facts["redis_version"] = info.get("redis_version")
+            facts["used_memory_bytes"] = info.get("used_memory")
+        except redis.ResponseError:
+            pass  # INFO can be disabled by ACL; the rest still helps
+        current = memory.client.get(dicts.current_dictionary_key(memory.prefix))
+        facts["dictionary_id"] = int(current) if current and current.isdigit() else None
+    except _FAULTS as exc:
+        raise _unavailable(exc) from exc
+    return facts

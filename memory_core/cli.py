@@ -1,0 +1,274 @@
+"""``python -m memory_core`` / ``memory-core``: operate the buyer memory from a shell.
+
+A thin shell over :mod:`memory_core.admin`, :mod:`memory_core.inventory` and
+:mod:`memory_core.seeding`. Exit codes: 0 ok, 1 not found, 2 usage or connection error;
+every failure prints one line on stderr that says what to do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+import redis
+from tqdm import tqdm
+
+from memory_core import admin, inventory
+from memory_core.config import CONFIG_PATH_ENV, load_config
+from memory_core.connection import DEFAULT_REDIS_URL, REDIS_URL_ENV, parse_target
+from memory_core.errors import MemoryCoreError, StoreUnavailable
+from memory_core.seeding import SeedOptions, generate_buyers
+from memory_core.state import mask_pii
+from memory_core.store import SyncBuyerConversationMemory
+
+EXIT_OK, EXIT_NOT_FOUND, EXIT_USAGE = 0, 1, 2
+logger = logging.getLogger("memory_core.cli")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse exits with 2 on usage errors already; keep its message to one line."""
+
+    def error(self, message: str) -> Any:  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="memory-core", description=__doc__.splitlines()[0])
+    parser.add_argument("--redis-url", default=None,
+                        help=f"Redis URL (default: ${REDIS_URL_ENV}, then {DEFAULT_REDIS_URL}); "
+                             "memory://NAME for an in-process demo store")
+    parser.add_argument("--config", default=None,
+                        help=f"YAML config file (default: ${CONFIG_PATH_ENV}, then built-in "
+                             "defaults)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    seed = commands.add_parser("seed", help="write QA test buyers (tagged as QA seeds)")
+    source = seed.add_mutually_exclusive_group(required=True)
+    source.add_argument("--count", type=int, help="how many synthetic buyers to generate")
+    source.add_argument("--from-file", type=Path, help="JSON or YAML file: one state with "
+                        "its contact_id, or a list of them")
+    seed.add_argument("--seed", type=int, default=0, help="random seed (same seed, same buyers)")
+    seed.add_argument("--id-prefix", default="qa-", help="contact id prefix (default qa-)")
+
+    inv = commands.add_parser("inventory", help="summary of every buyer key")
+    inv.add_argument("--json", action="store_true", help="print one JSON object")
+
+    show = commands.add_parser("show", help="print one buyer's state (PII masked)")
+    show.add_argument("contact_id")
+    show.add_argument("--json", action="store_true", help="print the state as JSON only")
+    show.add_argument("--reveal-pii", action="store_true", help="show name, phone and email")
+
+    clear = commands.add_parser("clear", help="delete one buyer, or every QA seed")
+    target = clear.add_mutually_exclusive_group(required=True)
+    target.add_argument("contact_id", nargs="?")
+    target.add_argument("--qa-seeds", action="store_true", help="delete all QA-seeded buyers")
+    clear.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+
+    migrate = commands.add_parser("migrate-legacy", help="rewrite pickled legacy records")
+    migrate.add_argument("--dry-run", action="store_true", help="report, change nothing")
+
+    commands.add_parser("stats", help="settings in force and server facts")
+
+    train = commands.add_parser("train-dictionary",
+                                help="train a zstd dictionary on stored states and use it")
+    train.add_argument("--samples", type=int, default=2000, help="states to train on")
+    train.add_argument("--size-kb", type=int, default=64, help="dictionary size in KiB")
+    return parser
+
+
+def _print_json(value: Any) -> None:
+    sys.stdout.write(orjson.dumps(value, option=orjson.OPT_INDENT_2,
+                                  default=str).decode() + "\n")
+
+
+def _progress_bar(total: int, unit: str) -> tuple[Callable[[int, int], None], Callable[[], None]]:
+    bar = tqdm(total=total, unit=unit, disable=total < 1000 or not sys.stderr.isatty(),
+               file=sys.stderr)
+
+    def update(done: int, new_total: int) -> None:
+        bar.total = new_total
+        bar.update(done - bar.n)
+
+    return update, bar.close
+
+
+def _cmd_seed(memory: SyncBuyerConversationMemory, args: argparse.Namespace) -> int:
+    if args.from_file is not None:
+        try:
+            content = args.from_file.read_bytes()
+        except OSError as exc:
+            raise MemoryCoreError(f"cannot read {args.from_file}: {exc.strerror}") from None
+        scenarios = admin.parse_scenarios(content, str(args.from_file))
+        written = admin.seed_scenarios(memory, scenarios)
+        print(f"seeded {written} buyer(s) from {args.from_file}")
+        return EXIT_OK
+    options = SeedOptions(count=args.count, seed=args.seed, id_prefix=args.id_prefix)
+    options.validate()
+    update, close = _progress_bar(options.count, "buyers")
+    try:
+        items = (buyer.as_save_item() for buyer in generate_buyers(options))
+        written = admin.seed_generated(memory, items, options.count, update)
+    finally:
+        close()
+    print(f"seeded {written} QA buyers (seed {options.seed})")
+    return EXIT_OK
+
+
+def _cmd_inventory(memory: SyncBuyerConversationMemory, args: argparse.Namespace) -> int:
+    update, close = _progress_bar(0, "keys")
+    try:
+        frame = inventory.scan_summaries(memory, progress=update)
+    finally:
+        close()
+    report = inventory.summarize_inventory(frame)
+    if args.json:
+        report["problems"] = inventory.problem_records(frame).to_dict(orient="records")
+        _print_json(report)
+        return EXIT_OK
+    ratio = report["compression_ratio"]
+    lines = [
+        f"keys: {report['total']}  buyers: {report['buyers']}  QA seeds: {report['qa_seeded']}"
+        f"  corrupt/foreign: {report['corrupt']}  legacy: {report['legacy']}",
+        "temperature: " + _counts(report["by_temperature"]),
+        "persona: " + _counts(report["by_persona"]),
+        "journey stage: " + _counts(report["by_journey_stage"]),
+        "codec: " + _counts(report["by_codec"]),
+        f"stored: {report['stored_bytes']:,} bytes  original: {report['original_bytes']:,} "
+        f"bytes  ratio: {ratio if ratio is not None else '-'}",
+        f"TTL: no TTL {report['ttl']['no_ttl']}, expiring in 24h {report['ttl']['expiring_24h']}"
+        "; days remaining " + _counts(report["ttl"]["days_remaining"]),
+    ]
+    problems = inventory.problem_records(frame)
+    for row in problems.head(20).itertuples():
+        lines.append(f"  {row.status}: {row.contact_id}: {row.problem}")
+    if len(problems) > 20:
+        lines.append(f"  ... and {len(problems) - 20} more (use --json)")
+    print("\n".join(lines))
+    return EXIT_OK
+
+
+def _counts(values: dict[str, int]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in values.items()) or "-"
+
+
+def _cmd_show(memory: SyncBuyerConversationMemory, args: argparse.Namespace) -> int:
+    record = memory.read_record(args.contact_id)
+    if record is None:
+        print(f"no saved state for contact {args.contact_id} (never saved, expired or cleared)",
+              file=sys.stderr)
+        return EXIT_NOT_FOUND
+    state = record.state if args.reveal_pii else mask_pii(record.state)
+    if args.json:
+        _print_json(state)
+        return EXIT_OK
+    summary = record.summary
+    ttl = "no expiry" if record.ttl_seconds is None else f"{record.ttl_seconds / 86400:.1f} days"
+    print(f"contact {record.contact_id}: TTL {ttl}"
+          + ("  (legacy pickled record)" if record.legacy else "")
+          + (f"  stored {summary.stored_bytes} B of {summary.original_bytes} B, "
+             f"codec {summary.codec}" if summary else ""))
+    _print_json(state)
+    return EXIT_OK
+
+
+def _confirm(question: str) -> bool:
+    if not sys.stdin.isatty():
+        return False
+    return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+
+
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def _cmd_clear(memory: SyncBuyerConversationMemory, args: argparse.Namespace) -> int:
+    actor = f"cli user {_os_user()}"
+    if args.qa_seeds:
+        ids = admin.qa_seed_ids(memory)
+        if not ids:
+            print("no QA-seeded buyers to clear")
+            return EXIT_OK
+        if not args.yes and not _confirm(f"delete {len(ids)} QA-seeded buyers?"):
+            print("not confirmed; nothing deleted (pass --yes to skip the question)",
+                  file=sys.stderr)
+            return EXIT_USAGE
+        print(f"deleted {admin.clear_qa_seeds(memory, ids, actor=actor)} QA-seeded buyers")
+        return EXIT_OK
+    if not args.yes and sys.stdin.isatty() and not _confirm(
+            f"delete the saved state of {args.contact_id}?"):
+        print("not confirmed; nothing deleted", file=sys.stderr)
+        return EXIT_USAGE
+    if not admin.delete_buyer(memory, args.contact_id, actor=actor):
+        print(f"no saved state for contact {args.contact_id}; nothing deleted", file=sys.stderr)
+        return EXIT_NOT_FOUND
+    print(f"cleared {args.contact_id}")
+    return EXIT_OK
+
+
+def _cmd_migrate(memory: SyncBuyerConversationMemory, args: argparse.Namespace) -> int:
+    report = admin.migrate_legacy(memory, dry_run=args.dry_run)
+    verb = "would migrate" if args.dry_run else "migrated"
+    print(f"legacy records: {report.found} found, {verb} {report.migrated}, "
+          f"{len(report.failed)} failed")
+    for contact_id, reason in report.failed.items():
+        print(f"  {contact_id}: {reason}")
+    return EXIT_OK
+
+
+def _cmd_stats(memory: SyncBuyerConversationMemory, args: argparse.Namespace) -> int:
+    _print_json({**memory.get_stats(), "server": admin.describe_store(memory)})
+    return EXIT_OK
+
+
+def _cmd_train(memory: SyncBuyerConversationMemory, args: argparse.Namespace) -> int:
+    trained = admin.train_dictionary_from_store(memory, sample_size=args.samples,
+                                                dict_size_bytes=args.size_kb * 1024)
+    print(f"trained dictionary {trained.dictionary_id} ({trained.dictionary_bytes} bytes) on "
+          f"{trained.samples} states; new saves use it, older records stay readable")
+    return EXIT_OK
+
+
+COMMANDS: dict[str, Callable[[SyncBuyerConversationMemory, argparse.Namespace], int]] = {
+    "seed": _cmd_seed, "inventory": _cmd_inventory, "show": _cmd_show, "clear": _cmd_clear,
+    "migrate-legacy": _cmd_migrate, "stats": _cmd_stats, "train-dictionary": _cmd_train,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    url = args.redis_url or os.environ.get(REDIS_URL_ENV) or DEFAULT_REDIS_URL
+    try:
+        config = load_config(args.config)
+        target = parse_target(url)
+        memory = SyncBuyerConversationMemory.from_url(url, config)
+    except MemoryCoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        return COMMANDS[args.command](memory, args)
+    except StoreUnavailable as exc:
+        print(f"error: cannot reach Redis at {target.redacted_url} ({exc}); check that it runs "
+              "and that --redis-url / REDIS_URL is right", file=sys.stderr)
+        return EXIT_USAGE
+    except MemoryCoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except redis.RedisError as exc:
+        print(f"error: Redis at {target.redacted_url} refused the command: {exc}",
+              file=sys.stderr)
+        return EXIT_USAGE
+    finally:
+        memory.close()
