@@ -145,13 +145,35 @@ def parse_timestamp(value: object) -> datetime | None:
 
 
 def mask_pii(state: dict[str, Any]) -> dict[str, Any]:
-    """A copy with name, phone and email masked, for screens, logs and exports."""
+    """A copy with name, phone and email masked, for screens, logs and exports.
+
+    The values are also masked where the conversation repeats them ("Thanks, Elena!"),
+    since a transcript would otherwise show what the fields hide.
+    """
     masked = dict(state)
+    replacements: dict[str, str] = {}
     for field_name in PII_FIELDS:
         value = masked.get(field_name)
         if isinstance(value, str) and value:
             masked[field_name] = mask_text(value, email=field_name == "buyer_email")
+            replacements[value] = masked[field_name]
+            if field_name == "buyer_name":
+                replacements.update({part: mask_text(part) for part in value.split()
+                                     if len(part) >= 3})
+    history = masked.get("conversation_history")
+    if replacements and isinstance(history, list):
+        ordered = sorted(replacements.items(), key=lambda item: -len(item[0]))
+        masked["conversation_history"] = [_mask_message(m, ordered) for m in history]
     return masked
+
+
+def _mask_message(message: Any, replacements: list[tuple[str, str]]) -> Any:
+    if not isinstance(message, dict) or not isinstance(message.get("content"), str):
+        return message
+    content = message["content"]
+    for original, replacement in replacements:
+        content = content.replace(original, replacement)
+    return {**message, "content": content}
 
 
 def mask_text(value: str, *, email: bool = False) -> str:

@@ -1,0 +1,89 @@
+"""QA seeding: create realistic test buyers, replay scenario files, and remove them again."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard.actions import ActionRefused, remove_qa_seeds, seed_buyers, seed_file
+from dashboard.resources import forget_scan, open_memory
+from memory_core.admin import qa_seed_ids
+from memory_core.errors import InvalidContactId, InvalidState, StoreUnavailable
+from memory_core.seeding import SeedOptions
+
+settings, memory = open_memory()
+st.title("QA seeding")
+st.caption("Seeded buyers carry a QA tag inside their state, so they can be listed and "
+           "removed exactly, without touching real buyers.")
+
+if settings.read_only:
+    st.warning(":material/lock: The dashboard is read-only: seeding and removal are disabled.")
+elif not settings.can_seed:
+    st.warning("Seeding is disabled on this Redis: it is not the demo store. Set "
+               "`allow_seeding = true` in secrets (or `MEMORY_DASHBOARD_ALLOW_SEEDING=1`) on "
+               "a staging Redis to enable it.")
+
+with st.form("seed_form"):
+    st.subheader("Generate test buyers")
+    cols = st.columns(3)
+    count = cols[0].number_input("Buyers", min_value=1, max_value=100_000, value=100, step=100)
+    seed = cols[1].number_input("Random seed", min_value=0, value=1, step=1,
+                                help="The same seed gives the same buyers")
+    id_prefix = cols[2].text_input("Contact id prefix", value="qa-")
+    cols = st.columns(3)
+    hot = cols[0].slider("Hot share", 0, 100, 20, format="%d%%")
+    warm = cols[1].slider("Warm share", 0, 100, 45, format="%d%%")
+    cold = cols[2].slider("Cold share", 0, 100, 35, format="%d%%")
+    cols = st.columns(2)
+    history = cols[0].slider("History length (messages)", 2, 80, (2, 80))
+    ttl_days = cols[1].slider("TTL (days)", 1, memory.config.ttl_days_max,
+                              (memory.config.ttl_days, memory.config.ttl_days))
+    submitted = st.form_submit_button("Seed buyers", type="primary",
+                                      disabled=not settings.can_seed)
+if submitted:
+    options = SeedOptions(count=int(count), seed=int(seed), id_prefix=id_prefix.strip(),
+                          temperature_mix=(hot / 100, warm / 100, cold / 100),
+                          history_range=(int(history[0]), int(history[1])),
+                          ttl_days_range=(int(ttl_days[0]), int(ttl_days[1])))
+    bar = st.progress(0.0, text="Seeding…")
+    try:
+        written = seed_buyers(settings, memory, options,
+                              lambda done, total: bar.progress(done / total,
+                                                               text=f"Seeded {done:,}/{total:,}"))
+        forget_scan()
+        st.success(f"Seeded **{written:,}** QA buyers (seed {options.seed}, ids "
+                   f"`{options.id_prefix}{options.seed}-…`).")
+    except (ActionRefused, InvalidState, InvalidContactId, StoreUnavailable) as exc:
+        st.error(str(exc))
+    finally:
+        bar.empty()
+
+st.subheader("Replay a scenario file")
+upload = st.file_uploader("JSON or YAML: one state with its contact_id, or a list of them",
+                          type=["json", "yaml", "yml"], disabled=not settings.can_seed)
+if upload is not None and st.button("Seed from file", disabled=not settings.can_seed):
+    try:
+        written = seed_file(settings, memory, upload.getvalue(), upload.name)
+        forget_scan()
+        st.success(f"Seeded {written} buyer(s) from {upload.name}.")
+    except (ActionRefused, InvalidState, InvalidContactId) as exc:
+        problems = str(exc).split("; ")
+        st.error("\n".join(f"- {p}" for p in problems))
+    except StoreUnavailable as exc:
+        st.error(str(exc))
+
+st.subheader("Remove QA seeds")
+try:
+    seeded = qa_seed_ids(memory)
+except StoreUnavailable as exc:
+    st.error(str(exc))
+    st.stop()
+st.write(f"**{len(seeded):,}** QA-seeded buyers are stored now. Real buyers are never touched.")
+if seeded and not settings.read_only:
+    confirmed = st.checkbox(f"Yes, delete all {len(seeded):,} QA-seeded buyers")
+    if st.button("Remove QA seeds", disabled=not confirmed):
+        try:
+            removed = remove_qa_seeds(settings, memory, seeded, confirmed)
+            forget_scan()
+            st.success(f"Removed {removed:,} QA-seeded buyers.")
+        except (ActionRefused, StoreUnavailable) as exc:
+            st.error(str(exc))

@@ -1,0 +1,145 @@
+"""Altair charts of the inventory table: pure functions, DataFrame in, chart out.
+
+Data is aggregated in pandas before it reaches Altair, so a chart of 100k buyers ships a
+few hundred rows to the browser, not 100k. The one scatter plot samples its points and
+says so in its title.
+"""
+
+from __future__ import annotations
+
+import altair as alt
+import numpy as np
+import pandas as pd
+
+from memory_core.config import MemoryConfig
+
+TEMPERATURE_COLORS = {"hot": "#d62728", "warm": "#ff7f0e", "cold": "#1f77b4",
+                      "unknown": "#9e9e9e"}
+SCATTER_SAMPLE = 3000
+_HEIGHT = 240
+
+
+def _histogram(values: pd.Series, bins: np.ndarray, groups: pd.Series | None,
+               group_name: str) -> pd.DataFrame:
+    """Counts per bin (and group): a small frame Altair draws as bars."""
+    frames = []
+    grouped = [("all", values)] if groups is None else [
+        (str(name), values[groups == name]) for name in groups.astype(str).unique()]
+    for name, group in grouped:
+        counts, edges = np.histogram(group.dropna(), bins=bins)
+        frames.append(pd.DataFrame({"bin_start": edges[:-1], "bin_end": edges[1:],
+                                    group_name: name, "buyers": counts}))
+    result = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
+        columns=["bin_start", "bin_end", group_name, "buyers"])
+    return result[result["buyers"] > 0]
+
+
+def compression_ratio_chart(frame: pd.DataFrame) -> alt.Chart:
+    ratios = frame["compression_ratio"]
+    top = max(float(ratios.max()) if len(ratios.dropna()) else 1.0, 1.0)
+    bins = np.linspace(0, np.ceil(top), 31)
+    data = _histogram(ratios, bins, frame["codec"], "codec")
+    return alt.Chart(data, title="Compression ratio (original ÷ stored)").mark_bar().encode(
+        x=alt.X("bin_start:Q", title="compression ratio (×)", bin="binned"),
+        x2="bin_end:Q",
+        y=alt.Y("buyers:Q", title="buyers", stack=True),
+        color=alt.Color("codec:N", title="codec"),
+        tooltip=[alt.Tooltip("bin_start:Q", title="from", format=".1f"),
+                 alt.Tooltip("bin_end:Q", title="to", format=".1f"), "codec:N", "buyers:Q"],
+    ).properties(height=_HEIGHT)
+
+
+def stored_bytes_chart(frame: pd.DataFrame, threshold_bytes: int) -> alt.LayerChart:
+    sample = frame if len(frame) <= SCATTER_SAMPLE else frame.sample(SCATTER_SAMPLE,
+                                                                      random_state=0)
+    title = "Original vs stored bytes per buyer"
+    if len(sample) < len(frame):
+        title += f" (sample of {len(sample):,} of {len(frame):,})"
+    data = sample[["contact_id", "original_bytes", "stored_bytes", "codec",
+                   "compression_ratio"]].assign(codec=lambda d: d["codec"].astype(str))
+    points = alt.Chart(data, title=title).mark_circle(size=28, opacity=0.6).encode(
+        x=alt.X("original_bytes:Q", title="original JSON (bytes)"),
+        y=alt.Y("stored_bytes:Q", title="stored in Redis (bytes)"),
+        color=alt.Color("codec:N", title="codec (none = stored uncompressed)"),
+        tooltip=["contact_id:N", "codec:N", alt.Tooltip("original_bytes:Q", format=","),
+                 alt.Tooltip("stored_bytes:Q", format=","),
+                 alt.Tooltip("compression_ratio:Q", format=".2f", title="ratio")],
+    )
+    rule = alt.Chart(pd.DataFrame({"threshold": [threshold_bytes],
+                                   "label": [f"compression threshold {threshold_bytes:,} B"]})
+                     ).mark_rule(strokeDash=[6, 4], color="#555").encode(
+        x="threshold:Q", tooltip=["label:N"])
+    return alt.layer(points, rule).properties(height=_HEIGHT)
+
+
+def ttl_chart(frame: pd.DataFrame, config: MemoryConfig) -> alt.LayerChart:
+    days = frame["ttl_days"]
+    top = max(float(days.max()) if len(days.dropna()) else 0.0, config.ttl_days_max) + 1
+    data = _histogram(days, np.arange(0, np.ceil(top) + 1), None, "group")
+    bars = alt.Chart(data, title="Days until expiry").mark_bar().encode(
+        x=alt.X("bin_start:Q", title="days remaining", bin="binned"),
+        x2="bin_end:Q",
+        y=alt.Y("buyers:Q", title="buyers"),
+        tooltip=[alt.Tooltip("bin_start:Q", title="days from"), "buyers:Q"],
+    )
+    marks = pd.DataFrame({
+        "day": [config.ttl_days_min, config.ttl_days_max, config.ttl_days],
+        "label": [f"policy minimum {config.ttl_days_min} d",
+                  f"policy maximum {config.ttl_days_max} d",
+                  f"default TTL {config.ttl_days} d"],
+        "kind": ["policy window", "policy window", "default"],
+    })
+    rules = alt.Chart(marks).mark_rule(strokeWidth=2, strokeDash=[4, 3]).encode(
+        x="day:Q",
+        color=alt.Color("kind:N", title="marker",
+                        scale=alt.Scale(domain=["policy window", "default"],
+                                        range=["#888888", "#2ca02c"])),
+        tooltip=["label:N"])
+    return alt.layer(bars, rules).properties(height=_HEIGHT)
+
+
+def category_chart(frame: pd.DataFrame, column: str, title: str,
+                   colors: dict[str, str] | None = None) -> alt.Chart:
+    counts = frame[column].astype(str).value_counts().rename_axis(column).reset_index(
+        name="buyers")
+    color = alt.Color(f"{column}:N", legend=None)
+    if colors:
+        domain = [c for c in colors if c in set(counts[column])] + sorted(
+            set(counts[column]) - set(colors))
+        color = alt.Color(f"{column}:N", legend=None, scale=alt.Scale(
+            domain=domain, range=[colors.get(c, "#9e9e9e") for c in domain]))
+    return alt.Chart(counts, title=title).mark_bar().encode(
+        y=alt.Y(f"{column}:N", title=None, sort="-x"),
+        x=alt.X("buyers:Q", title="buyers"),
+        color=color,
+        tooltip=[f"{column}:N", "buyers:Q"],
+    ).properties(height=_HEIGHT)
+
+
+def qualified_chart(frame: pd.DataFrame) -> alt.Chart:
+    labels = np.where(frame["is_qualified"], "qualified", "not qualified")
+    counts = pd.Series(labels).value_counts().rename_axis("qualification").reset_index(
+        name="buyers")
+    counts["share"] = counts["buyers"] / max(int(counts["buyers"].sum()), 1)
+    return alt.Chart(counts, title="Qualified share").mark_arc(innerRadius=45).encode(
+        theta=alt.Theta("buyers:Q"),
+        color=alt.Color("qualification:N", title=None,
+                        scale=alt.Scale(domain=["qualified", "not qualified"],
+                                        range=["#2ca02c", "#c7c7c7"])),
+        tooltip=["qualification:N", "buyers:Q", alt.Tooltip("share:Q", format=".0%")],
+    ).properties(height=_HEIGHT)
+
+
+def history_chart(frame: pd.DataFrame, cap: int) -> alt.LayerChart:
+    top = max(int(frame["message_count"].max()) if len(frame) else 0, cap) + 5
+    data = _histogram(frame["message_count"], np.arange(0, top + 5, 5), None, "group")
+    bars = alt.Chart(data, title="History length").mark_bar().encode(
+        x=alt.X("bin_start:Q", title="messages kept", bin="binned"),
+        x2="bin_end:Q",
+        y=alt.Y("buyers:Q", title="buyers"),
+        tooltip=[alt.Tooltip("bin_start:Q", title="messages from"), "buyers:Q"],
+    )
+    rule = alt.Chart(pd.DataFrame({"cap": [cap], "label": [f"history cap {cap} messages"]})
+                     ).mark_rule(color="#d62728", strokeDash=[6, 4]).encode(
+        x="cap:Q", tooltip=["label:N"])
+    return alt.layer(bars, rule).properties(height=_HEIGHT)
