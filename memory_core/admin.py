@@ -21,7 +21,7 @@ import yaml
 
 from memory_core import dictionaries as dicts
 from memory_core.errors import CorruptRecord, InvalidContactId, InvalidState, StoreUnavailable
-from memory_core.inventory import STATUS_LEGACY, STATUS_OK, classify_header, scan_summaries
+from memory_core.inventory import STATUS_LEGACY, STATUS_OK, is_qa_seed_header, scan_summaries
 from memory_core.legacy import decode_legacy
 from memory_core.state import QA_SEED_FIELD, dump_json, parse_timestamp, validate_contact_id
 from memory_core.store import SyncBuyerConversationMemory
@@ -87,12 +87,7 @@ def _still_seeded(memory: SyncBuyerConversationMemory, keys: list[str]) -> list[
     for key in keys:
         pipe.getrange(key, 0, 255)
     replies = pipe.execute(raise_on_error=False)
-    seeded = []
-    for key, reply in zip(keys, replies, strict=True):
-        status, _, values = classify_header(reply)
-        if status == STATUS_OK and values["qa_seed"]:
-            seeded.append(key)
-    return seeded
+    return [key for key, reply in zip(keys, replies, strict=True) if is_qa_seed_header(reply)]
 
 
 @dataclass

@@ -23,7 +23,7 @@ import redis
 from memory_core import dictionaries as dicts
 from memory_core.errors import CorruptRecord, StoreUnavailable
 from memory_core.legacy import looks_legacy
-from memory_core.record import HEADER_READ_BYTES, parse_summary
+from memory_core.record import HEADER_READ_BYTES, split_header
 from memory_core.store import SyncBuyerConversationMemory
 
 STATUS_OK = "ok"
@@ -33,83 +33,117 @@ STATUS_FOREIGN = "foreign"  # a key of another Redis type under our prefix
 STATUS_MISSING_DICTIONARY = "missing_dictionary"
 PROBLEM_STATUSES = (STATUS_CORRUPT, STATUS_FOREIGN, STATUS_MISSING_DICTIONARY)
 
-_TEXT_COLUMNS = ("status", "codec", "schema_version", "temperature", "persona",
-                 "journey_stage")
-_INT_COLUMNS = ("stored_bytes", "original_bytes", "dictionary_id", "message_count",
-                "last_interaction_epoch", "ttl_ms")
-_BOOL_COLUMNS = ("is_qualified", "qa_seed")
-#: Rows handed to ``progress`` at a time; also the pipeline size (measured in benchmarks).
+#: Rows handed to ``progress`` at a time; also the keys per SCAN call and per read.
 DEFAULT_BATCH = 1000
 
 ProgressCallback = Callable[[int, int], None]
 
+#: Reads the header window and PTTL of every key in one call per batch. A key of another
+#: type yields false (nil), which marks it foreign. Where scripting is unavailable
+#: (fakeredis without Lua, an ACL without EVAL) the same reads go through a pipeline.
+_READ_HEADERS_LUA = f"""
+local out = {{}}
+for i, key in ipairs(KEYS) do
+  local ok, head = pcall(redis.call, 'GETRANGE', key, 0, {HEADER_READ_BYTES - 1})
+  out[2 * i - 1] = ok and head or false
+  out[2 * i] = redis.call('PTTL', key)
+end
+return out
+"""
+
 
 class _Columns:
-    """Column builders: arrays for numbers, interned strings for repeated labels."""
+    """Column builders: arrays for numbers, shared strings for repeated labels."""
 
     def __init__(self) -> None:
         self.contact_id: list[str] = []
         self.problem: list[str] = []
-        self.text: dict[str, list[str]] = {name: [] for name in _TEXT_COLUMNS}
-        self.ints: dict[str, array[int]] = {name: array("q") for name in _INT_COLUMNS}
-        self.bools: dict[str, bytearray] = {name: bytearray() for name in _BOOL_COLUMNS}
-        self._interned: dict[str, str] = {}
+        self.labels: dict[str, list[str]] = {name: [] for name in (
+            "status", "codec", "schema_version", "temperature", "persona", "journey_stage")}
+        self.ints: dict[str, array[int]] = {name: array("q") for name in (
+            "stored_bytes", "original_bytes", "dictionary_id", "message_count",
+            "last_interaction_epoch", "ttl_ms")}
+        self.flags: dict[str, bytearray] = {"is_qualified": bytearray(),
+                                            "qa_seed": bytearray()}
+        self._decoded: dict[bytes, str] = {}
 
-    def _label(self, value: str) -> str:
-        return self._interned.setdefault(value, value)
+    def _label(self, raw: bytes) -> str:
+        found = self._decoded.get(raw)
+        if found is None:
+            found = self._decoded[raw] = raw.decode("utf-8", "replace") or "unknown"
+        return found
 
-    def add(self, contact_id: str, status: str, problem: str, ttl_ms: int,
-            values: dict[str, Any]) -> None:
+    def add_record(self, contact_id: str, fields: list[bytes], header_bytes: int,
+                   ttl_ms: int) -> None:
+        """A readable record: every column from its header fields."""
+        label, ints = self._label, self.ints
+        numbers = (header_bytes + int(fields[4]), int(fields[3]), int(fields[2]),
+                   int(fields[9]), int(fields[10]))  # raises ValueError when malformed
+        self.contact_id.append(contact_id)
+        self.problem.append("")
+        for name, raw in (("status", b"ok"), ("codec", fields[1]), ("schema_version", fields[0]),
+                          ("temperature", fields[5]), ("persona", fields[6]),
+                          ("journey_stage", fields[8])):
+            self.labels[name].append(label(raw))
+        ints["stored_bytes"].append(numbers[0])
+        ints["original_bytes"].append(numbers[1])
+        ints["dictionary_id"].append(numbers[2])
+        ints["message_count"].append(numbers[3])
+        ints["last_interaction_epoch"].append(numbers[4])
+        ints["ttl_ms"].append(ttl_ms)
+        self.flags["is_qualified"].append(fields[7] == b"1")
+        self.flags["qa_seed"].append(fields[11] == b"1")
+
+    def add_unreadable(self, contact_id: str, status: str, problem: str, ttl_ms: int) -> None:
+        """A key with no usable header: zeros and 'unknown' labels beside its status."""
         self.contact_id.append(contact_id)
         self.problem.append(problem)
-        self.text["status"].append(self._label(status))
-        for name in _TEXT_COLUMNS[1:]:
-            self.text[name].append(self._label(values.get(name, "")))
-        for name in _INT_COLUMNS[:-1]:
-            self.ints[name].append(values.get(name, 0))
-        self.ints["ttl_ms"].append(ttl_ms)
-        for name in _BOOL_COLUMNS:
-            self.bools[name].append(1 if values.get(name) else 0)
+        for name, values in self.labels.items():
+            values.append(status if name == "status" else "unknown")
+        for name, ints in self.ints.items():
+            ints.append(ttl_ms if name == "ttl_ms" else 0)
+        for flags in self.flags.values():
+            flags.append(0)
+
+    def add(self, contact_id: str, header: bytes | None, ttl_ms: int) -> None:
+        if header is None:
+            self.add_unreadable(contact_id, STATUS_FOREIGN, "not a string key (another Redis "
+                                "type is stored under the buyer prefix)", ttl_ms)
+        elif looks_legacy(header):
+            self.add_unreadable(contact_id, STATUS_LEGACY,
+                                "pickled record of the old system; run migrate-legacy", ttl_ms)
+        else:
+            try:
+                fields, header_bytes = split_header(header)
+                self.add_record(contact_id, fields, header_bytes, ttl_ms)
+            except CorruptRecord as exc:
+                self.add_unreadable(contact_id, STATUS_CORRUPT, str(exc), ttl_ms)
+            except ValueError as exc:
+                self.add_unreadable(contact_id, STATUS_CORRUPT,
+                                    f"record header is malformed: {exc}", ttl_ms)
 
     def frame(self) -> pd.DataFrame:
         data: dict[str, Any] = {"contact_id": pd.Series(self.contact_id, dtype=object)}
-        for name, values in self.text.items():
+        for name, values in self.labels.items():
             data[name] = pd.Categorical(values)
         for name, ints in self.ints.items():
-            data[name] = np.frombuffer(ints, dtype=np.int64) if len(ints) else np.array(
+            data[name] = np.frombuffer(ints, dtype=np.int64).copy() if len(ints) else np.array(
                 [], dtype=np.int64)
-        for name, flags in self.bools.items():
+        for name, flags in self.flags.items():
             data[name] = np.frombuffer(bytes(flags), dtype=np.uint8).astype(bool)
         data["problem"] = pd.Series(self.problem, dtype=object)
         return pd.DataFrame(data)
 
 
-def _summary_values(raw: bytes) -> dict[str, Any]:
-    summary = parse_summary(raw)
-    return {
-        "codec": summary.codec, "schema_version": summary.schema_version,
-        "temperature": summary.temperature or "unknown",
-        "persona": summary.persona or "unknown",
-        "journey_stage": summary.journey_stage or "unknown",
-        "stored_bytes": summary.stored_bytes, "original_bytes": summary.original_bytes,
-        "dictionary_id": summary.dictionary_id, "message_count": summary.message_count,
-        "last_interaction_epoch": summary.last_interaction_epoch,
-        "is_qualified": summary.is_qualified, "qa_seed": summary.qa_seed,
-    }
-
-
-def classify_header(reply: Any) -> tuple[str, str, dict[str, Any]]:
-    """(status, problem, summary values) for one GETRANGE reply."""
-    if isinstance(reply, redis.ResponseError):
-        return STATUS_FOREIGN, f"not a string key ({reply})", {}
-    if isinstance(reply, Exception):
-        return STATUS_CORRUPT, f"read failed: {reply}", {}
-    if looks_legacy(reply):
-        return STATUS_LEGACY, "pickled record of the old system; run migrate-legacy", {}
+def is_qa_seed_header(header: object) -> bool:
+    """Whether a header window belongs to a readable record tagged as a QA seed."""
+    if not isinstance(header, bytes):
+        return False
     try:
-        return STATUS_OK, "", _summary_values(reply)
-    except CorruptRecord as exc:
-        return STATUS_CORRUPT, str(exc), {}
+        fields, _ = split_header(header)
+    except CorruptRecord:
+        return False
+    return fields[11] == b"1"
 
 
 def scan_summaries(memory: SyncBuyerConversationMemory, *, batch_size: int = DEFAULT_BATCH,
@@ -125,6 +159,7 @@ def scan_summaries(memory: SyncBuyerConversationMemory, *, batch_size: int = DEF
     """
     client = memory.client
     columns = _Columns()
+    reader = _BatchReader(client)
     try:
         estimated_total = int(client.dbsize()) if progress else 0
         cursor: int = 0
@@ -133,11 +168,17 @@ def scan_summaries(memory: SyncBuyerConversationMemory, *, batch_size: int = DEF
             started = False
             cursor, keys = client.scan(cursor=cursor, match=memory.scan_pattern,
                                        count=batch_size)
-            if keys:
-                _read_batch(memory, keys, columns)
-                if progress:
-                    progress(len(columns.contact_id), max(estimated_total,
-                                                          len(columns.contact_id)))
+            if not keys:
+                continue
+            replies = reader.read(keys)
+            for index, key in enumerate(keys):
+                ttl_ms = replies[2 * index + 1]
+                if not isinstance(ttl_ms, int) or ttl_ms == -2:
+                    continue  # expired or deleted between SCAN and read
+                columns.add(memory.contact_id_for(key), replies[2 * index], ttl_ms)
+            if progress:
+                done = len(columns.contact_id)
+                progress(done, max(estimated_total, done))
         frame = columns.frame()
         _mark_missing_dictionaries(memory, frame)
         _fill_unsummarised_sizes(memory, frame)
@@ -146,19 +187,26 @@ def scan_summaries(memory: SyncBuyerConversationMemory, *, batch_size: int = DEF
     return _with_derived_columns(frame)
 
 
-def _read_batch(memory: SyncBuyerConversationMemory, keys: list[bytes],
-                columns: _Columns) -> None:
-    pipe = memory.client.pipeline(transaction=False)
-    for key in keys:
-        pipe.execute_command("GETRANGE", key, 0, HEADER_READ_BYTES - 1)
-        pipe.execute_command("PTTL", key)
-    replies = pipe.execute(raise_on_error=False)
-    for index, key in enumerate(keys):
-        header, pttl = replies[2 * index], replies[2 * index + 1]
-        if not isinstance(pttl, int) or pttl == -2:
-            continue  # expired or deleted between SCAN and read
-        status, problem, values = classify_header(header)
-        columns.add(memory.contact_id_for(key), status, problem, pttl, values)
+class _BatchReader:
+    """Header windows and PTTLs for a batch of keys: Lua when possible, else a pipeline."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self._client = client
+        self._script: Any = client.register_script(_READ_HEADERS_LUA)
+        self.uses_script = True
+
+    def read(self, keys: list[bytes]) -> list[Any]:
+        if self.uses_script:
+            try:
+                return list(self._script(keys=keys))
+            except redis.ResponseError:
+                self.uses_script = False  # no scripting here (fakeredis, ACL): pipeline
+        pipe = self._client.pipeline(transaction=False)
+        for key in keys:
+            pipe.execute_command("GETRANGE", key, 0, HEADER_READ_BYTES - 1)
+            pipe.execute_command("PTTL", key)
+        replies = pipe.execute(raise_on_error=False)
+        return [None if isinstance(r, redis.ResponseError) else r for r in replies]
 
 
 def _mark_missing_dictionaries(memory: SyncBuyerConversationMemory, frame: pd.DataFrame) -> None:

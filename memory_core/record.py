@@ -131,8 +131,12 @@ def is_record(raw: bytes) -> bool:
     return raw[:4] == MAGIC
 
 
-def parse_summary(raw: bytes) -> RecordSummary:
-    """Read the header at the start of ``raw`` (a whole record or its first bytes)."""
+def split_header(raw: bytes) -> tuple[list[bytes], int]:
+    """The raw header fields of a record (or its first bytes) and the header's length.
+
+    The one place that knows the field layout's framing; scans call it per key, so it
+    stays a split, not an object.
+    """
     if raw[:4] != MAGIC:
         raise CorruptRecord("not a memory_core record (unknown leading bytes)")
     end = raw.find(HEADER_END, 4)
@@ -141,6 +145,12 @@ def parse_summary(raw: bytes) -> RecordSummary:
     parts = raw[4:end].split(SEPARATOR)
     if len(parts) != _HEADER_FIELDS:
         raise CorruptRecord(f"record header has {len(parts)} fields, expected {_HEADER_FIELDS}")
+    return parts, end + 1
+
+
+def parse_summary(raw: bytes) -> RecordSummary:
+    """Read the header at the start of ``raw`` (a whole record or its first bytes)."""
+    parts, header_bytes = split_header(raw)
     try:
         return RecordSummary(
             schema_version=parts[0].decode(),
@@ -148,7 +158,7 @@ def parse_summary(raw: bytes) -> RecordSummary:
             dictionary_id=int(parts[2]),
             original_bytes=int(parts[3]),
             payload_bytes=int(parts[4]),
-            header_bytes=end + 1,
+            header_bytes=header_bytes,
             temperature=parts[5].decode("utf-8", "replace"),
             persona=parts[6].decode("utf-8", "replace"),
             is_qualified=parts[7] == b"1",
@@ -161,15 +171,44 @@ def parse_summary(raw: bytes) -> RecordSummary:
         raise CorruptRecord(f"record header is malformed: {exc}") from None
 
 
-def decode_payload(raw: bytes, summary: RecordSummary,
+@dataclass(frozen=True, slots=True)
+class PayloadHeader:
+    """The header fields a load needs: the first five, parsed without the rest."""
+
+    schema_version: bytes
+    codec: str
+    dictionary_id: int
+    original_bytes: int
+    payload_bytes: int
+    header_bytes: int
+
+
+def parse_payload_header(raw: bytes) -> PayloadHeader:
+    """The cheap part of the header, for the bot's hot load path."""
+    if raw[:4] != MAGIC:
+        raise CorruptRecord("not a memory_core record (unknown leading bytes)")
+    end = raw.find(HEADER_END, 4)
+    if end < 0:
+        raise CorruptRecord("record header is truncated")
+    parts = raw[4:end].split(SEPARATOR, 5)
+    if len(parts) != 6:
+        raise CorruptRecord("record header has too few fields")
+    try:
+        return PayloadHeader(parts[0], parts[1].decode(), int(parts[2]), int(parts[3]),
+                             int(parts[4]), end + 1)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise CorruptRecord(f"record header is malformed: {exc}") from None
+
+
+def decode_payload(raw: bytes, summary: PayloadHeader | RecordSummary,
                    dictionary: zstandard.ZstdCompressionDict | None = None) -> bytes:
     """The state's JSON bytes from a whole record whose header is ``summary``."""
-    payload = raw[summary.header_bytes:]
+    payload = memoryview(raw)[summary.header_bytes:]  # no copy on the hot path
     if len(payload) != summary.payload_bytes:
         raise CorruptRecord(f"payload is {len(payload)} bytes, header says "
                             f"{summary.payload_bytes} (truncated or overwritten)")
     if summary.codec == CODEC_NONE:
-        return payload
+        return bytes(payload)
     if summary.codec != CODEC_ZSTD:
         raise CorruptRecord(f"unknown codec {summary.codec!r}")
     try:

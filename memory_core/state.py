@@ -55,7 +55,8 @@ def validate_contact_id(contact_id: object) -> str:
         raise InvalidContactId(
             f"contact_id is {len(contact_id)} characters long; the limit is "
             f"{MAX_CONTACT_ID_LENGTH}")
-    if any(ch.isspace() or not ch.isprintable() for ch in contact_id):
+    # isprintable() is False for control and non-ASCII space characters; " " is the rest.
+    if not contact_id.isprintable() or " " in contact_id:
         raise InvalidContactId(
             f"contact_id {contact_id[:40]!r} contains whitespace or control characters")
     return contact_id

@@ -49,6 +49,7 @@ from memory_core.record import (
     decode_payload,
     encode_record,
     is_record,
+    parse_payload_header,
     parse_summary,
 )
 from memory_core.state import (
@@ -146,6 +147,8 @@ class _MemoryLogic:
 
     def _upgrade(self, key: str, state: dict[str, Any]) -> dict[str, Any]:
         version = state.get("state_version")
+        if version == STATE_VERSION:
+            return state  # the common case, kept off the migration machinery
         if isinstance(version, str) and is_newer_than_known(version):
             logger.warning("%s was written with schema %s, newer than %s; returned as is",
                            key, version, STATE_VERSION)
@@ -194,15 +197,13 @@ class _MemoryLogic:
         self._counters["saves"] += 1
         return True
 
-    def _decode_steps(self, key: str, raw: bytes) -> Steps[tuple[dict[str, Any],
-                                                                 RecordSummary | None]]:
-        summary: RecordSummary | None = None
+    def _decode_steps(self, key: str, raw: bytes) -> Steps[dict[str, Any]]:
         if is_record(raw):
-            summary = parse_summary(raw)
+            header = parse_payload_header(raw)
             dictionary = None
-            if summary.dictionary_id:
-                dictionary = yield from self._dictionary_steps(summary.dictionary_id)
-            data = decode_payload(raw, summary, dictionary)
+            if header.dictionary_id:
+                dictionary = yield from self._dictionary_steps(header.dictionary_id)
+            data = decode_payload(raw, header, dictionary)
             try:
                 state = load_json(data)
             except ValueError as exc:
@@ -213,7 +214,7 @@ class _MemoryLogic:
             raise CorruptRecord("unrecognised bytes (not a memory_core or legacy record)")
         if not isinstance(state, dict):
             raise CorruptRecord("payload is not a JSON object")
-        return self._upgrade(key, state), summary
+        return self._upgrade(key, state)
 
     def _load_steps(self, contact_id: object) -> Steps[dict[str, Any] | None]:
         key = self.key_for(contact_id)  # type: ignore[arg-type]
@@ -222,7 +223,7 @@ class _MemoryLogic:
         if raw is None:
             self._counters["misses"] += 1
             return None
-        state, _ = yield from self._decode_steps(key, raw)
+        state = yield from self._decode_steps(key, raw)
         self._counters["hits"] += 1
         return state
 
@@ -240,7 +241,8 @@ class _MemoryLogic:
         raw, pttl = yield [("GET", key), ("PTTL", key)]
         if raw is None:
             return None
-        state, summary = yield from self._decode_steps(key, raw)
+        state = yield from self._decode_steps(key, raw)
+        summary = parse_summary(raw) if is_record(raw) else None
         ttl = None if pttl is None or pttl < 0 else max(0, round(pttl / 1000))
         return StoredRecord(contact_id, state, summary, ttl, legacy=summary is None)
 
@@ -465,10 +467,15 @@ class BuyerConversationMemory(_MemoryLogic):
         if not self._before_call():
             steps.close()
             return default
+        client = self.client
         try:
             command = next(steps)
             while True:
-                command = steps.send(await self._send(command))
+                if isinstance(command, list):
+                    reply = await self._send(command)
+                else:  # one command: skip a coroutine layer on the bot's hot path
+                    reply = await client.execute_command(*command)
+                command = steps.send(reply)
         except StopIteration as done:
             self._on_success()
             return done.value

@@ -1,0 +1,227 @@
+"""Side-by-side: memory_core against the yardstick, on a private redis-server.
+
+Measures, in one run and one process: Redis memory per buyer (``used_memory`` delta /
+buyers, each design alone in a flushed server), save and load p50/p99 (sync and async),
+a bare GET of the same keys (the round-trip floor), and the overview (yardstick: fetch
+and decode every record; memory_core: the header-only inventory scan).
+
+Loopback latency on a shared VM drifts between modes within seconds, so timings are
+taken interleaved: for each sampled buyer, every design's call and its bare GET run back
+to back, and each design is compared with the bare GET of its own keys.
+
+    python benchmarks/bench_memory.py --buyers 10000 --corpus generated
+    python benchmarks/bench_memory.py --buyers 10000 --corpus public
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import platform
+import random
+import statistics
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import redis
+import redis.asyncio
+import yardstick
+from corpus import generated_states, public_dialog_states
+
+from memory_core import BuyerConversationMemory, MemoryConfig, SyncBuyerConversationMemory
+from memory_core.dictionaries import current_dictionary_key, dictionary_key, train_dictionary
+from memory_core.inventory import scan_summaries
+from memory_core.state import dump_json
+from memory_core.testing import start_private_server
+
+State = dict[str, Any]
+
+
+@dataclass
+class Design:
+    """One storage design under test, with sync and async entry points."""
+
+    name: str
+    prefix: str
+    save: Callable[[str, State], Any]
+    load: Callable[[str], Any]
+    asave: Callable[[str, State], Awaitable[Any]]
+    aload: Callable[[str], Awaitable[Any]]
+    overview: Callable[[], Any]
+    setup: Callable[[], None] = lambda: None
+    bytes_per_buyer: float = 0.0
+    overview_s: float = 0.0
+    us: dict[str, list[float]] = field(default_factory=dict)
+
+    def p(self, op: str, q: float = 0.5) -> float:
+        values = sorted(self.us.get(op, []))
+        return values[min(len(values) - 1, int(q * len(values)))] if values else float("nan")
+
+    def record(self, op: str, started_ns: int) -> None:
+        self.us.setdefault(op, []).append((time.perf_counter_ns() - started_ns) / 1000)
+
+
+def yardstick_design(url: str) -> Design:
+    client = redis.Redis.from_url(url)
+    aclient = redis.asyncio.Redis.from_url(url)
+    return Design(
+        "yardstick (pickle + hex gzip)", yardstick.PREFIX,
+        lambda c, s: yardstick.save_state(client, c, s),
+        lambda c: yardstick.load_state(client, c),
+        lambda c, s: yardstick.save_state_async(aclient, c, s),
+        lambda c: yardstick.load_state_async(aclient, c),
+        lambda: yardstick.overview(client))
+
+
+def memory_core_design(name: str, url: str, config: MemoryConfig,
+                       training: list[State] | None) -> Design:
+    sync = SyncBuyerConversationMemory.from_url(url, config)
+    amemory = BuyerConversationMemory.from_url(url, config)
+
+    def setup() -> None:
+        if training is None:
+            return
+        trained = train_dictionary([dump_json(s) for s in training])
+        sync.client.set(dictionary_key(config.cache_key_prefix, trained.dict_id()),
+                        trained.as_bytes())
+        sync.client.set(current_dictionary_key(config.cache_key_prefix), str(trained.dict_id()))
+
+    return Design(name, config.cache_key_prefix, sync.save_state, sync.load_state,
+                  amemory.save_state, amemory.load_state, lambda: scan_summaries(sync), setup)
+
+
+def measure_memory(url: str, design: Design, ids: list[str], states: list[State]) -> None:
+    """Redis memory per buyer with only this design's records in the server."""
+    client = redis.Redis.from_url(url)
+    client.flushall()
+    design.setup()
+    before = int(client.info("memory")["used_memory"])
+    for contact_id, state in zip(ids, states, strict=True):
+        design.save(contact_id, state)
+    design.bytes_per_buyer = (int(client.info("memory")["used_memory"]) - before) / len(ids)
+    started = time.perf_counter()
+    design.overview()
+    design.overview_s = time.perf_counter() - started
+    client.close()
+
+
+def measure_latency(url: str, designs: list[Design], ids: list[str], states: list[State],
+                    samples: int) -> None:
+    """All designs' records side by side (own prefixes), calls interleaved per buyer."""
+    client = redis.Redis.from_url(url)
+    client.flushall()
+    for design in designs:
+        design.setup()
+    picks = random.Random(7).sample(range(len(ids)), samples)
+    for index in picks:  # saves, interleaved
+        for design in designs:
+            started = time.perf_counter_ns()
+            design.save(ids[index], states[index])
+            design.record("save", started)
+    for index in picks:  # loads and their floor, interleaved
+        for design in designs:
+            key = f"{design.prefix}:{ids[index]}"
+            started = time.perf_counter_ns()
+            design.load(ids[index])
+            design.record("load", started)
+            started = time.perf_counter_ns()
+            client.get(key)
+            design.record("get", started)
+
+    async def async_part() -> None:
+        aclient = redis.asyncio.Redis.from_url(url)
+        for index in picks:
+            for design in designs:
+                key = f"{design.prefix}:{ids[index]}"
+                started = time.perf_counter_ns()
+                await design.aload(ids[index])
+                design.record("aload", started)
+                started = time.perf_counter_ns()
+                await aclient.get(key)
+                design.record("aget", started)
+                started = time.perf_counter_ns()
+                await design.asave(ids[index], states[index])
+                design.record("asave", started)
+        await aclient.aclose()
+
+    asyncio.run(async_part())
+    client.close()
+
+
+def print_table(designs: list[Design], buyers: int, corpus: str, mean_json: float) -> None:
+    base = designs[0]
+    print(f"\nmachine: {platform.node()} {platform.machine()}, {platform.system()}, Python "
+          f"{platform.python_version()}, redis-py {redis.__version__}, "
+          f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
+    print(f"corpus: {corpus}, {buyers:,} buyers, mean state JSON {mean_json:,.0f} B")
+    columns = ("design", "B/buyer", "x yard", "save p50", "x yard", "load p50", "p99",
+               "x yard", "x GET", "asave p50", "x yard", "aload p50", "x yard", "x aGET",
+               "overview s")
+    widths = (34, 8, 7, 9, 7, 9, 7, 7, 6, 10, 7, 10, 7, 7, 11)
+    header = " ".join(f"{c:>{w}}" if i else f"{c:<{w}}" for i, (c, w) in
+                      enumerate(zip(columns, widths, strict=True)))
+    print(header)
+    print("-" * len(header))
+    for d in designs:
+        values = (d.bytes_per_buyer, d.bytes_per_buyer / base.bytes_per_buyer,
+                  d.p("save"), d.p("save") / base.p("save"), d.p("load"), d.p("load", 0.99),
+                  d.p("load") / base.p("load"), d.p("load") / d.p("get"), d.p("asave"),
+                  d.p("asave") / base.p("asave"), d.p("aload"), d.p("aload") / base.p("aload"),
+                  d.p("aload") / d.p("aget"), d.overview_s)
+        formats = (".0f", ".2f", ".1f", ".2f", ".1f", ".1f", ".2f", ".2f", ".1f", ".2f", ".1f",
+                   ".2f", ".2f", ".2f")
+        cells = [f"{v:>{w}{f}}" for v, w, f in zip(values, widths[1:], formats, strict=True)]
+        print(f"{d.name:<34} " + " ".join(cells))
+    print(f"times in microseconds. 'x yard': ratio to the yardstick. 'x GET' / 'x aGET': load "
+          f"p50 / p50 of a bare GET of the same keys, interleaved (sync / asyncio). Bare GET "
+          f"p50 this run: sync {base.p('get'):.0f} us, asyncio {base.p('aget'):.0f} us.")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--buyers", type=int, default=10_000)
+    parser.add_argument("--samples", type=int, default=2000, help="timed calls per operation")
+    parser.add_argument("--corpus", choices=("generated", "public"), default="generated")
+    parser.add_argument("--threshold", type=int, default=None,
+                        help="compress_threshold_bytes for the memory_core designs")
+    args = parser.parse_args()
+    if args.corpus == "generated":
+        states = generated_states(args.buyers, seed=11)
+        training = generated_states(2000, seed=99)
+    else:
+        states = public_dialog_states(args.buyers, seed=11, half=1)
+        training = public_dialog_states(2000, seed=99, half=0)
+    ids = [f"bench-{i:07d}" for i in range(len(states))]
+    mean_json = statistics.mean(len(dump_json(s)) for s in states)
+    server = start_private_server()
+    try:
+        url = server.url
+        config = MemoryConfig()
+        if args.threshold is not None:
+            config = config.replace(compress_threshold_bytes=args.threshold)
+        designs = [
+            yardstick_design(url),
+            memory_core_design("memory_core zstd, no dictionary", url,
+                               config.replace(use_dictionary=False,
+                                              cache_key_prefix="mc_plain"), None),
+            memory_core_design("memory_core zstd + dictionary", url,
+                               config.replace(cache_key_prefix="mc_dict"), training),
+        ]
+        for design in designs:
+            measure_memory(url, design, ids, states)
+        measure_latency(url, designs, ids, states, min(args.samples, len(ids)))
+        print_table(designs, args.buyers, args.corpus, mean_json)
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()
