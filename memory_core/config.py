@@ -57,6 +57,9 @@ class MemoryConfig:
     zstd_level: int = _setting(3, "zstd compression level.", 1, 22)
     use_dictionary: bool = _setting(
         True, "Compress with the trained zstd dictionary when one is stored in Redis.")
+    dictionary_id: int = _setting(
+        0, "Pin writers to this stored dictionary id; 0 follows the current one in Redis.",
+        0, 2**32 - 1)
     dictionary_refresh_seconds: float = _setting(
         60.0, "How often writers look for a newly trained dictionary.", 0, 86_400)
     failure_threshold: int = _setting(

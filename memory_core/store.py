@@ -15,10 +15,10 @@ from __future__ import annotations
 import logging
 import os
 from collections import Counter
-from collections.abc import Generator, Iterable
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, ClassVar, Self, TypeVar
 
 import redis
 import redis.asyncio
@@ -86,13 +86,26 @@ class StoredRecord:
 class _MemoryLogic:
     """All behaviour of the memory, expressed as command-yielding steps."""
 
-    def __init__(self, config: MemoryConfig | None = None) -> None:
+    #: Opens a client of the right kind (sync or asyncio) for :meth:`from_url`.
+    _connect: ClassVar[Callable[[str, MemoryConfig], Any]]
+
+    def __init__(self, client: Any, config: MemoryConfig | None = None, *,
+                 owns_client: bool = False) -> None:
+        _check_client(client)
+        self.client = client
+        self._owns_client = owns_client
         self.config = config or MemoryConfig()
         self.prefix = self.config.cache_key_prefix
         self._breaker = CircuitBreaker(self.config.failure_threshold,
                                        self.config.failure_cooldown_seconds)
         self._dictionaries = dicts.DictionaryCache(self.config.dictionary_refresh_seconds)
         self._counters: Counter[str] = Counter()
+
+    @classmethod
+    def from_url(cls, url: str, config: MemoryConfig | None = None) -> Self:
+        """A memory with its own client for ``url``; close it when done."""
+        config = config or MemoryConfig()
+        return cls(cls._connect(url, config), config, owns_client=True)
 
     # keys ---------------------------------------------------------------------------
     def key_for(self, contact_id: str) -> str:
@@ -161,8 +174,10 @@ class _MemoryLogic:
     # steps --------------------------------------------------------------------------
     def _current_dictionary_steps(self) -> Steps[zstandard.ZstdCompressionDict | None]:
         if self._dictionaries.current_is_stale():
-            raw_id = yield ("GET", dicts.current_dictionary_key(self.prefix))
-            current_id = int(raw_id) if raw_id and raw_id.isdigit() else 0
+            current_id = self.config.dictionary_id
+            if not current_id:
+                raw_id = yield ("GET", dicts.current_dictionary_key(self.prefix))
+                current_id = int(raw_id) if raw_id and raw_id.isdigit() else 0
             if current_id and self._dictionaries.get(current_id) is None:
                 try:
                     yield from self._dictionary_steps(current_id)
@@ -332,17 +347,8 @@ def _check_client(client: Any) -> None:
 class SyncBuyerConversationMemory(_MemoryLogic):
     """The memory over a sync ``redis.Redis`` client (CLI, dashboard, scripts)."""
 
-    def __init__(self, client: redis.Redis, config: MemoryConfig | None = None, *,
-                 owns_client: bool = False) -> None:
-        super().__init__(config)
-        _check_client(client)
-        self.client = client
-        self._owns_client = owns_client
-
-    @classmethod
-    def from_url(cls, url: str, config: MemoryConfig | None = None) -> SyncBuyerConversationMemory:
-        config = config or MemoryConfig()
-        return cls(connect(url, config), config, owns_client=True)
+    client: redis.Redis
+    _connect = staticmethod(connect)
 
     def close(self) -> None:
         """Close the client if this object opened it."""
@@ -432,17 +438,8 @@ class SyncBuyerConversationMemory(_MemoryLogic):
 class BuyerConversationMemory(_MemoryLogic):
     """The memory over a ``redis.asyncio`` client: what the bot uses."""
 
-    def __init__(self, client: redis.asyncio.Redis, config: MemoryConfig | None = None, *,
-                 owns_client: bool = False) -> None:
-        super().__init__(config)
-        _check_client(client)
-        self.client = client
-        self._owns_client = owns_client
-
-    @classmethod
-    def from_url(cls, url: str, config: MemoryConfig | None = None) -> BuyerConversationMemory:
-        config = config or MemoryConfig()
-        return cls(connect_async(url, config), config, owns_client=True)
+    client: redis.asyncio.Redis
+    _connect = staticmethod(connect_async)
 
     async def aclose(self) -> None:
         """Close the client if this object opened it."""

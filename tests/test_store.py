@@ -749,6 +749,20 @@ def test_async_saves_use_the_current_dictionary(
         assert dictionary_id_of(memory, "async-dict") == dictionary_id
 
 
+def test_pinned_dictionary_id_wins_over_the_current_one(
+        store_url: str, raw: redis.Redis, make_buyer_state: BuyerStateFactory,
+        zstd_dictionaries: Dictionaries) -> None:
+    first, second = zstd_dictionaries
+    pinned_id = store_dictionary(raw, first, make_current=False)
+    store_dictionary(raw, second)  # the current one, which the pin overrides
+    config = MemoryConfig(dictionary_id=pinned_id)
+    with SyncBuyerConversationMemory.from_url(store_url, config) as memory:
+        assert memory.save_state("pinned", make_buyer_state(27, messages=50))
+        assert dictionary_id_of(memory, "pinned") == pinned_id
+        assert memory.get_stats()["dictionary_id"] == pinned_id
+        assert memory.load_state("pinned") is not None
+
+
 def test_use_dictionary_false_ignores_the_stored_dictionary(
         store_url: str, raw: redis.Redis, make_buyer_state: BuyerStateFactory,
         zstd_dictionaries: Dictionaries) -> None:
