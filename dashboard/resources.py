@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import threading
+from dataclasses import dataclass, field
 
 import pandas as pd
 import streamlit as st
@@ -32,27 +33,43 @@ def open_memory() -> tuple[DashboardSettings, SyncBuyerConversationMemory]:
     return settings, _open_memory(settings.redis_url, settings.config_path)
 
 
-@st.cache_data(ttl=SCAN_CACHE_SECONDS, show_spinner=False, max_entries=4)
-def _cached_scan(url: str, config_path: str | None, _memory: SyncBuyerConversationMemory,
-                 _progress: Callable[[int, int], None] | None) -> pd.DataFrame:
-    return scan_summaries(_memory, progress=_progress)
+@dataclass
+class _ScanSlot:
+    """The latest scan of one Redis; a lock so concurrent sessions share one scan."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    frame: pd.DataFrame | None = None
+
+
+@st.cache_resource(ttl=SCAN_CACHE_SECONDS, max_entries=4, show_spinner=False)
+def _scan_slot(url: str, config_path: str | None) -> _ScanSlot:
+    # Not st.cache_data around the scan itself: the progress bar is drawn while the scan
+    # runs, and st.cache_data would record those calls on a block created outside the
+    # cached function and fail to replay them (CacheReplayClosureError on every later
+    # run once a scan of more than 5,000 keys had shown progress).
+    return _ScanSlot()
 
 
 def scan_inventory(settings: DashboardSettings, memory: SyncBuyerConversationMemory,
                    show_progress: bool = True) -> pd.DataFrame:
     """The inventory table, from cache when fresh; a progress bar while a scan runs."""
-    bar = st.empty()
+    slot = _scan_slot(settings.redis_url, settings.config_path)
+    with slot.lock:
+        if slot.frame is None:
+            bar = st.empty()
 
-    def progress(done: int, total: int) -> None:
-        if show_progress and total > 5000:
-            bar.progress(min(done / total, 1.0), text=f"Scanning keys: {done:,} of ~{total:,}")
+            def progress(done: int, total: int) -> None:
+                if show_progress and total > 5000:
+                    bar.progress(min(done / total, 1.0),
+                                 text=f"Scanning keys: {done:,} of ~{total:,}")
 
-    try:
-        return _cached_scan(settings.redis_url, settings.config_path, memory, progress)
-    finally:
-        bar.empty()
+            try:
+                slot.frame = scan_summaries(memory, progress=progress)
+            finally:
+                bar.empty()
+        return slot.frame.copy()
 
 
 def forget_scan() -> None:
     """Drop the cached scan so the next page run reads Redis again."""
-    _cached_scan.clear()
+    _scan_slot.clear()

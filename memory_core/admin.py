@@ -23,7 +23,15 @@ from memory_core import dictionaries as dicts
 from memory_core.errors import CorruptRecord, InvalidContactId, InvalidState, StoreUnavailable
 from memory_core.inventory import STATUS_LEGACY, STATUS_OK, is_qa_seed_header, scan_summaries
 from memory_core.legacy import decode_legacy
-from memory_core.state import QA_SEED_FIELD, dump_json, parse_timestamp, validate_contact_id
+from memory_core.migrations import migrate
+from memory_core.state import (
+    QA_SEED_FIELD,
+    dump_json,
+    parse_timestamp,
+    prepare_state,
+    utc_now,
+    validate_contact_id,
+)
 from memory_core.store import SyncBuyerConversationMemory
 
 logger = logging.getLogger(__name__)
@@ -113,13 +121,15 @@ def migrate_legacy(memory: SyncBuyerConversationMemory, *,
             if raw is None:
                 report.failed[contact_id] = "expired before it could be migrated"
                 continue
-            state = decode_legacy(raw)
+            state = migrate(decode_legacy(raw))
             when = parse_timestamp(state.get("last_interaction_timestamp"))
             command = memory.encode_save(contact_id, state, now=when)
-            if not dry_run:
-                memory.client.execute_command(*command[:3], "KEEPTTL", "XX")
+            if not dry_run and memory.client.execute_command(
+                    *command[:3], "KEEPTTL", "XX") is None:
+                report.failed[contact_id] = "expired before it could be migrated"
+                continue
             report.migrated += 1
-        except (CorruptRecord, InvalidState, InvalidContactId) as exc:
+        except (CorruptRecord, InvalidState, InvalidContactId, ValueError) as exc:
             report.failed[contact_id] = str(exc)
         except _FAULTS as exc:
             raise _unavailable(exc) from exc
@@ -158,6 +168,7 @@ def train_dictionary_from_store(memory: SyncBuyerConversationMemory, *, sample_s
         memory.client.set(dicts.current_dictionary_key(memory.prefix), str(dictionary_id))
     except _FAULTS as exc:
         raise _unavailable(exc) from exc
+    memory.follow_new_dictionary()
     logger.warning("trained zstd dictionary %d (%d bytes) on %d states; writers now use it",
                    dictionary_id, len(raw), len(samples))
     return TrainedDictionary(dictionary_id, len(raw), len(samples))
@@ -179,7 +190,11 @@ def parse_scenarios(content: bytes | str, source: str = "file") -> list[Scenario
     Every item is validated like a save before anything is returned, so a bad file
     writes nothing. Raises :class:`InvalidState` listing each bad item.
     """
-    text = content.decode("utf-8") if isinstance(content, bytes) else content
+    try:
+        text = content.decode("utf-8") if isinstance(content, bytes) else content
+    except UnicodeDecodeError as exc:
+        raise InvalidState(f"{source} is not UTF-8 text ({exc.reason} at byte {exc.start}); "
+                           "save it as UTF-8 JSON or YAML") from None
     try:
         document = json.loads(text)
     except json.JSONDecodeError:
@@ -195,16 +210,19 @@ def parse_scenarios(content: bytes | str, source: str = "file") -> list[Scenario
         raise InvalidState(f"{source} holds no states")
     scenarios: list[Scenario] = []
     problems: list[str] = []
+    seen: set[str] = set()
+    now = utc_now()
     for number, item in enumerate(items, start=1):
         try:
-            scenarios.append(_scenario(item))
+            scenario = _scenario(item)
+            dump_json(prepare_state(scenario.state, max_history_messages=10_000, now=now))
         except (InvalidState, InvalidContactId) as exc:
             problems.append(f"item {number}: {exc}")
-    seen: set[str] = set()
-    for number, scenario in enumerate(scenarios, start=1):
+            continue
         if scenario.contact_id in seen:
             problems.append(f"item {number}: contact_id {scenario.contact_id!r} appears twice")
         seen.add(scenario.contact_id)
+        scenarios.append(scenario)
     if problems:
         raise InvalidState(f"{source}: nothing was written; " + "; ".join(problems))
     return scenarios
@@ -224,8 +242,14 @@ def _scenario(item: object) -> Scenario:
 def seed_scenarios(memory: SyncBuyerConversationMemory, scenarios: list[Scenario]) -> int:
     """Write parsed scenarios, tagged as QA seeds; all are validated before any is written."""
     items = [(s.contact_id, {**s.state, QA_SEED_FIELD: True}, None, None) for s in scenarios]
-    for contact_id, state, _, _ in items:
-        memory.encode_save(contact_id, state)  # raises before anything is written
+    problems = []
+    for number, (contact_id, state, _, _) in enumerate(items, start=1):
+        try:
+            memory.prepare(state)  # this store's limits (max_state_bytes) before any write
+        except InvalidState as exc:
+            problems.append(f"item {number} ({contact_id}): {exc}")
+    if problems:
+        raise InvalidState("nothing was written; " + "; ".join(problems))
     return memory.save_many(items)
 
 

@@ -205,9 +205,9 @@ def _cmd_clear(memory: SyncBuyerConversationMemory, args: argparse.Namespace) ->
             return EXIT_USAGE
         print(f"deleted {admin.clear_qa_seeds(memory, ids, actor=actor)} QA-seeded buyers")
         return EXIT_OK
-    if not args.yes and sys.stdin.isatty() and not _confirm(
-            f"delete the saved state of {args.contact_id}?"):
-        print("not confirmed; nothing deleted", file=sys.stderr)
+    if not args.yes and not _confirm(f"delete the saved state of {args.contact_id}?"):
+        print("not confirmed; nothing deleted (pass --yes to skip the question)",
+              file=sys.stderr)
         return EXIT_USAGE
     if not admin.delete_buyer(memory, args.contact_id, actor=actor):
         print(f"no saved state for contact {args.contact_id}; nothing deleted", file=sys.stderr)

@@ -62,14 +62,12 @@ def redact_url(url: str) -> str:
     """The URL with any password replaced by ``***``."""
     try:
         parts = urlsplit(url)
+        if parts.password is None:
+            return url
     except ValueError:
         return "<unparseable URL>"
-    if parts.password is None:
-        return url
     user = parts.username or ""
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
+    host = parts.netloc.rpartition("@")[2]  # keeps a malformed port as written, for the error
     netloc = f"{user}:***@{host}"
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 

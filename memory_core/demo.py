@@ -50,7 +50,7 @@ def _write_problem_keys(memory: SyncBuyerConversationMemory) -> None:
     legacy_state = {"buyer_temperature": "warm", "urgency": "3-6 months",
                     "conversation_history": [{"role": "user", "content": "Still looking."}]}
     legacy = pickle.dumps({"compressed": True,
-                           "data": gzip.compress(orjson.dumps(legacy_state)).hex()})
+                           "data": gzip.compress(orjson.dumps(legacy_state), mtime=0).hex()})
     valid = memory.encode_save("demo-truncated", {"buyer_temperature": "hot"})[2]
     memory.client.set(memory.key_for("legacy-0001"), legacy, ex=20 * 86_400)
     memory.client.set(memory.key_for("demo-garbage"), b"\x00\x01not a record", ex=86_400 * 5)

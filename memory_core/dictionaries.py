@@ -73,6 +73,10 @@ class DictionaryCache:
         return (self._checked_at is None
                 or time.monotonic() - self._checked_at >= self._refresh_seconds)
 
+    def mark_stale(self) -> None:
+        """Look for the current dictionary again on the next save."""
+        self._checked_at = None
+
     def set_current(self, dictionary_id: int) -> None:
         self._current_id = dictionary_id
         self._checked_at = time.monotonic()

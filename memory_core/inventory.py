@@ -179,7 +179,8 @@ def scan_summaries(memory: SyncBuyerConversationMemory, *, batch_size: int = DEF
             if progress:
                 done = len(columns.contact_id)
                 progress(done, max(estimated_total, done))
-        frame = columns.frame()
+        # SCAN may return a key twice when the keyspace is rehashed during the walk.
+        frame = columns.frame().drop_duplicates("contact_id", ignore_index=True)
         _mark_missing_dictionaries(memory, frame)
         _fill_unsummarised_sizes(memory, frame)
     except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:

@@ -379,6 +379,11 @@ class SyncBuyerConversationMemory(_MemoryLogic):
             return done.value
         except _CONNECTION_FAULTS as exc:
             raise StoreUnavailable(f"Redis unreachable: {type(exc).__name__}: {exc}") from exc
+        except redis.ResponseError as exc:
+            if "WRONGTYPE" in str(exc):
+                raise CorruptRecord("the key holds another Redis type, not a buyer record "
+                                    f"({exc})") from exc
+            raise
 
     def _run(self, operation: str, contact_id: object, steps: Steps[T], default: T) -> T:
         if not self._before_call():
@@ -429,6 +434,10 @@ class SyncBuyerConversationMemory(_MemoryLogic):
                     ttl_override: int | None = None, now: datetime | None = None) -> Command:
         """The SET command a save would send, without sending it; raises on bad input."""
         return self.run_strict(self._encode_steps(contact_id, state, ttl_override, now))
+
+    def follow_new_dictionary(self) -> None:
+        """Pick up a newly trained dictionary on the next save instead of within a minute."""
+        self._dictionaries.mark_stale()
 
     def reset_ttl(self, contact_id: str) -> bool:
         """Give the buyer the default TTL again; False when there is no such key."""

@@ -3,118 +3,34 @@
 Behaviour tests take ``store_url`` and run twice: on an embedded fakeredis store
 (``memory://``) and on a redis-server this suite starts itself on a free port, never
 the machine's shared one. At the end of the session a line
-``real-redis tests: N passed, M skipped`` is written for CI, which fails when M > 0.
+``real-redis tests: N passed, M skipped`` is written for CI, which fails when M > 0, and
+the same line for the tests marked ``browser`` (``browser tests: N passed, M skipped``).
 """
 
 from __future__ import annotations
 
 import os
 import random
-import shutil
-import socket
-import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Protocol
 
 import pytest
+import zstandard
 
-_PROJECT_ROOT = Path(__file__).resolve().parents[1]
-
-import redis  # noqa: E402
-import zstandard  # noqa: E402
-
-from memory_core.dictionaries import train_dictionary  # noqa: E402
-from memory_core.state import dump_json, prepare_state  # noqa: E402
+from memory_core.dictionaries import train_dictionary
+from memory_core.state import dump_json, prepare_state
+from memory_core.testing import RedisServer, free_port, redis_server_binary
 
 REAL_REDIS_MARK = "real_redis"
+BROWSER_MARK = "browser"
 _REAL_FIXTURES = ("redis_server", "real_redis_url")
-_START_TIMEOUT_SECONDS = 10.0
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _redis_server_binary() -> str | None:
-    found = shutil.which("redis-server")
-    if found:
-        return found
-    fallback = Path("/usr/bin/redis-server")
-    return str(fallback) if fallback.exists() else None
-
-
-class RedisServer:
-    """A private redis-server process on a fixed port, restartable for fault tests."""
-
-    def __init__(self, binary: str, port: int, directory: Path) -> None:
-        self.binary = binary
-        self.port = port
-        self.directory = directory
-        self.url = f"redis://127.0.0.1:{port}/0"
-        self._process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def running(self) -> bool:
-        return self._process is not None and self._process.poll() is None
-
-    def start(self) -> None:
-        if self.running:
-            return
-        log_file = self.directory / "redis-server.log"
-        self._process = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1",
-             "--save", "", "--appendonly", "no", "--dir", str(self.directory),
-             "--daemonize", "no", "--logfile", str(log_file)],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + _START_TIMEOUT_SECONDS
-        last_error: Exception | None = None
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                break
-            client = redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=0.5,
-                                 socket_connect_timeout=0.5)
-            try:
-                if client.ping():
-                    return
-            except redis.RedisError as exc:
-                last_error = exc
-            finally:
-                client.close()
-            time.sleep(0.05)
-        log = log_file.read_text(errors="replace")[-2000:] if log_file.exists() else ""
-        self.stop()
-        raise RuntimeError(f"redis-server on port {self.port} did not answer PING within "
-                           f"{_START_TIMEOUT_SECONDS}s (last error: {last_error}); log:\n{log}")
-
-    def stop(self) -> None:
-        process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-
-    def flushall(self) -> None:
-        client = redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=2)
-        try:
-            client.flushall()
-        finally:
-            client.close()
 
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    binary = _redis_server_binary()
+    binary = redis_server_binary()
     if binary is None:
         message = "redis-server is not installed; the real-Redis tests cannot run"
         if os.environ.get("CI"):
@@ -225,11 +141,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """Tally real-Redis tests: a test counts once, as passed or as skipped."""
-    def real(category: str) -> set[str]:
-        return {report.nodeid for report in terminalreporter.stats.get(category, [])
-                if REAL_REDIS_MARK in getattr(report, "keywords", {})}
+    """Tally real-Redis and browser tests: a test counts once, as passed or as skipped."""
+    def tally(mark: str) -> tuple[int, int]:
+        def ids(category: str) -> set[str]:
+            return {report.nodeid for report in terminalreporter.stats.get(category, [])
+                    if mark in getattr(report, "keywords", {})}
 
-    passed, skipped = real("passed"), real("skipped")
-    terminalreporter.write_line(
-        f"real-redis tests: {len(passed)} passed, {len(skipped - passed)} skipped")
+        passed, skipped = ids("passed"), ids("skipped")
+        return len(passed), len(skipped - passed)
+
+    passed, skipped = tally(REAL_REDIS_MARK)
+    terminalreporter.write_line(f"real-redis tests: {passed} passed, {skipped} skipped")
+    passed, skipped = tally(BROWSER_MARK)
+    terminalreporter.write_line(f"browser tests: {passed} passed, {skipped} skipped")

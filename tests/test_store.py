@@ -39,7 +39,7 @@ from memory_core.record import encode_record
 from memory_core.state import STATE_DEFAULTS, dump_json, prepare_state, utc_now
 
 if TYPE_CHECKING:
-    from conftest import RedisServer
+    from memory_core.testing import RedisServer
 
 PREFIX = "buyer_conversation_memory"
 DAY = 86_400

@@ -1,0 +1,387 @@
+"""The operator CLI, run in-process against the private redis-server, and once or twice as
+``python -m memory_core`` in a subprocess.
+
+Exit codes: 0 ok, 1 not found, 2 usage or connection error; failures print one line.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import pickle
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import redis
+
+from memory_core import SyncBuyerConversationMemory
+from memory_core import dictionaries as dicts
+from memory_core.cli import main
+from memory_core.connection import connect
+from memory_core.seeding import SeedOptions, generate_buyers
+from memory_core.state import dump_json, mask_pii
+from memory_core.testing import free_port
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PREFIX = "buyer_conversation_memory"
+PII = ("buyer_name", "buyer_phone", "buyer_email")
+TIME_FIELDS = ("timestamp", "raised_at", "last_interaction_timestamp")
+
+
+def key(contact_id: str) -> str:
+    return f"{PREFIX}:{contact_id}"
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No REDIS_URL or MEMORY_CORE_* from the machine may steer the CLI."""
+    for name in list(os.environ):
+        if name == "REDIS_URL" or name.startswith("MEMORY_CORE_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def raw(real_redis_url: str) -> Iterator[redis.Redis]:
+    client = connect(real_redis_url)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def memory(real_redis_url: str) -> Iterator[SyncBuyerConversationMemory]:
+    with SyncBuyerConversationMemory.from_url(real_redis_url) as opened:
+        yield opened
+
+
+def cli(url: str, *args: str) -> int:
+    return main(["--redis-url", url, *args])
+
+
+def timeless(value: Any) -> Any:
+    """A state without the fields that depend on when it was generated."""
+    if isinstance(value, dict):
+        return {k: timeless(v) for k, v in value.items() if k not in TIME_FIELDS}
+    if isinstance(value, list):
+        return [timeless(v) for v in value]
+    return value
+
+
+def buyer_keys(client: redis.Redis) -> list[str]:
+    return sorted(k.decode()[len(PREFIX) + 1:] for k in client.keys(f"{PREFIX}:*"))
+
+
+def states(memory: SyncBuyerConversationMemory, ids: list[str]) -> dict[str, Any]:
+    return {i: memory.load_state(i) for i in ids}
+
+
+# seed ------------------------------------------------------------------------------------
+
+def test_seed_count_is_deterministic(real_redis_url: str, raw: redis.Redis,
+                                     memory: SyncBuyerConversationMemory,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli(real_redis_url, "seed", "--count", "25", "--seed", "3") == 0
+    assert capsys.readouterr().out.strip() == "seeded 25 QA buyers (seed 3)"
+    ids = buyer_keys(raw)
+    assert ids == [f"qa-3-{i:06d}" for i in range(25)]
+    first = states(memory, ids)
+
+    assert cli(real_redis_url, "seed", "--count", "25", "--seed", "3") == 0
+    assert buyer_keys(raw) == ids
+    second = states(memory, ids)
+    assert timeless(second) == timeless(first)
+    generated = [b.state for b in generate_buyers(SeedOptions(count=25, seed=3))]
+    for contact_id, state in zip(ids, generated, strict=True):
+        assert first[contact_id]["buyer_name"] == state["buyer_name"]
+        assert first[contact_id]["qa_seed"] is True
+
+
+def test_seed_from_a_json_file_tags_qa_seeds(real_redis_url: str, tmp_path: Path,
+                                             memory: SyncBuyerConversationMemory,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps([
+        {"contact_id": "qa-file-1", "buyer_temperature": "hot"},
+        {"contact_id": "qa-file-2", "state": {"buyer_temperature": "cold"}},
+    ]))
+    assert cli(real_redis_url, "seed", "--from-file", str(good)) == 0
+    assert "seeded 2 buyer(s)" in capsys.readouterr().out
+    for contact_id, temperature in (("qa-file-1", "hot"), ("qa-file-2", "cold")):
+        loaded = memory.load_state(contact_id)
+        assert loaded is not None
+        assert loaded["qa_seed"] is True
+        assert loaded["buyer_temperature"] == temperature
+
+
+@pytest.mark.parametrize(("content", "fragments"), [
+    ("- contact_id: qa-1\n  buyer_temperature: hot\n- buyer_temperature: cold\n",
+     ["item 2", "contact_id"]),
+    ("- contact_id: qa-1\n  buyer_temperature: hot\n"
+     "- contact_id: qa-2\n  conversation_history: not a list\n",
+     ["item 2", "conversation_history"]),
+], ids=["missing-contact-id", "history-not-a-list"])
+def test_seed_from_a_bad_file_writes_nothing(real_redis_url: str, raw: redis.Redis,
+                                             tmp_path: Path, content: str,
+                                             fragments: list[str],
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(content)
+    assert cli(real_redis_url, "seed", "--from-file", str(bad)) == 2
+    err = capsys.readouterr().err
+    assert raw.dbsize() == 0
+    assert err.count("\n") == 1 and err.startswith("error: ")
+    for fragment in fragments:
+        assert fragment in err
+
+
+def test_seed_from_a_missing_file(real_redis_url: str, tmp_path: Path, raw: redis.Redis,
+                                  capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "nope.yaml"
+    assert cli(real_redis_url, "seed", "--from-file", str(missing)) == 2
+    err = capsys.readouterr().err
+    assert "cannot read" in err and str(missing) in err
+    assert raw.dbsize() == 0
+
+
+# inventory -------------------------------------------------------------------------------
+
+@pytest.fixture
+def mixed_store(real_redis_url: str, raw: redis.Redis, memory: SyncBuyerConversationMemory,
+                make_buyer_state: Any) -> list[str]:
+    """12 QA seeds, 2 real buyers, a garbage key and a legacy pickle; the ok ids."""
+    assert cli(real_redis_url, "seed", "--count", "12", "--seed", "5") == 0
+    assert memory.save_state("real-1", make_buyer_state(1, messages=5))
+    assert memory.save_state("real-2", make_buyer_state(2, messages=60))
+    raw.set(key("garbage"), b"garbage", ex=86_400)
+    raw.set(key("legacy-1"), pickle.dumps({"compressed": False,
+                                           "data": '{"buyer_temperature": "warm"}'}))
+    return [f"qa-5-{i:06d}" for i in range(12)] + ["real-1", "real-2"]
+
+
+def test_inventory_json(real_redis_url: str, raw: redis.Redis, mixed_store: list[str],
+                        memory: SyncBuyerConversationMemory,
+                        capsys: pytest.CaptureFixture[str]) -> None:
+    capsys.readouterr()
+    assert cli(real_redis_url, "inventory", "--json") == 0
+    report = json.loads(capsys.readouterr().out)
+    saved = {i: memory.load_state(i) for i in mixed_store}
+    assert report["total"] == 16
+    assert report["buyers"] == 14
+    assert report["qa_seeded"] == 12
+    assert report["corrupt"] == 1
+    assert report["legacy"] == 1
+    assert report["by_temperature"] == dict(
+        Counter(s["buyer_temperature"] for s in saved.values() if s))
+    assert report["stored_bytes"] == sum(raw.strlen(key(i)) for i in mixed_store)
+    assert report["original_bytes"] == sum(len(dump_json(s)) for s in saved.values() if s)
+    assert sorted(p["contact_id"] for p in report["problems"]) == ["garbage", "legacy-1"]
+
+
+def test_inventory_text(real_redis_url: str, mixed_store: list[str],
+                        capsys: pytest.CaptureFixture[str]) -> None:
+    capsys.readouterr()
+    assert cli(real_redis_url, "inventory") == 0
+    out = capsys.readouterr().out
+    assert "keys: 16  buyers: 14  QA seeds: 12  corrupt/foreign: 1  legacy: 1" in out
+    assert "temperature: " in out and "TTL: no TTL 1" in out
+    assert "  corrupt: garbage: " in out
+    assert "  legacy: legacy-1: " in out
+
+
+# show ------------------------------------------------------------------------------------
+
+def test_show_masks_pii_unless_asked(real_redis_url: str, memory: SyncBuyerConversationMemory,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli(real_redis_url, "seed", "--count", "3", "--seed", "8") == 0
+    state = memory.load_state("qa-8-000001")
+    assert state is not None
+    capsys.readouterr()
+
+    assert cli(real_redis_url, "show", "qa-8-000001") == 0
+    out = capsys.readouterr().out
+    assert out.startswith("contact qa-8-000001: TTL 30.0 days")
+    for field in PII:
+        assert state[field] not in out, field
+
+    assert cli(real_redis_url, "show", "qa-8-000001", "--reveal-pii") == 0
+    out = capsys.readouterr().out
+    for field in PII:
+        assert state[field] in out, field
+
+
+def test_show_json_prints_only_the_masked_state(real_redis_url: str,
+                                                memory: SyncBuyerConversationMemory,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli(real_redis_url, "seed", "--count", "2", "--seed", "8") == 0
+    capsys.readouterr()
+    assert cli(real_redis_url, "show", "qa-8-000000", "--json") == 0
+    shown = json.loads(capsys.readouterr().out)
+    state = memory.load_state("qa-8-000000")
+    assert state is not None
+    assert shown == mask_pii(state)
+    assert shown["buyer_email"] != state["buyer_email"]
+
+
+def test_show_a_missing_buyer(real_redis_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli(real_redis_url, "show", "nobody-42") == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.count("\n") == 1 and "nobody-42" in captured.err
+
+
+# clear -----------------------------------------------------------------------------------
+
+def test_clear_one_buyer(real_redis_url: str, raw: redis.Redis,
+                         memory: SyncBuyerConversationMemory,
+                         capsys: pytest.CaptureFixture[str]) -> None:
+    assert memory.save_state("buyer-1", {"buyer_temperature": "hot"})
+    assert cli(real_redis_url, "clear", "buyer-1", "--yes") == 0
+    assert "cleared buyer-1" in capsys.readouterr().out
+    assert raw.exists(key("buyer-1")) == 0
+    assert cli(real_redis_url, "clear", "buyer-1", "--yes") == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "buyer-1" in err
+
+
+def test_clear_qa_seeds_without_yes_and_without_a_tty_deletes_nothing(
+        real_redis_url: str, raw: redis.Redis, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli(real_redis_url, "seed", "--count", "4") == 0
+    monkeypatch.setattr(sys, "stdin", io.StringIO("y\n"))  # not a TTY, even if it says y
+    assert cli(real_redis_url, "clear", "--qa-seeds") == 2
+    assert "nothing deleted" in capsys.readouterr().err
+    assert raw.dbsize() == 4
+
+
+def test_clear_qa_seeds_with_yes_deletes_only_qa_seeds(
+        real_redis_url: str, raw: redis.Redis, memory: SyncBuyerConversationMemory,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli(real_redis_url, "seed", "--count", "4") == 0
+    assert memory.save_state("qa-looking-real", {"buyer_temperature": "warm"})
+    assert cli(real_redis_url, "clear", "--qa-seeds", "--yes") == 0
+    assert "deleted 4 QA-seeded buyers" in capsys.readouterr().out
+    assert buyer_keys(raw) == ["qa-looking-real"]
+
+
+# migrate, stats, train -------------------------------------------------------------------
+
+def test_migrate_legacy_dry_run(real_redis_url: str, raw: redis.Redis,
+                                capsys: pytest.CaptureFixture[str]) -> None:
+    legacy = pickle.dumps({"compressed": False, "data": '{"buyer_temperature": "warm"}'})
+    raw.set(key("old-1"), legacy)
+    assert cli(real_redis_url, "migrate-legacy", "--dry-run") == 0
+    assert "legacy records: 1 found, would migrate 1, 0 failed" in capsys.readouterr().out
+    assert raw.get(key("old-1")) == legacy
+    assert cli(real_redis_url, "migrate-legacy") == 0
+    assert "1 found, migrated 1, 0 failed" in capsys.readouterr().out
+    migrated = raw.get(key("old-1"))
+    assert migrated is not None and migrated.startswith(b"BCM1")
+
+
+def test_stats_prints_settings_and_server_facts(real_redis_url: str, raw: redis.Redis,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    raw.set("other_app:1", b"x")
+    assert cli(real_redis_url, "stats") == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert stats["ttl_days"] == 30
+    assert stats["server"]["keys"] == 1
+    assert isinstance(stats["server"]["redis_version"], str)
+
+
+def test_train_dictionary(real_redis_url: str, raw: redis.Redis,
+                          capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli(real_redis_url, "seed", "--count", "40", "--seed", "4") == 0
+    capsys.readouterr()
+    assert cli(real_redis_url, "train-dictionary", "--size-kb", "16") == 0
+    out = capsys.readouterr().out
+    assert "on 40 states" in out
+    current = raw.get(dicts.current_dictionary_key(PREFIX))
+    assert current is not None and f"trained dictionary {current.decode()} " in out
+    assert raw.exists(dicts.dictionary_key(PREFIX, current.decode())) == 1
+
+
+# errors ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("command", [
+    ["inventory"], ["inventory", "--json"], ["show", "x"], ["stats"], ["seed", "--count", "1"],
+    ["clear", "x", "--yes"], ["clear", "--qa-seeds", "--yes"], ["migrate-legacy"],
+    ["train-dictionary"],
+], ids=lambda c: " ".join(c))
+def test_unreachable_redis_is_one_line_without_the_password(
+        command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    port = free_port()
+    assert cli(f"redis://user:pw123@127.0.0.1:{port}/0", *command) == 2
+    captured = capsys.readouterr()
+    assert "cannot reach Redis" in captured.err
+    assert f"redis://user:***@127.0.0.1:{port}/0" in captured.err
+    assert captured.err.count("\n") == 1
+    assert "pw123" not in captured.err + captured.out
+
+
+def test_unknown_scheme(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli("ftp://127.0.0.1/0", "stats") == 2
+    err = capsys.readouterr().err
+    assert "scheme" in err and "'ftp'" in err
+
+
+def test_malformed_port_is_a_usage_error_without_the_password(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    try:
+        code = cli("redis://user:pw123@127.0.0.1:notaport/0", "stats")
+    except ValueError as exc:
+        pytest.fail(f"main() raised {exc!r} instead of printing one line and exiting 2")
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "pw123" not in err
+
+
+def test_invalid_config_file(real_redis_url: str, tmp_path: Path,
+                             capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "memory.yaml"
+    config.write_text("buyer_bot:\n  conversation_memory:\n    ttl_days: 500\n")
+    assert main(["--config", str(config), "--redis-url", real_redis_url, "stats"]) == 2
+    err = capsys.readouterr().err
+    assert "ttl_days" in err and "500" in err
+    assert err.count("\n") == 1
+
+
+def test_no_subcommand_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as excinfo:
+        main([])
+    assert excinfo.value.code == 2
+    assert "error:" in capsys.readouterr().err
+
+
+# python -m memory_core -------------------------------------------------------------------
+
+def run_module(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items()
+           if k != "REDIS_URL" and not k.startswith("MEMORY_CORE_")}
+    return subprocess.run([sys.executable, "-m", "memory_core", *args], cwd=PROJECT_ROOT,
+                          env=env, capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_python_dash_m_seeds_and_inventories(real_redis_url: str) -> None:
+    seeded = run_module("--redis-url", real_redis_url, "seed", "--count", "3", "--seed", "9")
+    assert seeded.returncode == 0, seeded.stderr
+    assert seeded.stdout.strip() == "seeded 3 QA buyers (seed 9)"
+    listed = run_module("--redis-url", real_redis_url, "inventory", "--json")
+    assert listed.returncode == 0, listed.stderr
+    report = orjson.loads(listed.stdout)
+    assert report["total"] == 3 and report["qa_seeded"] == 3
+
+
+def test_python_dash_m_reports_an_unreachable_redis_in_one_line() -> None:
+    result = run_module("--redis-url", f"redis://user:pw123@127.0.0.1:{free_port()}/0",
+                        "inventory")
+    assert result.returncode == 2
+    assert "cannot reach Redis" in result.stderr
+    assert "Traceback" not in result.stderr and "pw123" not in result.stderr

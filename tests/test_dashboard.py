@@ -1,0 +1,727 @@
+"""The Streamlit dashboard, run headless with AppTest against the private redis-server.
+
+Each test seeds exactly the data it asserts on, opens ``app.py`` in an AppTest and reads
+the rendered elements: metrics, the Vega-Lite specs and Arrow datasets of the charts,
+dataframes, widgets. Write actions behind ``st.dialog`` cannot be clicked in AppTest,
+so the functions in ``dashboard.actions`` are also called directly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from dashboard.actions import (
+    ActionRefused,
+    clear_buyer,
+    remove_qa_seeds,
+    reset_buyer_ttl,
+    seed_buyers,
+    seed_file,
+)
+from dashboard.settings import ALLOW_SEEDING_ENV, READ_ONLY_ENV, DashboardSettings
+from memory_core.errors import InvalidState
+from memory_core.seeding import SeedOptions, generate_buyers, generate_state
+from memory_core.state import QA_SEED_FIELD
+from memory_core.store import SyncBuyerConversationMemory
+from memory_core.testing import free_port
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+BUYER_PAGE = "app_pages/buyer.py"
+QA_PAGE = "app_pages/qa.py"
+DAY = 86_400
+
+# The known data of the overview tests.
+HOT, WARM, COLD = 12, 7, 5
+QA_SEEDS = 6  # of which QA_HOT are hot
+QA_HOT = 3
+NO_TTL = 2
+GARBAGE_ID = "garbage-0001"
+
+
+# fixtures ---------------------------------------------------------------------------
+
+@pytest.fixture(autouse=True)
+def _isolated_streamlit(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Fresh caches and no settings from the developer's environment, for every test.
+
+    st.cache_resource / st.cache_data are process-wide: without clearing them one test
+    would get the memory client (and the scan) another test opened.
+    """
+    for name in list(os.environ):
+        if name.startswith("MEMORY_CORE_") or name in (
+                "REDIS_URL", READ_ONLY_ENV, ALLOW_SEEDING_ENV):
+            monkeypatch.delenv(name)
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    yield
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+
+@pytest.fixture
+def memory(real_redis_url: str, monkeypatch: pytest.MonkeyPatch
+           ) -> Iterator[SyncBuyerConversationMemory]:
+    """A memory on the (flushed) private Redis, which the dashboard is pointed at too."""
+    monkeypatch.setenv("REDIS_URL", real_redis_url)
+    with SyncBuyerConversationMemory.from_url(real_redis_url) as opened:
+        yield opened
+
+
+# helpers ----------------------------------------------------------------------------
+
+def new_app() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=60)
+    # A non-empty at.secrets replaces st.secrets, so a developer's .streamlit/secrets.toml
+    # (redis_url, read_only, ...) cannot leak into the tests.
+    at.secrets["dashboard_tests"] = "isolated"
+    return at
+
+
+def run_page(page: str | None = None, **query: str) -> AppTest:
+    at = new_app()
+    for name, value in query.items():
+        at.query_params[name] = value
+    at.run()
+    if page is not None:
+        at.switch_page(page)
+        at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def walk(node: Any) -> Iterator[Any]:
+    yield node
+    children = getattr(node, "children", None)
+    if isinstance(children, dict):
+        for child in children.values():
+            yield from walk(child)
+
+
+def rendered_text(at: AppTest) -> str:
+    """Every rendered element's protobuf as text: what a browser could show."""
+    return "\n".join(str(node.proto) for block in (at.main, at.sidebar)
+                     for node in walk(block) if getattr(node, "proto", None) is not None)
+
+
+def charts(at: AppTest) -> dict[str, tuple[dict[str, Any], list[pd.DataFrame]]]:
+    """(Vega-Lite spec, datasets as DataFrames) per chart, keyed by chart title."""
+    found: dict[str, tuple[dict[str, Any], list[pd.DataFrame]]] = {}
+    for node in walk(at.main):
+        if node.type != "vega_lite_chart":
+            continue
+        spec = json.loads(node.proto.spec)
+        frames = [pa.ipc.open_stream(d.data.data).read_pandas() for d in node.proto.datasets]
+        titles = [spec.get("title")] + [layer.get("title") for layer in spec.get("layer", [])]
+        title = next(str(t) for t in titles if t)
+        found[title] = (spec, frames)
+    return found
+
+
+def encoded_fields(spec: dict[str, Any]) -> set[str]:
+    """Fields used by the encodings of a chart and of all its layers."""
+    fields: set[str] = set()
+    for part in [spec, *spec.get("layer", [])]:
+        for channel in part.get("encoding", {}).values():
+            for item in channel if isinstance(channel, list) else [channel]:
+                if isinstance(item, dict) and "field" in item:
+                    fields.add(item["field"])
+    return fields
+
+
+def chart(at: AppTest, title: str) -> tuple[dict[str, Any], list[pd.DataFrame]]:
+    found = charts(at)
+    match = [name for name in found if name.startswith(title)]
+    assert len(match) == 1, f"chart {title!r} not among {sorted(found)}"
+    return found[match[0]]
+
+
+def metrics(at: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in at.main.metric}
+
+
+def widget(elements: Any, label: str) -> Any:
+    matches = [e for e in elements if e.label == label]
+    assert len(matches) == 1, f"{label!r} not among {[e.label for e in elements]}"
+    return matches[0]
+
+
+def button_labels(at: AppTest) -> list[str]:
+    return [b.label for b in at.button]
+
+
+def state_for(temperature: str, seed: int, *, messages: int = 12,
+              qa_seed: bool = False) -> dict[str, Any]:
+    state = generate_state(random.Random(seed), temperature=temperature, message_count=messages)
+    if qa_seed:
+        state[QA_SEED_FIELD] = True
+    return state
+
+
+def seed_known_buyers(memory: SyncBuyerConversationMemory) -> dict[str, list[str]]:
+    """12 hot, 7 warm, 5 cold buyers (6 QA seeds, 2 without TTL) and one garbage key."""
+    items = []
+    ids: dict[str, list[str]] = {"hot": [], "warm": [], "cold": [], "qa": []}
+    counts = {"hot": HOT, "warm": WARM, "cold": COLD}
+    n = 0
+    for temperature, count in counts.items():
+        for index in range(count):
+            n += 1
+            qa = (temperature == "hot" and index < QA_HOT) or (
+                temperature != "hot" and index == 0) or (temperature == "warm" and index == 1)
+            contact_id = f"{'qa' if qa else 'contact'}-{temperature}-{index:03d}"
+            # 4..73 messages: short ones stay uncompressed, long ones are capped at 50.
+            items.append((contact_id, state_for(temperature, n, messages=4 + 3 * n,
+                                                qa_seed=qa), None, None))
+            ids[temperature].append(contact_id)
+            if qa:
+                ids["qa"].append(contact_id)
+    assert len(ids["qa"]) == QA_SEEDS
+    assert memory.save_many(items) == HOT + WARM + COLD
+    for contact_id in (ids["warm"][3], ids["cold"][4]):
+        assert memory.client.persist(memory.key_for(contact_id))
+    memory.client.set(memory.key_for(GARBAGE_ID), b"\x00\x01 definitely not a record",
+                      ex=5 * DAY)
+    return ids
+
+
+# demo mode --------------------------------------------------------------------------
+
+def test_demo_mode_without_redis_url_says_so_and_shows_the_demo_buyers() -> None:
+    at = run_page()
+    assert any("Demo mode" in info.value for info in at.info)
+    assert metrics(at)["Buyers"] == "300"
+    assert len(charts(at)) >= 8
+    assert "Demo" in "".join(m.value for m in at.sidebar.markdown)
+
+
+# overview ---------------------------------------------------------------------------
+
+def test_overview_metrics_and_charts_show_the_stored_buyers(
+        memory: SyncBuyerConversationMemory) -> None:
+    seed_known_buyers(memory)
+    at = run_page()
+
+    assert not any("Demo mode" in info.value for info in at.info)
+    shown = metrics(at)
+    assert shown["Buyers"] == str(HOT + WARM + COLD)
+    assert (shown["Hot"], shown["Warm"], shown["Cold"]) == (str(HOT), str(WARM), str(COLD))
+    assert shown["No TTL"] == str(NO_TTL)
+    assert shown["Corrupt / foreign"] == "1"
+    assert any(f"{NO_TTL} key(s) have no TTL" in w.value for w in at.main.warning)
+
+    spec, (data,) = chart(at, "Temperature mix")
+    assert "temperature" in encoded_fields(spec)
+    assert dict(zip(data["temperature"], data["buyers"], strict=True)) == {
+        "hot": HOT, "warm": WARM, "cold": COLD}
+
+    spec, frames = chart(at, "Compression ratio")
+    assert {"bin_start", "codec"} <= encoded_fields(spec)
+    assert int(frames[0]["buyers"].sum()) == HOT + WARM + COLD
+    assert set(frames[0]["codec"]) == {"none", "zstd"}  # short chats are not compressed
+
+    spec, frames = chart(at, "Days until expiry")
+    assert "day" in encoded_fields(spec)
+    rules = next(f for f in frames if "day" in f.columns)
+    assert sorted(rules["day"]) == [7, 30, 90]
+    bars = next(f for f in frames if "buyers" in f.columns)
+    assert int(bars["buyers"].sum()) == HOT + WARM + COLD - NO_TTL
+    assert set(bars["bin_start"]) == {29}  # saved just now with the 30-day default
+
+    spec, frames = chart(at, "History length")
+    rule = next(f for f in frames if "cap" in f.columns)
+    assert list(rule["cap"]) == [50]
+    bars = next(f for f in frames if "buyers" in f.columns)
+    assert int(bars.loc[bars["bin_start"] == 50, "buyers"].sum()) > 0  # long chats capped
+    assert bars["bin_start"].max() == 50
+
+    spec, frames = chart(at, "Original vs stored bytes")
+    assert {"original_bytes", "stored_bytes"} <= encoded_fields(spec)
+    points = next(f for f in frames if "stored_bytes" in f.columns)
+    assert len(points) == HOT + WARM + COLD
+    assert (points["stored_bytes"] <= points["original_bytes"] + 256).all()  # + header
+
+    problems = at.main.dataframe[-1].value
+    assert list(problems["contact_id"]) == [GARBAGE_ID]
+    assert list(problems["status"]) == ["corrupt"]
+
+    table = at.main.dataframe[0].value
+    assert len(table) == HOT + WARM + COLD
+    assert GARBAGE_ID not in set(table["contact_id"])
+
+
+def test_overview_filters_change_the_numbers(memory: SyncBuyerConversationMemory) -> None:
+    seed_known_buyers(memory)
+    at = run_page()
+    assert metrics(at)["Buyers"] == str(HOT + WARM + COLD)
+
+    widget(at.multiselect, "Temperature").set_value(["hot"])
+    at.run()
+    assert not at.exception
+    shown = metrics(at)
+    assert (shown["Buyers"], shown["Hot"], shown["Warm"], shown["Cold"]) == (
+        str(HOT), str(HOT), "0", "0")
+    _, (data,) = chart(at, "Temperature mix")
+    assert list(data["temperature"]) == ["hot"]
+    assert list(data["buyers"]) == [HOT]
+    assert len(at.main.dataframe[0].value) == HOT
+
+    widget(at.toggle, "Hide QA seeds").set_value(True)
+    at.run()
+    assert metrics(at)["Buyers"] == str(HOT - QA_HOT)
+
+    widget(at.multiselect, "Temperature").set_value([])
+    at.run()
+    assert metrics(at)["Buyers"] == str(HOT + WARM + COLD - QA_SEEDS)
+    assert not at.main.dataframe[0].value["qa_seed"].any()
+
+    widget(at.toggle, "Hide QA seeds").set_value(False)
+    at.run()
+    assert metrics(at)["Buyers"] == str(HOT + WARM + COLD)
+
+
+def test_overview_with_no_buyers_says_so(memory: SyncBuyerConversationMemory) -> None:
+    at = run_page()
+    assert metrics(at)["Buyers"] == "0"
+    assert any("No buyers match" in info.value for info in at.info)
+    assert charts(at) == {}
+
+
+# buyer page -------------------------------------------------------------------------
+
+FULL_NAME = "Marguerite Okonkwo"
+
+
+def seed_named_buyer(memory: SyncBuyerConversationMemory, contact_id: str,
+                     messages: int = 9) -> dict[str, Any]:
+    state = state_for("hot", 77, messages=messages)
+    state["buyer_name"] = FULL_NAME
+    state["buyer_email"] = "marguerite.okonkwo@example.com"
+    state["conversation_history"][0]["content"] = f"Hello, I am {FULL_NAME}."
+    assert memory.save_state(contact_id, state)
+    return state
+
+
+def test_buyer_page_from_a_query_parameter_shows_the_masked_transcript(
+        memory: SyncBuyerConversationMemory) -> None:
+    state = seed_named_buyer(memory, "contact-2026-000042", messages=9)
+    at = run_page(BUYER_PAGE, contact_id="contact-2026-000042")
+
+    assert at.text_input[0].value == "contact-2026-000042"
+    assert len(at.chat_message) == 9
+    assert [m.name for m in at.chat_message] == [
+        "user" if m["role"] == "user" else "assistant"
+        for m in state["conversation_history"]]
+    assert any("Conversation (9 messages)" in h.value for h in at.subheader)
+    markdown = "\n".join(m.value for m in at.markdown)
+    assert "Hello, I am M\\*\\*\\* O\\*\\*\\*" in markdown  # masked in the transcript too
+    everything = rendered_text(at)
+    for secret in (FULL_NAME, "Marguerite", "Okonkwo", "marguerite.okonkwo@", state["buyer_phone"]):
+        assert secret not in everything
+    assert metrics(at)["Temperature"] == "hot"
+    assert {"Clear this buyer", "Reset TTL to default"} <= set(button_labels(at))
+
+    widget(at.toggle, "Reveal name, phone and email").set_value(True)
+    at.run()
+    assert FULL_NAME in "\n".join(m.value for m in at.markdown)
+
+
+def test_buyer_page_with_history_over_the_cap_shows_the_kept_messages(
+        memory: SyncBuyerConversationMemory) -> None:
+    seed_named_buyer(memory, "contact-long", messages=70)
+    at = run_page(BUYER_PAGE, contact_id="contact-long")
+    assert len(at.chat_message) == memory.config.max_history_messages == 50
+
+
+def test_buyer_page_for_a_missing_buyer_says_there_is_no_state(
+        memory: SyncBuyerConversationMemory) -> None:
+    seed_named_buyer(memory, "contact-present")
+    at = run_page(BUYER_PAGE, contact_id="contact-absent")
+    assert any("No saved state for this contact" in info.value for info in at.info)
+    assert not at.error
+    assert not at.chat_message
+    assert len(at.selectbox) == 0
+
+
+def test_buyer_page_for_a_prefix_offers_the_matches(
+        memory: SyncBuyerConversationMemory) -> None:
+    for contact_id in ("shop-001", "shop-002", "shop-003", "other-001"):
+        seed_named_buyer(memory, contact_id, messages=4)
+    at = run_page(BUYER_PAGE, contact_id="shop-")
+    assert not at.info
+    matches = widget(at.selectbox, "Matching contacts")
+    assert matches.options == ["shop-001", "shop-002", "shop-003"]
+
+    matches.set_value("shop-002")
+    at.run()
+    assert not at.exception
+    assert at.query_params["contact_id"] == "shop-002"
+    assert at.text_input[0].value == "shop-002"
+    assert len(at.chat_message) == 4
+
+
+def test_buyer_page_for_a_corrupt_record_explains_and_offers_to_clear(
+        memory: SyncBuyerConversationMemory) -> None:
+    memory.client.set(memory.key_for("contact-broken"), b"\x00\x01 not a record")
+    at = run_page(BUYER_PAGE, contact_id="contact-broken")
+    assert any("cannot be read" in e.value for e in at.error)
+    assert "Clear this buyer" in button_labels(at)
+
+
+def test_buyer_page_for_a_foreign_key_explains_and_offers_to_clear(
+        memory: SyncBuyerConversationMemory) -> None:
+    """Regression: a hash at a buyer key (listed by the overview) made the page crash."""
+    memory.client.hset(memory.key_for("contact-hash"), mapping={"owner": "another app"})
+    at = run_page(BUYER_PAGE, contact_id="contact-hash")
+    assert any("cannot be read" in e.value and "WRONGTYPE" in e.value for e in at.error)
+    assert "Clear this buyer" in button_labels(at)
+
+
+def test_reset_ttl_button_gives_the_default_ttl_back(
+        memory: SyncBuyerConversationMemory) -> None:
+    seed_named_buyer(memory, "contact-ttl")
+    key = memory.key_for("contact-ttl")
+    assert memory.client.expire(key, 3 * DAY)
+    at = run_page(BUYER_PAGE, contact_id="contact-ttl")
+    assert "**TTL:** 3\\.0 days" in "\n".join(m.value for m in at.markdown)
+
+    widget(at.button, "Reset TTL to default").click()
+    at.run()
+    assert not at.exception
+    assert not at.error
+    assert 30 * DAY - 10 <= memory.client.ttl(key) <= 30 * DAY
+    assert any("TTL reset to 30 days" in t.value for t in at.toast)
+
+
+# permissions ------------------------------------------------------------------------
+
+def test_read_only_hides_write_actions(memory: SyncBuyerConversationMemory,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(READ_ONLY_ENV, "1")
+    seed_named_buyer(memory, "contact-ro")
+    at = run_page(BUYER_PAGE, contact_id="contact-ro")
+    assert len(at.chat_message) == 9
+    labels = button_labels(at)
+    assert "Clear this buyer" not in labels
+    assert "Reset TTL to default" not in labels
+    assert any("Read-only" in c.value for c in at.caption)
+
+    at.switch_page(QA_PAGE)
+    at.run()
+    assert not at.exception
+    assert any("read-only" in w.value for w in at.warning)
+    assert widget(at.button, "Seed buyers").disabled
+    assert "Remove QA seeds" not in button_labels(at)
+
+
+def test_seeding_is_disabled_on_a_real_redis_unless_allowed(
+        memory: SyncBuyerConversationMemory, monkeypatch: pytest.MonkeyPatch) -> None:
+    at = run_page(QA_PAGE)
+    assert any("Seeding is disabled on this Redis" in w.value for w in at.warning)
+    assert widget(at.button, "Seed buyers").disabled
+
+    st.cache_resource.clear()
+    monkeypatch.setenv(ALLOW_SEEDING_ENV, "1")
+    at = run_page(QA_PAGE)
+    assert not at.warning
+    submit = widget(at.button, "Seed buyers")
+    assert not submit.disabled
+    widget(at.number_input, "Buyers").set_value(15)
+    submit.click()
+    at.run()
+    assert not at.exception
+    assert any("Seeded **15** QA buyers" in s.value for s in at.success)
+    assert memory.client.dbsize() == 15
+    assert any("**15** QA-seeded buyers are stored now" in m.value for m in at.markdown)
+
+
+def upload_and_seed(monkeypatch: pytest.MonkeyPatch, name: str, content: bytes,
+                    mime: str = "application/json") -> AppTest:
+    monkeypatch.setenv(ALLOW_SEEDING_ENV, "1")
+    at = run_page(QA_PAGE)
+    at.file_uploader[0].set_value((name, content, mime))
+    at.run()
+    widget(at.button, "Seed from file").click()
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_qa_page_seeds_an_uploaded_scenario_file(
+        memory: SyncBuyerConversationMemory, monkeypatch: pytest.MonkeyPatch) -> None:
+    content = (b"- contact_id: qa-upload-1\n  buyer_temperature: hot\n"
+               b"- contact_id: qa-upload-2\n  buyer_temperature: cold\n")
+    at = upload_and_seed(monkeypatch, "two.yaml", content, "application/yaml")
+    assert any("Seeded 2 buyer(s) from two.yaml" in s.value for s in at.success)
+    for contact_id, temperature in (("qa-upload-1", "hot"), ("qa-upload-2", "cold")):
+        state = memory.load_state(contact_id)
+        assert state is not None
+        assert (state["buyer_temperature"], state[QA_SEED_FIELD]) == (temperature, True)
+
+
+def test_qa_page_lists_the_bad_items_of_an_uploaded_file(
+        memory: SyncBuyerConversationMemory, monkeypatch: pytest.MonkeyPatch) -> None:
+    content = b'[{"contact_id": "qa-ok", "buyer_temperature": "hot"}, {"contact_id": 7}]'
+    at = upload_and_seed(monkeypatch, "bad.json", content)
+    assert len(at.error) == 1
+    assert "item 2: contact_id must be a string" in at.error[0].value
+    assert "nothing was written" in at.error[0].value
+    assert memory.client.dbsize() == 0
+
+
+def test_qa_page_reports_a_file_that_is_not_utf8(
+        memory: SyncBuyerConversationMemory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Regression: a UTF-16 file (Windows Notepad's "Unicode") crashed the page."""
+    content = '{"contact_id": "qa-utf16"}'.encode("utf-16")
+    at = upload_and_seed(monkeypatch, "utf16.json", content)
+    assert any("utf16.json is not UTF-8 text" in e.value for e in at.error)
+    assert memory.client.dbsize() == 0
+
+
+def test_qa_page_removes_qa_seeds_after_confirmation(
+        memory: SyncBuyerConversationMemory, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert memory.save_many(b.as_save_item() for b in generate_buyers(
+        SeedOptions(count=5, seed=2))) == 5
+    seed_named_buyer(memory, "contact-real")
+    at = run_page(QA_PAGE)  # no allow_seeding: removing QA seeds is still allowed
+    assert any("**5** QA-seeded buyers are stored now" in m.value for m in at.markdown)
+    remove = widget(at.button, "Remove QA seeds")
+    assert remove.disabled
+    widget(at.checkbox, "Yes, delete all 5 QA-seeded buyers").check()
+    at.run()
+    widget(at.button, "Remove QA seeds").click()
+    at.run()
+    assert not at.exception
+    assert any("Removed 5 QA-seeded buyers" in s.value for s in at.success)
+    assert memory.client.dbsize() == 1
+    assert memory.load_state("contact-real") is not None
+
+
+# connection problems ----------------------------------------------------------------
+
+def test_unreachable_redis_is_reported_without_the_password_or_demo_data(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    port = free_port()
+    monkeypatch.setenv("REDIS_URL", f"redis://admin:s3cretpw@127.0.0.1:{port}/0")
+    at = run_page()
+    assert at.error, "no error element"
+    message = at.error[0].value
+    assert "Cannot reach Redis at" in message
+    assert f"127.0.0.1:{port}" in message
+    everything = rendered_text(at)
+    assert "Cannot reach Redis at" in everything and "admin:***@" in everything
+    assert "s3cretpw" not in everything
+    assert "Retry" in button_labels(at)
+    assert not any("Demo mode" in info.value for info in at.info)
+    assert not at.main.metric
+    assert not charts(at)
+
+
+def test_invalid_redis_url_is_a_configuration_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REDIS_URL", "http://admin:s3cretpw@127.0.0.1:6390/0")
+    at = run_page()
+    assert any("The dashboard configuration is invalid" in e.value and "http" in e.value
+               for e in at.error)
+    assert "s3cretpw" not in rendered_text(at)
+    assert not any("Demo mode" in info.value for info in at.info)
+
+
+def test_invalid_memory_setting_is_a_configuration_error(
+        memory: SyncBuyerConversationMemory, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MEMORY_CORE_TTL_DAYS", "5000")
+    at = run_page()
+    assert any("The dashboard configuration is invalid" in e.value and "ttl_days" in e.value
+               for e in at.error)
+    assert not at.main.metric
+
+
+def test_redis_url_with_a_bad_port_is_a_configuration_error(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REDIS_URL", "redis://admin:s3cretpw@127.0.0.1:notaport/0")
+    at = new_app()
+    at.run()
+    assert not at.exception
+    assert any("The dashboard configuration is invalid" in e.value for e in at.error)
+
+
+# actions, called directly -----------------------------------------------------------
+
+def settings_for(url: str, *, read_only: bool = False, allow_seeding: bool = False,
+                 is_demo: bool = False) -> DashboardSettings:
+    return DashboardSettings(redis_url=url, is_demo=is_demo, config_path=None,
+                             read_only=read_only, allow_seeding=allow_seeding)
+
+
+def test_clear_buyer_needs_the_typed_contact_id(memory: SyncBuyerConversationMemory,
+                                                real_redis_url: str) -> None:
+    seed_named_buyer(memory, "contact-clear")
+    key = memory.key_for("contact-clear")
+    settings = settings_for(real_redis_url)
+    with pytest.raises(ActionRefused, match="does not match"):
+        clear_buyer(settings, memory, "contact-clear", "contact-clea")
+    assert memory.client.exists(key)
+    assert clear_buyer(settings, memory, "contact-clear", " contact-clear ")
+    assert not memory.client.exists(key)
+    assert not clear_buyer(settings, memory, "contact-clear", "contact-clear")
+
+
+def test_read_only_settings_refuse_every_write(memory: SyncBuyerConversationMemory,
+                                              real_redis_url: str) -> None:
+    seed_named_buyer(memory, "contact-keep")
+    key = memory.key_for("contact-keep")
+    assert memory.client.expire(key, DAY)
+    settings = settings_for(real_redis_url, read_only=True, allow_seeding=True)
+    with pytest.raises(ActionRefused, match="read-only"):
+        clear_buyer(settings, memory, "contact-keep", "contact-keep")
+    with pytest.raises(ActionRefused, match="read-only"):
+        reset_buyer_ttl(settings, memory, "contact-keep")
+    with pytest.raises(ActionRefused, match="read-only"):
+        seed_buyers(settings, memory, SeedOptions(count=3))
+    with pytest.raises(ActionRefused, match="read-only"):
+        seed_file(settings, memory, b'{"contact_id": "qa-x"}', "one.json")
+    with pytest.raises(ActionRefused, match="read-only"):
+        remove_qa_seeds(settings, memory, ["contact-keep"], confirmed=True)
+    assert memory.client.dbsize() == 1
+    assert memory.client.ttl(key) <= DAY
+
+
+def test_seed_buyers_needs_allow_seeding_on_a_real_redis(
+        memory: SyncBuyerConversationMemory, real_redis_url: str) -> None:
+    options = SeedOptions(count=20, seed=3)
+    with pytest.raises(ActionRefused, match="allow_seeding"):
+        seed_buyers(settings_for(real_redis_url), memory, options)
+    assert memory.client.dbsize() == 0
+
+    calls: list[tuple[int, int]] = []
+    written = seed_buyers(settings_for(real_redis_url, allow_seeding=True), memory, options,
+                          lambda done, total: calls.append((done, total)))
+    assert written == 20
+    assert calls[-1] == (20, 20)
+    expected = [buyer.contact_id for buyer in generate_buyers(options)]
+    for contact_id in expected:
+        state = memory.load_state(contact_id)
+        assert state is not None and state[QA_SEED_FIELD] is True
+    assert memory.client.dbsize() == 20
+
+
+@pytest.mark.parametrize("file_name, content", [
+    ("scenarios.yaml",
+     "- contact_id: qa-file-good\n  buyer_temperature: hot\n"
+     "- contact_id: 'bad id with spaces'\n  buyer_temperature: warm\n"),
+    ("scenarios.json",
+     '[{"contact_id": "qa-file-good", "buyer_temperature": "hot"},'
+     ' {"buyer_temperature": "warm"}]'),
+])
+def test_seed_file_with_one_bad_item_writes_nothing(
+        memory: SyncBuyerConversationMemory, real_redis_url: str,
+        file_name: str, content: str) -> None:
+    settings = settings_for(real_redis_url, allow_seeding=True)
+    with pytest.raises(InvalidState) as caught:
+        seed_file(settings, memory, content.encode(), file_name)
+    message = str(caught.value)
+    assert file_name in message and "nothing was written" in message
+    assert "item 2" in message
+    assert "item 1" not in message
+    assert memory.client.dbsize() == 0
+
+    assert seed_file(settings, memory, GOOD_SCENARIO[file_name].encode(), file_name) == 1
+    state = memory.load_state("qa-file-good")
+    assert state is not None and state[QA_SEED_FIELD] is True
+
+
+GOOD_SCENARIO = {
+    "scenarios.yaml": "- contact_id: qa-file-good\n  buyer_temperature: hot\n",
+    "scenarios.json": '[{"contact_id": "qa-file-good", "buyer_temperature": "hot"}]',
+}
+BAD_STATE_FILE = ('[{"contact_id": "qa-file-good", "buyer_temperature": "hot"},'
+                  ' {"contact_id": "qa-file-bad", "conversation_history": "not a list"}]')
+
+
+def test_seed_file_with_an_invalid_state_writes_nothing(
+        memory: SyncBuyerConversationMemory, real_redis_url: str) -> None:
+    settings = settings_for(real_redis_url, allow_seeding=True)
+    with pytest.raises(InvalidState, match="conversation_history must be a list"):
+        seed_file(settings, memory, BAD_STATE_FILE.encode(), "scenarios.json")
+    assert memory.client.dbsize() == 0
+
+
+def test_seed_file_error_names_the_item_with_an_invalid_state(
+        memory: SyncBuyerConversationMemory, real_redis_url: str) -> None:
+    settings = settings_for(real_redis_url, allow_seeding=True)
+    with pytest.raises(InvalidState) as caught:
+        seed_file(settings, memory, BAD_STATE_FILE.encode(), "scenarios.json")
+    assert "item 2" in str(caught.value)
+
+
+def test_seed_file_is_refused_on_a_real_redis_without_allow_seeding(
+        memory: SyncBuyerConversationMemory, real_redis_url: str) -> None:
+    with pytest.raises(ActionRefused, match="allow_seeding"):
+        seed_file(settings_for(real_redis_url), memory,
+                  b'{"contact_id": "qa-one", "buyer_temperature": "hot"}', "one.json")
+    assert memory.client.dbsize() == 0
+
+
+def test_remove_qa_seeds_deletes_only_qa_seeds_after_confirmation(
+        memory: SyncBuyerConversationMemory, real_redis_url: str) -> None:
+    settings = settings_for(real_redis_url, allow_seeding=True)
+    assert seed_buyers(settings, memory, SeedOptions(count=8, seed=9)) == 8
+    seed_named_buyer(memory, "contact-real")
+    seeded = [b.contact_id for b in generate_buyers(SeedOptions(count=8, seed=9))]
+
+    with pytest.raises(ActionRefused, match="confirmation"):
+        remove_qa_seeds(settings, memory, seeded, confirmed=False)
+    assert memory.client.dbsize() == 9
+
+    # Even when a real buyer is listed by mistake, only QA seeds are deleted.
+    assert remove_qa_seeds(settings, memory, [*seeded, "contact-real"], confirmed=True) == 8
+    assert memory.client.dbsize() == 1
+    assert memory.load_state("contact-real") is not None
+
+
+def test_actions_work_on_the_demo_store_without_allow_seeding(fake_url: str) -> None:
+    settings = settings_for(fake_url, is_demo=True)
+    with SyncBuyerConversationMemory.from_url(fake_url) as demo:
+        assert settings.can_seed
+        assert seed_buyers(settings, demo, SeedOptions(count=5, seed=1)) == 5
+        assert remove_qa_seeds(settings, demo,
+                               [f"qa-1-{i:06d}" for i in range(5)], confirmed=True) == 5
+        assert demo.client.dbsize() == 0
+
+
+def test_sidebar_names_the_live_redis(memory: SyncBuyerConversationMemory,
+                                     real_redis_url: str) -> None:
+    seed_named_buyer(memory, "contact-side")
+    at = run_page()
+    sidebar = "\n".join(m.value for m in at.sidebar.markdown)
+    port = real_redis_url.rsplit(":", 1)[1].split("/")[0]
+    assert "**Live**" in sidebar and f"127.0.0.1:{port} db 0" in sidebar
+    assert "TTL **30 days**" in sidebar
+    assert any("1 keys in this database" in c.value for c in at.sidebar.caption)
+
+
+def test_overview_of_a_large_store_survives_the_cached_scan(
+        memory: SyncBuyerConversationMemory) -> None:
+    """Regression: a scan of > 5,000 keys draws a progress bar; later runs reuse the scan.
+
+    With the scan inside st.cache_data, the progress calls were recorded on a block made
+    outside the cached function, so every run after the first one failed to replay them.
+    """
+    options = SeedOptions(count=5_100, seed=4, history_range=(2, 3))
+    assert memory.save_many(b.as_save_item() for b in generate_buyers(options)) == 5_100
+    at = run_page()
+    assert metrics(at)["Buyers"] == "5,100"
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert metrics(at)["Buyers"] == "5,100"
+    other_session = run_page()
+    assert metrics(other_session)["Buyers"] == "5,100"
