@@ -1,9 +1,13 @@
 """Time for the overview page to be ready in a real browser, cold and from the scan cache.
 
 Fills a private redis-server with N buyers, starts ``streamlit run app.py`` against it, and
-opens the overview in headless Chromium (Debian's, driven by Playwright): "ready" is when
-the app has stopped running and the charts and headline numbers are on screen. The first
-load scans Redis (cold); a reload within the cache period reuses the scan (cached).
+drives headless Chromium (Debian's, through Playwright). "Ready" is when the app has
+stopped running and the headline numbers and every chart are drawn. Four cases:
+
+- first load: a fresh dashboard process, first page ever (imports, scan, charts);
+- refresh: the Refresh button, which rescans Redis in a warm process (cold scan);
+- reload: a full browser reload within the cache period (new session, cached scan);
+- back: returning to the overview from another page (cached scan, no page load).
 
     python benchmarks/bench_dashboard.py --buyers 10000 100000
 """
@@ -17,6 +21,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -46,6 +51,42 @@ def wait_until_ready(page: Page, timeout_ms: int = 120_000) -> None:
         timeout=timeout_ms, polling=50)
 
 
+def scan_caption(page: Page) -> str:
+    caption = page.locator("[data-testid='stCaptionContainer']:has-text('Scanned ')")
+    return caption.first.inner_text() if caption.count() else ""
+
+
+def click_refresh(page: Page) -> None:
+    before = scan_caption(page)
+    page.locator("button:has-text('Refresh')").first.click()
+    page.wait_for_function(
+        "(before) => !Array.from(document.querySelectorAll('[data-testid=\"stCaptionContainer\"]'))"
+        ".some(e => e.innerText === before && before !== '')", arg=before, timeout=120_000,
+        polling=50)
+
+
+def timed(page: Page, action: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    action()
+    wait_until_ready(page)
+    return time.perf_counter() - started
+
+
+def measure(port: int) -> tuple[float, float, float, float]:
+    """Seconds until ready: first load, Refresh, browser reload, back from another page."""
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 3000})
+        first = timed(page, lambda: page.goto(f"http://127.0.0.1:{port}/"))
+        refresh = timed(page, lambda: click_refresh(page))
+        reload = timed(page, lambda: page.reload())
+        page.get_by_role("link", name="QA seeding").click()
+        page.wait_for_selector("text=Generate test buyers")
+        back = timed(page, lambda: page.get_by_role("link", name="Overview").click())
+        browser.close()
+    return first, refresh, reload, back
+
+
 def start_dashboard(url: str, port: int) -> subprocess.Popen[bytes]:
     env = {**os.environ, "REDIS_URL": url}
     process = subprocess.Popen(
@@ -70,7 +111,8 @@ def main() -> None:
     args = parser.parse_args()
     print(f"machine: {platform.node()} {platform.machine()}, Python "
           f"{platform.python_version()}, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
-    print(f"{'buyers':>9} {'cold (scan + charts) s':>23} {'from cache s':>13}")
+    print(f"{'buyers':>9} {'first load':>11} {'refresh (rescan)':>19} {'reload (cache)':>16} "
+          f"{'back (cache)':>15}   seconds until ready")
     server = start_private_server()
     try:
         for buyers in args.buyers:
@@ -78,23 +120,12 @@ def main() -> None:
             port = free_port()
             dashboard = start_dashboard(server.url, port)
             try:
-                with sync_playwright() as playwright:
-                    browser = playwright.chromium.launch(executable_path=CHROMIUM,
-                                                         args=CHROMIUM_ARGS)
-                    page = browser.new_page(viewport={"width": 1400, "height": 3000})
-                    started = time.perf_counter()
-                    page.goto(f"http://127.0.0.1:{port}/")
-                    wait_until_ready(page)
-                    cold = time.perf_counter() - started
-                    started = time.perf_counter()
-                    page.reload()
-                    wait_until_ready(page)
-                    cached = time.perf_counter() - started
-                    browser.close()
+                first, refresh, reload, back = measure(port)
             finally:
                 dashboard.terminate()
                 dashboard.wait(timeout=20)
-            print(f"{buyers:>9,} {cold:>23.2f} {cached:>13.2f}", flush=True)
+            print(f"{buyers:>9,} {first:>11.2f} {refresh:>19.2f} {reload:>16.2f} {back:>15.2f}",
+                  flush=True)
     finally:
         server.stop()
 

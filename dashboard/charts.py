@@ -15,7 +15,7 @@ from memory_core.config import MemoryConfig
 
 TEMPERATURE_COLORS = {"hot": "#d62728", "warm": "#ff7f0e", "cold": "#1f77b4",
                       "unknown": "#9e9e9e"}
-SCATTER_SAMPLE = 3000
+SCATTER_SAMPLE = 1000
 _HEIGHT = 240
 
 
@@ -49,18 +49,21 @@ def compression_ratio_chart(frame: pd.DataFrame) -> alt.Chart:
     ).properties(height=_HEIGHT)
 
 
+def scatter_sample(frame: pd.DataFrame) -> pd.DataFrame:
+    """At most SCATTER_SAMPLE buyers, the same ones on every run (a browser draws each)."""
+    return frame if len(frame) <= SCATTER_SAMPLE else frame.sample(SCATTER_SAMPLE,
+                                                                   random_state=0)
+
+
 def stored_bytes_chart(frame: pd.DataFrame, threshold_bytes: int) -> alt.LayerChart:
-    sample = frame if len(frame) <= SCATTER_SAMPLE else frame.sample(SCATTER_SAMPLE,
-                                                                      random_state=0)
+    sample = scatter_sample(frame)
     title = "Original vs stored bytes per buyer"
-    if len(sample) < len(frame):
-        title += f" (sample of {len(sample):,} of {len(frame):,})"
     data = sample[["contact_id", "original_bytes", "stored_bytes", "codec",
                    "compression_ratio"]].assign(codec=lambda d: d["codec"].astype(str))
     points = alt.Chart(data, title=title).mark_circle(size=28, opacity=0.6).encode(
         x=alt.X("original_bytes:Q", title="original JSON (bytes)"),
         y=alt.Y("stored_bytes:Q", title="stored in Redis (bytes)"),
-        color=alt.Color("codec:N", title="codec (none = stored uncompressed)"),
+        color=alt.Color("codec:N", title="codec"),
         tooltip=["contact_id:N", "codec:N", alt.Tooltip("original_bytes:Q", format=","),
                  alt.Tooltip("stored_bytes:Q", format=","),
                  alt.Tooltip("compression_ratio:Q", format=".2f", title="ratio")],
@@ -95,7 +98,7 @@ def ttl_chart(frame: pd.DataFrame, config: MemoryConfig) -> alt.LayerChart:
                         scale=alt.Scale(domain=["policy window", "default"],
                                         range=["#888888", "#2ca02c"])),
         tooltip=["label:N"])
-    return alt.layer(bars, rules).properties(height=_HEIGHT)
+    return alt.layer(rules, bars).properties(height=_HEIGHT)  # bars drawn over the markers
 
 
 def category_chart(frame: pd.DataFrame, column: str, title: str,

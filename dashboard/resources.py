@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import pandas as pd
 import streamlit as st
 
+from dashboard.overview_model import Filters, OverviewModel, build_overview, filter_options
 from dashboard.settings import DashboardSettings, load_settings
 from memory_core.config import MemoryConfig, load_config
 from memory_core.connection import parse_target
 from memory_core.demo import seed_demo_store
-from memory_core.inventory import scan_summaries
+from memory_core.inventory import timed_scan
 from memory_core.store import SyncBuyerConversationMemory
 
 SCAN_CACHE_SECONDS = 60
@@ -39,6 +41,8 @@ class _ScanSlot:
 
     lock: threading.Lock = field(default_factory=threading.Lock)
     frame: pd.DataFrame | None = None
+    scanned_at: datetime | None = None
+    scan_seconds: float = 0.0
 
 
 @st.cache_resource(ttl=SCAN_CACHE_SECONDS, max_entries=4, show_spinner=False)
@@ -52,7 +56,10 @@ def _scan_slot(url: str, config_path: str | None) -> _ScanSlot:
 
 def scan_inventory(settings: DashboardSettings, memory: SyncBuyerConversationMemory,
                    show_progress: bool = True) -> pd.DataFrame:
-    """The inventory table, from cache when fresh; a progress bar while a scan runs."""
+    """The inventory table, from cache when fresh; a progress bar while a scan runs.
+
+    The frame is shared by every session until the next scan: treat it as read-only.
+    """
     slot = _scan_slot(settings.redis_url, settings.config_path)
     with slot.lock:
         if slot.frame is None:
@@ -64,12 +71,48 @@ def scan_inventory(settings: DashboardSettings, memory: SyncBuyerConversationMem
                                  text=f"Scanning keys: {done:,} of ~{total:,}")
 
             try:
-                slot.frame = scan_summaries(memory, progress=progress)
+                slot.frame, slot.scan_seconds = timed_scan(memory, progress=progress)
+                slot.scanned_at = datetime.now(UTC)
             finally:
                 bar.empty()
-        return slot.frame.copy()
+        return slot.frame  # shared by every session: read it, never modify it
+
+
+def last_scan(settings: DashboardSettings) -> tuple[datetime, float] | None:
+    """When the cached scan was taken and how long it took, to show how fresh data is."""
+    slot = _scan_slot(settings.redis_url, settings.config_path)
+    return (slot.scanned_at, slot.scan_seconds) if slot.scanned_at else None
 
 
 def forget_scan() -> None:
     """Drop the cached scan so the next page run reads Redis again."""
     _scan_slot.clear()
+
+
+@st.cache_resource(ttl=SCAN_CACHE_SECONDS, max_entries=64, show_spinner=False)
+def _overview_model(source: tuple[str, str | None, datetime | None], filters: Filters,
+                    _frame: pd.DataFrame, _config: MemoryConfig) -> OverviewModel:
+    return build_overview(_frame, filters, _config)
+
+
+@st.cache_resource(ttl=SCAN_CACHE_SECONDS, max_entries=8, show_spinner=False)
+def _filter_options(source: tuple[str, str | None, datetime | None],
+                    _frame: pd.DataFrame) -> dict[str, list[str]]:
+    return filter_options(_frame)
+
+
+def overview_options(settings: DashboardSettings, frame: pd.DataFrame) -> dict[str, list[str]]:
+    """Filter choices for this scan, computed once per scan."""
+    return _filter_options(_scan_source(settings), frame)
+
+
+def overview_model(settings: DashboardSettings, memory: SyncBuyerConversationMemory,
+                   frame: pd.DataFrame, filters: Filters) -> OverviewModel:
+    """What the overview draws for this scan and these filters, computed once for all."""
+    return _overview_model(_scan_source(settings), filters, frame, memory.config)
+
+
+def _scan_source(settings: DashboardSettings) -> tuple[str, str | None, datetime | None]:
+    """Which scan a derived result belongs to: Redis, config, and when it was scanned."""
+    scan = last_scan(settings)
+    return settings.redis_url, settings.config_path, scan[0] if scan else None

@@ -16,6 +16,7 @@ import importlib.util
 import os
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -37,7 +38,10 @@ if TYPE_CHECKING:  # imported lazily below, so a missing Playwright is a skip, n
 pytestmark = pytest.mark.browser
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-DOCS = PROJECT_ROOT / "docs"
+#: Screenshots go to docs/ (the README shows them) when SAVE_SCREENSHOTS=1, else to a
+#: temporary folder, so a test run does not rewrite tracked files.
+DOCS = (PROJECT_ROOT / "docs" if os.environ.get("SAVE_SCREENSHOTS") == "1"
+        else Path(tempfile.mkdtemp(prefix="dashboard-screenshots-")))
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu",
                  "--disable-background-networking", "--disable-component-update",

@@ -123,7 +123,7 @@ def charts(at: AppTest) -> dict[str, tuple[dict[str, Any], list[pd.DataFrame]]]:
         spec = json.loads(node.proto.spec)
         frames = [pa.ipc.open_stream(d.data.data).read_pandas() for d in node.proto.datasets]
         titles = [spec.get("title")] + [layer.get("title") for layer in spec.get("layer", [])]
-        title = next(str(t) for t in titles if t)
+        title = next(str(t["text"] if isinstance(t, dict) else t) for t in titles if t)
         found[title] = (spec, frames)
     return found
 
