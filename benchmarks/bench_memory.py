@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import platform
 import random
 import statistics
@@ -185,6 +186,18 @@ def print_table(designs: list[Design], buyers: int, corpus: str, mean_json: floa
           f"p50 this run: sync {base.p('get'):.0f} us, asyncio {base.p('aget'):.0f} us.")
 
 
+def write_json(path: Path, designs: list[Design], corpus: str, buyers: int,
+               mean_json: float) -> None:
+    rows = [{"design": d.name, "bytes_per_buyer": d.bytes_per_buyer, "overview_s": d.overview_s,
+             **{f"{op}_p50_us": d.p(op) for op in ("save", "load", "get", "asave", "aload",
+                                                    "aget")},
+             **{f"{op}_p99_us": d.p(op, 0.99) for op in ("save", "load")}} for d in designs]
+    path.write_text(json.dumps({"corpus": corpus, "buyers": buyers, "mean_json_bytes": mean_json,
+                                "date": f"{datetime.now(UTC):%Y-%m-%d}",
+                                "machine": f"{platform.machine()} {platform.system()}",
+                                "results": rows}, indent=2))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--buyers", type=int, default=10_000)
@@ -192,6 +205,8 @@ def main() -> None:
     parser.add_argument("--corpus", choices=("generated", "public"), default="generated")
     parser.add_argument("--threshold", type=int, default=None,
                         help="compress_threshold_bytes for the memory_core designs")
+    parser.add_argument("--json-out", type=Path, default=None,
+                        help="also write the results as JSON (for benchmarks/plot.py)")
     args = parser.parse_args()
     if args.corpus == "generated":
         states = generated_states(args.buyers, seed=11)
@@ -219,6 +234,8 @@ def main() -> None:
             measure_memory(url, design, ids, states)
         measure_latency(url, designs, ids, states, min(args.samples, len(ids)))
         print_table(designs, args.buyers, args.corpus, mean_json)
+        if args.json_out is not None:
+            write_json(args.json_out, designs, args.corpus, args.buyers, mean_json)
     finally:
         server.stop()
 

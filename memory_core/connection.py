@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-import fakeredis
 import redis
 import redis.asyncio
 from redis.backoff import NoBackoff
@@ -27,7 +26,7 @@ REDIS_URL_ENV = "REDIS_URL"
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 SCHEMES = ("redis", "rediss", "unix", "memory")
 
-_fake_servers: dict[str, fakeredis.FakeServer] = {}
+_fake_servers: dict[str, Any] = {}  # name -> fakeredis.FakeServer
 _fake_servers_lock = threading.Lock()
 
 
@@ -106,7 +105,9 @@ def _parse_db(text: str, url: str) -> int:
     return int(text)
 
 
-def _fake_server(name: str) -> fakeredis.FakeServer:
+def _fake_server(name: str) -> Any:
+    import fakeredis  # only demos need it; the bot never pays for the import
+
     with _fake_servers_lock:
         server = _fake_servers.get(name)
         if server is None:
@@ -127,6 +128,8 @@ def connect(url: str, config: MemoryConfig | None = None) -> redis.Redis:
     """A sync client for ``url`` (the connection opens lazily, on first command)."""
     target = parse_target(url)
     if target.is_demo:
+        import fakeredis
+
         return fakeredis.FakeRedis(server=_fake_server(target.host))
     return redis.Redis.from_url(url.strip(), **_client_options(config or MemoryConfig()))
 
@@ -135,5 +138,7 @@ def connect_async(url: str, config: MemoryConfig | None = None) -> redis.asyncio
     """An asyncio client for ``url``."""
     target = parse_target(url)
     if target.is_demo:
+        import fakeredis
+
         return fakeredis.FakeAsyncRedis(server=_fake_server(target.host))
     return redis.asyncio.Redis.from_url(url.strip(), **_client_options(config or MemoryConfig()))
