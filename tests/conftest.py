@@ -17,10 +17,13 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import pytest
+import redis
 import zstandard
 
+from memory_core.connection import connect
 from memory_core.dictionaries import train_dictionary
 from memory_core.state import dump_json, prepare_state
+from memory_core.store import SyncBuyerConversationMemory
 from memory_core.testing import RedisServer, free_port, redis_server_binary
 
 REAL_REDIS_MARK = "real_redis"
@@ -154,3 +157,20 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     terminalreporter.write_line(f"real-redis tests: {passed} passed, {skipped} skipped")
     passed, skipped = tally(BROWSER_MARK)
     terminalreporter.write_line(f"browser tests: {passed} passed, {skipped} skipped")
+
+
+@pytest.fixture
+def raw(store_url: str) -> Iterator[redis.Redis]:
+    """A plain client on the same store as ``memory``, to plant and inspect raw keys."""
+    client = connect(store_url)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def memory(store_url: str) -> Iterator[SyncBuyerConversationMemory]:
+    """A sync memory with default settings on ``store_url`` (fakeredis, then real Redis)."""
+    with SyncBuyerConversationMemory.from_url(store_url) as opened:
+        yield opened

@@ -8,7 +8,6 @@ from __future__ import annotations
 import gzip
 import logging
 import pickle
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,6 @@ import redis
 
 from memory_core import InvalidState, SyncBuyerConversationMemory, admin
 from memory_core import dictionaries as dicts
-from memory_core.connection import connect
 from memory_core.inventory import scan_summaries
 from memory_core.seeding import SeedBuyer, SeedOptions, generate_buyers
 
@@ -30,22 +28,6 @@ NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 
 def key(contact_id: str) -> str:
     return f"{PREFIX}:{contact_id}"
-
-
-@pytest.fixture
-def raw(store_url: str) -> Iterator[redis.Redis]:
-    """A plain client on the same store, to plant and inspect raw keys."""
-    client = connect(store_url)
-    try:
-        yield client
-    finally:
-        client.close()
-
-
-@pytest.fixture
-def memory(store_url: str) -> Iterator[SyncBuyerConversationMemory]:
-    with SyncBuyerConversationMemory.from_url(store_url) as opened:
-        yield opened
 
 
 def seed(memory: SyncBuyerConversationMemory, count: int, seed: int = 1,

@@ -11,7 +11,6 @@ import gzip
 import math
 import pickle
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +23,6 @@ import zstandard
 
 from memory_core import StoreUnavailable, SyncBuyerConversationMemory
 from memory_core import dictionaries as dicts
-from memory_core.connection import connect
 from memory_core.inventory import problem_records, scan_summaries, summarize_inventory
 from memory_core.seeding import SeedBuyer, SeedOptions, generate_buyers
 from memory_core.state import dump_json, prepare_state
@@ -44,22 +42,6 @@ Dictionaries = tuple[zstandard.ZstdCompressionDict, zstandard.ZstdCompressionDic
 
 def key(contact_id: str) -> str:
     return f"{PREFIX}:{contact_id}"
-
-
-@pytest.fixture
-def raw(store_url: str) -> Iterator[redis.Redis]:
-    """A plain client on the same store, to plant and inspect raw keys."""
-    client = connect(store_url)
-    try:
-        yield client
-    finally:
-        client.close()
-
-
-@pytest.fixture
-def memory(store_url: str) -> Iterator[SyncBuyerConversationMemory]:
-    with SyncBuyerConversationMemory.from_url(store_url) as opened:
-        yield opened
 
 
 def seed(memory: SyncBuyerConversationMemory, count: int, seed: int = 1,

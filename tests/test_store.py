@@ -54,22 +54,6 @@ def key(contact_id: str) -> str:
     return f"{PREFIX}:{contact_id}"
 
 
-@pytest.fixture
-def raw(store_url: str) -> Iterator[redis.Redis]:
-    """A plain client on the same store, to look at and plant raw keys."""
-    client = connect(store_url)
-    try:
-        yield client
-    finally:
-        client.close()
-
-
-@pytest.fixture
-def memory(store_url: str) -> Iterator[SyncBuyerConversationMemory]:
-    with SyncBuyerConversationMemory.from_url(store_url) as opened:
-        yield opened
-
-
 def problem_logs(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
     return [r for r in caplog.records
             if r.name.startswith("memory_core") and r.levelno >= logging.WARNING]
