@@ -1,6 +1,7 @@
 """The embedded demo store: a few hundred realistic buyers so the dashboard is useful at once.
 
-Most demo buyers look like real ones (no QA tag); a tenth are QA seeds, a few keys have no
+Most demo buyers look like real ones (no QA tag); a tenth are QA seeds; most are
+compressed with a zstd dictionary trained on the set, as in production; a few keys have no
 TTL, and a handful are broken on purpose (garbage bytes, a truncated record, a hash at a
 buyer key, a legacy pickle) so every panel of the dashboard has something true to show.
 """
@@ -14,8 +15,9 @@ from datetime import datetime
 
 import orjson
 
+from memory_core.dictionaries import current_dictionary_key, dictionary_key, train_dictionary
 from memory_core.seeding import SeedOptions, generate_buyers
-from memory_core.state import QA_SEED_FIELD
+from memory_core.state import QA_SEED_FIELD, dump_json
 from memory_core.store import SyncBuyerConversationMemory
 
 logger = logging.getLogger(__name__)
@@ -38,7 +40,14 @@ def seed_demo_store(memory: SyncBuyerConversationMemory, count: int = DEMO_BUYER
             state = {k: v for k, v in state.items() if k != QA_SEED_FIELD}
             contact_id = contact_id.replace("demo-", "contact-", 1)
         items.append((contact_id, state, ttl, when))
-    memory.save_many(items)
+    # The first tenth is written before a dictionary exists, like records from before
+    # `train-dictionary` ran; the rest is compressed with one trained on the whole set.
+    memory.save_many(items[:len(items) // 10])
+    trained = train_dictionary([dump_json(state) for _, state, _, _ in items])
+    memory.client.set(dictionary_key(memory.prefix, trained.dict_id()), trained.as_bytes())
+    memory.client.set(current_dictionary_key(memory.prefix), str(trained.dict_id()))
+    memory.follow_new_dictionary()
+    memory.save_many(items[len(items) // 10:])
     for contact_id, *_ in items[1:4]:
         memory.client.persist(memory.key_for(contact_id))
     _write_problem_keys(memory)

@@ -81,7 +81,8 @@ class _Columns:
                    int(fields[9]), int(fields[10]))  # raises ValueError when malformed
         self.contact_id.append(contact_id)
         self.problem.append("")
-        for name, raw in (("status", b"ok"), ("codec", fields[1]), ("schema_version", fields[0]),
+        codec = fields[1] + b"+dict" if numbers[2] else fields[1]
+        for name, raw in (("status", b"ok"), ("codec", codec), ("schema_version", fields[0]),
                           ("temperature", fields[5]), ("persona", fields[6]),
                           ("journey_stage", fields[8])):
             self.labels[name].append(label(raw))
@@ -151,10 +152,11 @@ def scan_summaries(memory: SyncBuyerConversationMemory, *, batch_size: int = DEF
     """One row per key under the memory's prefix, built from headers only.
 
     Columns: contact_id, status (ok/legacy/corrupt/foreign/missing_dictionary), problem,
-    codec, schema_version, temperature, persona, journey_stage, stored_bytes,
-    original_bytes, dictionary_id, message_count, last_interaction_epoch, ttl_ms (-1: no
-    TTL), is_qualified, qa_seed, plus derived compression_ratio, ttl_days and
-    last_interaction. ``progress(done, estimated_total)`` is called after each batch.
+    codec (none, zstd, or zstd+dict with the id in dictionary_id), schema_version,
+    temperature, persona, journey_stage, stored_bytes, original_bytes, dictionary_id,
+    message_count, last_interaction_epoch, ttl_ms (-1: no TTL), is_qualified, qa_seed,
+    plus derived compression_ratio, ttl_days and last_interaction.
+    ``progress(done, estimated_total)`` is called after each batch.
     Raises :class:`StoreUnavailable` if Redis cannot be reached.
     """
     client = memory.client

@@ -201,6 +201,7 @@ def test_a_record_whose_dictionary_was_deleted_is_missing_dictionary(
     frame = scan_summaries(memory)
     assert set(frame["status"]) == {"ok"}
     assert set(frame["dictionary_id"]) == {dictionary_id}
+    assert set(frame["codec"]) == {"zstd+dict"}  # the codec mix tells dictionaries apart
 
     raw.delete(dicts.dictionary_key(PREFIX, dictionary_id))
     frame = scan_summaries(memory)
