@@ -112,7 +112,9 @@ def overview() -> None:
     if len(model.table) > TABLE_ROWS:
         st.caption(f"Showing the {TABLE_ROWS:,} most recent of {len(model.table):,} matching "
                    "buyers; the CSV has them all.")
-    st.download_button("Download CSV", data=lambda: model.table.to_csv(index=False),
+    st.download_button("Download CSV",
+                       data=lambda: model.table.to_csv(index=False).encode(
+                           "utf-8", "backslashreplace"),
                        file_name="buyers.csv", mime="text/csv", icon=":material/download:",
                        help="All matching buyers; built when you click, not on every refresh")
 

@@ -20,6 +20,7 @@ from memory_core.config import MemoryConfig
 from memory_core.inventory import (
     PROBLEM_STATUSES,
     STATUS_OK,
+    display_id,
     problem_records,
     summarize_inventory,
 )
@@ -93,6 +94,7 @@ def build_overview(frame: pd.DataFrame, filters: Filters, config: MemoryConfig) 
     unreadable = int(problems["status"].isin(PROBLEM_STATUSES).sum())
     table = frame_for_export(buyers).sort_values("last_interaction", ascending=False)
     shown = table.head(TABLE_ROWS).assign(
+        contact_id=lambda d: d["contact_id"].map(display_id),
         open=lambda d: "buyer?contact_id=" + d["contact_id"].map(quote))
     return OverviewModel(
         buyers=len(buyers), report=summarize_inventory(buyers), unreadable=unreadable,

@@ -80,7 +80,8 @@ def clear_qa_seeds(memory: SyncBuyerConversationMemory, contact_ids: Iterable[st
     deleted = 0
     try:
         for start in range(0, len(ids), DELETE_BATCH):
-            keys = [memory.key_for(i) for i in ids[start:start + DELETE_BATCH]]
+            # raw keys, not key_for: an id from the scan need not be one a bot could write
+            keys = [memory.raw_key_for(i) for i in ids[start:start + DELETE_BATCH]]
             frame_ids = _still_seeded(memory, keys)
             if frame_ids:
                 deleted += int(memory.client.delete(*frame_ids))
@@ -90,7 +91,7 @@ def clear_qa_seeds(memory: SyncBuyerConversationMemory, contact_ids: Iterable[st
     return deleted
 
 
-def _still_seeded(memory: SyncBuyerConversationMemory, keys: list[str]) -> list[str]:
+def _still_seeded(memory: SyncBuyerConversationMemory, keys: list[bytes]) -> list[bytes]:
     pipe = memory.client.pipeline(transaction=False)
     for key in keys:
         pipe.getrange(key, 0, 255)

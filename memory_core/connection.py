@@ -9,10 +9,11 @@ people go through :func:`redact_url` so passwords never reach a log or a screen.
 
 from __future__ import annotations
 
+import re
 import threading
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit
 
 import redis
 import redis.asyncio
@@ -26,6 +27,7 @@ REDIS_URL_ENV = "REDIS_URL"
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 SCHEMES = ("redis", "rediss", "unix", "memory")
 
+_PASSWORD_PARAMETER = re.compile(r"(?i)([?&]password=)[^&#]*")
 _fake_servers: dict[str, Any] = {}  # name -> fakeredis.FakeServer
 _fake_servers_lock = threading.Lock()
 
@@ -58,17 +60,23 @@ class Target:
 
 
 def redact_url(url: str) -> str:
-    """The URL with any password replaced by ``***``."""
-    try:
-        parts = urlsplit(url)
-        if parts.password is None:
-            return url
-    except ValueError:
-        return "<unparseable URL>"
-    user = parts.username or ""
-    host = parts.netloc.rpartition("@")[2]  # keeps a malformed port as written, for the error
-    netloc = f"{user}:***@{host}"
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    """The URL with any password replaced by ``***``.
+
+    Works on the text, not on a parse, so a password holding an unescaped ``#``, ``?`` or
+    ``/`` (which confuses URL parsers) is still hidden: everything between ``user:`` and
+    the last ``@`` goes, and so does a ``password=`` query parameter, which redis-py reads.
+    """
+    if not isinstance(url, str):
+        return "<not a URL>"
+    scheme, separator, rest = url.partition("://")
+    if not separator:
+        return "<unparseable URL>" if "@" in url or "password" in url.lower() else url
+    userinfo, at, host_and_path = rest.rpartition("@")
+    if at:
+        user, colon, _ = userinfo.partition(":")
+        rest = f"{user}:***@{host_and_path}" if colon else f"***@{host_and_path}"
+    rest = _PASSWORD_PARAMETER.sub(r"\1***", rest)
+    return f"{scheme}://{rest}"
 
 
 def parse_target(url: str) -> Target:
@@ -79,8 +87,10 @@ def parse_target(url: str) -> Target:
     try:
         parts = urlsplit(url.strip())
         port = parts.port
-    except ValueError as exc:
-        raise ConnectionURLError(f"Redis URL {redact_url(url)!r} is malformed: {exc}") from None
+    except ValueError:  # the parser's message can quote part of the password: not shown
+        raise ConnectionURLError(
+            f"Redis URL {redact_url(url)!r} is malformed: check the host and port, and write "
+            "special characters in the password as %XX (e.g. %23 for #)") from None
     if parts.scheme not in SCHEMES:
         raise ConnectionURLError(
             f"Redis URL scheme {parts.scheme!r} is not supported; use one of "

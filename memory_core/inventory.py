@@ -45,11 +45,16 @@ _READ_HEADERS_LUA = f"""
 local out = {{}}
 for i, key in ipairs(KEYS) do
   local ok, head = pcall(redis.call, 'GETRANGE', key, 0, {HEADER_READ_BYTES - 1})
-  out[2 * i - 1] = ok and head or false
-  out[2 * i] = redis.call('PTTL', key)
+  out[3 * i - 2] = ok and head or false
+  out[3 * i - 1] = redis.call('PTTL', key)
+  local sized, length = pcall(redis.call, 'STRLEN', key)
+  out[3 * i] = sized and length or 0
 end
 return out
 """
+#: Replies per key: header window (None for another type), PTTL, STRLEN.
+_REPLIES_PER_KEY = 3
+_INT64_MAX = 2**63 - 1
 
 
 class _Columns:
@@ -74,11 +79,16 @@ class _Columns:
         return found
 
     def add_record(self, contact_id: str, fields: list[bytes], header_bytes: int,
-                   ttl_ms: int) -> None:
-        """A readable record: every column from its header fields."""
+                   ttl_ms: int, stored_bytes: int) -> None:
+        """A readable record: every column from its header fields and its real length."""
         label, ints = self._label, self.ints
-        numbers = (header_bytes + int(fields[4]), int(fields[3]), int(fields[2]),
-                   int(fields[9]), int(fields[10]))  # raises ValueError when malformed
+        numbers = (stored_bytes, int(fields[3]), int(fields[2]), int(fields[9]),
+                   int(fields[10]))  # raises ValueError when malformed
+        if header_bytes + int(fields[4]) != stored_bytes:
+            raise CorruptRecord(f"record is {stored_bytes} bytes, its header says "
+                                f"{header_bytes + int(fields[4])} (truncated or overwritten)")
+        if not all(0 <= n <= _INT64_MAX for n in numbers):
+            raise ValueError("a header number is out of range")
         self.contact_id.append(contact_id)
         self.problem.append("")
         codec = fields[1] + b"+dict" if numbers[2] else fields[1]
@@ -95,33 +105,37 @@ class _Columns:
         self.flags["is_qualified"].append(fields[7] == b"1")
         self.flags["qa_seed"].append(fields[11] == b"1")
 
-    def add_unreadable(self, contact_id: str, status: str, problem: str, ttl_ms: int) -> None:
-        """A key with no usable header: zeros and 'unknown' labels beside its status."""
+    def add_unreadable(self, contact_id: str, status: str, problem: str, ttl_ms: int,
+                       stored_bytes: int = 0) -> None:
+        """A key with no usable header: its size, 'unknown' labels, beside its status."""
         self.contact_id.append(contact_id)
         self.problem.append(problem)
         for name, values in self.labels.items():
             values.append(status if name == "status" else "unknown")
         for name, ints in self.ints.items():
-            ints.append(ttl_ms if name == "ttl_ms" else 0)
+            ints.append(ttl_ms if name == "ttl_ms" else
+                        stored_bytes if name in ("stored_bytes", "original_bytes") else 0)
         for flags in self.flags.values():
             flags.append(0)
 
-    def add(self, contact_id: str, header: bytes | None, ttl_ms: int) -> None:
+    def add(self, contact_id: str, header: bytes | None, ttl_ms: int,
+            stored_bytes: int) -> None:
         if header is None:
             self.add_unreadable(contact_id, STATUS_FOREIGN, "not a string key (another Redis "
                                 "type is stored under the buyer prefix)", ttl_ms)
         elif looks_legacy(header):
             self.add_unreadable(contact_id, STATUS_LEGACY,
-                                "pickled record of the old system; run migrate-legacy", ttl_ms)
+                                "pickled record of the old system; run migrate-legacy", ttl_ms,
+                                stored_bytes)
         else:
             try:
                 fields, header_bytes = split_header(header)
-                self.add_record(contact_id, fields, header_bytes, ttl_ms)
+                self.add_record(contact_id, fields, header_bytes, ttl_ms, stored_bytes)
             except CorruptRecord as exc:
-                self.add_unreadable(contact_id, STATUS_CORRUPT, str(exc), ttl_ms)
-            except ValueError as exc:
+                self.add_unreadable(contact_id, STATUS_CORRUPT, str(exc), ttl_ms, stored_bytes)
+            except (ValueError, OverflowError) as exc:
                 self.add_unreadable(contact_id, STATUS_CORRUPT,
-                                    f"record header is malformed: {exc}", ttl_ms)
+                                    f"record header is malformed: {exc}", ttl_ms, stored_bytes)
 
     def frame(self) -> pd.DataFrame:
         data: dict[str, Any] = {"contact_id": pd.Series(self.contact_id, dtype=object)}
@@ -149,7 +163,7 @@ def is_qa_seed_header(header: object) -> bool:
 
 def scan_summaries(memory: SyncBuyerConversationMemory, *, batch_size: int = DEFAULT_BATCH,
                    progress: ProgressCallback | None = None) -> pd.DataFrame:
-    """One row per key under the memory's prefix, built from headers only.
+    """One row per key under the memory's prefix, built from headers (and lengths) only.
 
     Columns: contact_id, status (ok/legacy/corrupt/foreign/missing_dictionary), problem,
     codec (none, zstd, or zstd+dict with the id in dictionary_id), schema_version,
@@ -174,17 +188,17 @@ def scan_summaries(memory: SyncBuyerConversationMemory, *, batch_size: int = DEF
                 continue
             replies = reader.read(keys)
             for index, key in enumerate(keys):
-                ttl_ms = replies[2 * index + 1]
+                header, ttl_ms, length = replies[3 * index:3 * index + 3]
                 if not isinstance(ttl_ms, int) or ttl_ms == -2:
                     continue  # expired or deleted between SCAN and read
-                columns.add(memory.contact_id_for(key), replies[2 * index], ttl_ms)
+                columns.add(memory.contact_id_for(key), header, ttl_ms,
+                            length if isinstance(length, int) else 0)
             if progress:
                 done = len(columns.contact_id)
                 progress(done, max(estimated_total, done))
         # SCAN may return a key twice when the keyspace is rehashed during the walk.
         frame = columns.frame().drop_duplicates("contact_id", ignore_index=True)
         _mark_missing_dictionaries(memory, frame)
-        _fill_unsummarised_sizes(memory, frame)
     except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
         raise StoreUnavailable(f"Redis unreachable during scan: {exc}") from exc
     return _with_derived_columns(frame)
@@ -208,6 +222,7 @@ class _BatchReader:
         for key in keys:
             pipe.execute_command("GETRANGE", key, 0, HEADER_READ_BYTES - 1)
             pipe.execute_command("PTTL", key)
+            pipe.execute_command("STRLEN", key)
         replies = pipe.execute(raise_on_error=False)
         return [None if isinstance(r, redis.ResponseError) else r for r in replies]
 
@@ -229,19 +244,6 @@ def _mark_missing_dictionaries(memory: SyncBuyerConversationMemory, frame: pd.Da
     frame.loc[rows, "problem"] = [
         f"zstd dictionary {i} is missing from Redis; the state cannot be decompressed"
         for i in frame.loc[rows, "dictionary_id"]]
-
-
-def _fill_unsummarised_sizes(memory: SyncBuyerConversationMemory, frame: pd.DataFrame) -> None:
-    """Sizes of legacy and corrupt records (rare), which have no trustworthy header."""
-    rows = frame.index[frame["status"].isin([STATUS_LEGACY, STATUS_CORRUPT])]
-    if len(rows) == 0:
-        return
-    pipe = memory.client.pipeline(transaction=False)
-    for contact_id in frame.loc[rows, "contact_id"]:
-        pipe.strlen(f"{memory.prefix}:{contact_id}")
-    sizes = [s if isinstance(s, int) else 0 for s in pipe.execute(raise_on_error=False)]
-    frame.loc[rows, "stored_bytes"] = sizes
-    frame.loc[rows, "original_bytes"] = sizes
 
 
 def _with_derived_columns(frame: pd.DataFrame) -> pd.DataFrame:
@@ -297,10 +299,17 @@ def summarize_inventory(frame: pd.DataFrame, now: datetime | None = None) -> dic
     }
 
 
+def display_id(contact_id: str) -> str:
+    """A contact id safe to print: undecodable key bytes shown as \\xNN escapes."""
+    return contact_id.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def problem_records(frame: pd.DataFrame) -> pd.DataFrame:
     """Keys that are not readable buyer states, with what is wrong (for ops to act on)."""
     rows = frame[frame["status"] != STATUS_OK]
-    return rows[["contact_id", "status", "problem", "stored_bytes"]].reset_index(drop=True)
+    problems = rows[["contact_id", "status", "problem", "stored_bytes"]].reset_index(drop=True)
+    problems["contact_id"] = problems["contact_id"].map(display_id)
+    return problems
 
 
 def timed_scan(memory: SyncBuyerConversationMemory,

@@ -8,7 +8,6 @@ can write a key run code in the bot, so :class:`_PlainDataUnpickler` refuses eve
 
 from __future__ import annotations
 
-import gzip
 import io
 import json
 import pickle
@@ -45,7 +44,18 @@ def looks_legacy(raw: bytes) -> bool:
     return raw[:1] == b"\x80"
 
 
-def decode_legacy(raw: bytes) -> dict[str, Any]:
+def _gunzip(blob: bytes, max_bytes: int) -> bytes:
+    """gzip bytes, refusing to expand beyond ``max_bytes`` (a bomb stays small)."""
+    inflater = zlib.decompressobj(wbits=31)
+    data = inflater.decompress(blob, max_bytes + 1)
+    if len(data) > max_bytes or inflater.unconsumed_tail:
+        raise CorruptRecord(f"legacy payload expands beyond max_state_bytes={max_bytes}")
+    if not inflater.eof:
+        raise CorruptRecord("legacy payload is truncated gzip")
+    return data
+
+
+def decode_legacy(raw: bytes, max_bytes: int = 1024 * 1024) -> dict[str, Any]:
     """The state dict inside a legacy pickled envelope; :class:`CorruptRecord` if unsafe."""
     try:
         envelope = _PlainDataUnpickler(io.BytesIO(raw)).load()
@@ -58,11 +68,13 @@ def decode_legacy(raw: bytes) -> dict[str, Any]:
     try:
         if envelope.get("compressed"):
             blob = bytes.fromhex(data) if isinstance(data, str) else bytes(data)
-            text: bytes | str = gzip.decompress(blob)
+            text: bytes | str = _gunzip(blob, max_bytes)
         else:
             text = data
+            if len(text) > max_bytes:
+                raise CorruptRecord(f"legacy payload is larger than max_state_bytes={max_bytes}")
         state = json.loads(text)  # stdlib: the old system's json.dumps may have written NaN
-    except (ValueError, TypeError, OSError, EOFError, zlib.error) as exc:
+    except (ValueError, TypeError, OSError, EOFError, zlib.error, RecursionError) as exc:
         raise CorruptRecord(f"legacy record payload is unreadable: {exc}") from None
     if not isinstance(state, dict):
         raise CorruptRecord("legacy record does not hold a JSON object")

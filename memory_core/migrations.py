@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from memory_core.state import STATE_VERSION
+from memory_core.state import STATE_VERSION, is_newer_than_known
 
 State = dict[str, Any]
 #: Version assumed for a state that names none (the pickled records of the old system).
@@ -33,19 +33,6 @@ def _from_0_9(state: State) -> State:
 MIGRATIONS: dict[str, tuple[str, Callable[[State], State]]] = {
     "0.9": ("1.0", _from_0_9),
 }
-
-
-def version_key(version: str) -> tuple[int, ...] | None:
-    try:
-        return tuple(int(part) for part in version.split("."))
-    except ValueError:
-        return None
-
-
-def is_newer_than_known(version: str) -> bool:
-    """True for a version above this code's; such states are returned as they are."""
-    key = version_key(version)
-    return key is not None and key > (version_key(STATE_VERSION) or ())
 
 
 def migrate(state: State) -> State:

@@ -201,8 +201,16 @@ def parse_payload_header(raw: bytes) -> PayloadHeader:
 
 
 def decode_payload(raw: bytes, summary: PayloadHeader | RecordSummary,
-                   dictionary: zstandard.ZstdCompressionDict | None = None) -> bytes:
-    """The state's JSON bytes from a whole record whose header is ``summary``."""
+                   dictionary: zstandard.ZstdCompressionDict | None = None,
+                   max_bytes: int | None = None) -> bytes:
+    """The state's JSON bytes from a whole record whose header is ``summary``.
+
+    ``max_bytes`` bounds what a record may expand to: a few KB in Redis must not become
+    hundreds of MB in the bot (a decompression bomb planted by anyone who can write keys).
+    """
+    if max_bytes is not None and summary.original_bytes > max_bytes:
+        raise CorruptRecord(f"record claims {summary.original_bytes} bytes of JSON, more "
+                            f"than max_state_bytes={max_bytes}")
     payload = memoryview(raw)[summary.header_bytes:]  # no copy on the hot path
     if len(payload) != summary.payload_bytes:
         raise CorruptRecord(f"payload is {len(payload)} bytes, header says "
@@ -212,6 +220,8 @@ def decode_payload(raw: bytes, summary: PayloadHeader | RecordSummary,
     if summary.codec != CODEC_ZSTD:
         raise CorruptRecord(f"unknown codec {summary.codec!r}")
     try:
+        if zstandard.frame_content_size(payload) != summary.original_bytes:
+            raise CorruptRecord("decompressed size does not match the header")
         data = _codecs.decompressor(dictionary).decompress(payload)
     except zstandard.ZstdError as exc:
         raise CorruptRecord(f"zstd payload cannot be decompressed: {exc}") from None

@@ -7,6 +7,7 @@ states through :func:`prepare_state` so a record is shaped the same way whoever 
 from __future__ import annotations
 
 import math
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -66,19 +67,37 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def _check_finite(value: Any, path: str) -> None:
-    """Refuse NaN and infinities, which JSON would silently turn into null."""
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise InvalidState(f"{path} is {value!r}; JSON cannot store NaN or infinity")
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            if not isinstance(item, str):
-                _check_finite(item, f"{path}.{key}")
-    elif isinstance(value, list | tuple):
-        for index, item in enumerate(value):
-            if not isinstance(item, str):
-                _check_finite(item, f"{path}[{index}]")
+def check_finite(value: Any, path: str = "state") -> None:
+    """Refuse NaN and infinities, which JSON would silently turn into null.
+
+    Iterative, so a deeply nested state is refused by orjson's depth limit or walked here
+    without exhausting Python's recursion limit.
+    """
+    stack: list[tuple[Any, str]] = [(value, path)]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, float):
+            if not math.isfinite(item):
+                raise InvalidState(f"{where} is {item!r}; JSON cannot store NaN or infinity")
+        elif isinstance(item, dict):
+            stack.extend((v, f"{where}.{k}") for k, v in item.items()
+                         if not isinstance(v, str))
+        elif isinstance(item, list | tuple):
+            stack.extend((v, f"{where}[{i}]") for i, v in enumerate(item)
+                         if not isinstance(v, str))
+
+
+def version_key(version: str) -> tuple[int, ...] | None:
+    try:
+        return tuple(int(part) for part in version.split("."))
+    except ValueError:
+        return None
+
+
+def is_newer_than_known(version: object) -> bool:
+    """True for a version above this code's: such states are kept as they are."""
+    key = version_key(version) if isinstance(version, str) else None
+    return key is not None and key > (version_key(STATE_VERSION) or ())
 
 
 def _to_json_value(value: Any) -> Any:
@@ -102,12 +121,14 @@ def load_json(data: bytes) -> Any:
     return orjson.loads(data)
 
 
-def prepare_state(state: object, *, max_history_messages: int,
-                  now: datetime) -> dict[str, Any]:
+def prepare_state(state: object, *, max_history_messages: int, now: datetime,
+                  check_values: bool = True) -> dict[str, Any]:
     """A new dict ready to store: defaults filled, history trimmed, version and time set.
 
     The caller's dict is never modified. Raises :class:`InvalidState` for input that
-    cannot be stored faithfully.
+    cannot be stored faithfully. ``check_values=False`` leaves the NaN/infinity walk to
+    the caller (the store runs it after the cheaper size check). A state written by a
+    newer schema keeps its version, so a newer bot does not migrate it twice.
     """
     if not isinstance(state, dict):
         raise InvalidState(f"state must be a dict, got {type(state).__name__}")
@@ -128,9 +149,11 @@ def prepare_state(state: object, *, max_history_messages: int,
     if not isinstance(objections, list | tuple):
         raise InvalidState("objection_history must be a list")
     prepared["objection_history"] = list(objections)  # never share the default's list
-    _check_finite(prepared, "state")
+    if check_values:
+        check_finite(prepared)
     prepared["last_interaction_timestamp"] = now.astimezone(UTC).isoformat()
-    prepared["state_version"] = STATE_VERSION
+    if not is_newer_than_known(prepared.get("state_version")):
+        prepared["state_version"] = STATE_VERSION
     return prepared
 
 
@@ -148,32 +171,53 @@ def parse_timestamp(value: object) -> datetime | None:
 def mask_pii(state: dict[str, Any]) -> dict[str, Any]:
     """A copy with name, phone and email masked, for screens, logs and exports.
 
-    The values are also masked where the conversation repeats them ("Thanks, Elena!"),
-    since a transcript would otherwise show what the fields hide.
+    Any non-empty value of those fields is masked, whatever its type. The values are also
+    masked where the conversation repeats them ("Thanks, Elena!", "call me at (555)
+    123-4567"), matched without regard to case, and phones by their digits.
     """
     masked = dict(state)
-    replacements: dict[str, str] = {}
+    patterns: list[tuple[re.Pattern[str], str]] = []
     for field_name in PII_FIELDS:
         value = masked.get(field_name)
-        if isinstance(value, str) and value:
-            masked[field_name] = mask_text(value, email=field_name == "buyer_email")
-            replacements[value] = masked[field_name]
-            if field_name == "buyer_name":
-                replacements.update({part: mask_text(part) for part in value.split()
-                                     if len(part) >= 3})
+        if value in (None, "", [], {}):
+            continue
+        if not isinstance(value, str):
+            masked[field_name] = "***"  # a dict or number here is still PII
+            continue
+        replacement = mask_text(value, email=field_name == "buyer_email")
+        masked[field_name] = replacement
+        patterns.extend(_repeat_patterns(field_name, value, replacement))
     history = masked.get("conversation_history")
-    if replacements and isinstance(history, list):
-        ordered = sorted(replacements.items(), key=lambda item: -len(item[0]))
-        masked["conversation_history"] = [_mask_message(m, ordered) for m in history]
+    patterns.reverse()  # email, then phone, then name: an email holds the name's parts
+    if patterns and isinstance(history, list):
+        masked["conversation_history"] = [_mask_message(m, patterns) for m in history]
     return masked
 
 
-def _mask_message(message: Any, replacements: list[tuple[str, str]]) -> Any:
+def _repeat_patterns(field_name: str, value: str,
+                     replacement: str) -> list[tuple[re.Pattern[str], str]]:
+    """How a transcript may repeat a PII value, longest forms first."""
+    digits = re.sub(r"\D", "", value)
+    if field_name == "buyer_phone" and len(digits) >= 7:
+        # the subscriber number with any separators, optionally after the area code
+        number = r"[\s.-]*".join(digits[-7:])
+        pattern = number
+        if len(digits) >= 10:  # optional country code and area code before it
+            area = "".join(digits[-10:-7])
+            pattern = rf"(?:(?:\+?\d{{1,3}}[\s.-]*)?\(?{area}\)?[\s.-]*)?{number}"
+        return [(re.compile(rf"(?<!\d){pattern}(?!\d)"), replacement)]
+    forms = [value] + ([part for part in value.split() if len(part) >= 3]
+                       if field_name == "buyer_name" else [])
+    return [(re.compile(rf"\b{re.escape(form)}\b", re.IGNORECASE),
+             mask_text(form, email=field_name == "buyer_email")) for form in forms]
+
+
+def _mask_message(message: Any, patterns: list[tuple[re.Pattern[str], str]]) -> Any:
     if not isinstance(message, dict) or not isinstance(message.get("content"), str):
         return message
     content = message["content"]
-    for original, replacement in replacements:
-        content = content.replace(original, replacement)
+    for pattern, replacement in patterns:
+        content = pattern.sub(replacement, content)
     return {**message, "content": content}
 
 

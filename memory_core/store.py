@@ -54,6 +54,7 @@ from memory_core.record import (
 )
 from memory_core.state import (
     STATE_VERSION,
+    check_finite,
     dump_json,
     load_json,
     prepare_state,
@@ -112,8 +113,13 @@ class _MemoryLogic:
         return f"{self.prefix}:{validate_contact_id(contact_id)}"
 
     def contact_id_for(self, key: str | bytes) -> str:
-        text = key.decode("utf-8", "replace") if isinstance(key, bytes) else key
+        """The id part of a key; undecodable bytes survive as surrogates (see raw_key_for)."""
+        text = key.decode("utf-8", "surrogateescape") if isinstance(key, bytes) else key
         return text[len(self.prefix) + 1:]
+
+    def raw_key_for(self, contact_id: str) -> bytes:
+        """The exact key bytes of an id from a scan, even one no bot would write."""
+        return f"{self.prefix}:{contact_id}".encode("utf-8", "surrogateescape")
 
     @property
     def scan_pattern(self) -> str:
@@ -137,13 +143,14 @@ class _MemoryLogic:
     def prepare(self, state: object, now: datetime | None = None) -> tuple[dict[str, Any], bytes]:
         """Validate and shape a state; return it with its JSON bytes (no I/O)."""
         prepared = prepare_state(state, max_history_messages=self.config.max_history_messages,
-                                 now=now or utc_now())
+                                 now=now or utc_now(), check_values=False)
         data = dump_json(prepared)
         if len(data) > self.config.max_state_bytes:
             raise InvalidState(
                 f"state is {len(data)} bytes of JSON after trimming history to "
                 f"{self.config.max_history_messages} messages; the limit is "
                 f"max_state_bytes={self.config.max_state_bytes}")
+        check_finite(prepared)  # after the size check: the walk is the slow part
         return prepared, data
 
     def _set_command(self, key: str, prepared: dict[str, Any], data: bytes, ttl: int,
@@ -172,11 +179,27 @@ class _MemoryLogic:
             raise CorruptRecord(str(exc)) from None
 
     # steps --------------------------------------------------------------------------
+    def _read_steps(self, command: Command | list[Command]) -> Steps[Any]:
+        """One read; a WRONGTYPE answer means the key holds something that is not ours."""
+        try:
+            return (yield command)
+        except redis.ResponseError as exc:
+            if "WRONGTYPE" in str(exc):
+                raise CorruptRecord("the key holds another Redis type, not a buyer record "
+                                    f"({exc})") from None
+            raise
+
     def _current_dictionary_steps(self) -> Steps[zstandard.ZstdCompressionDict | None]:
         if self._dictionaries.current_is_stale():
             current_id = self.config.dictionary_id
             if not current_id:
-                raw_id = yield ("GET", dicts.current_dictionary_key(self.prefix))
+                try:
+                    raw_id = yield from self._read_steps(
+                        ("GET", dicts.current_dictionary_key(self.prefix)))
+                except CorruptRecord as exc:
+                    logger.warning("not compressing with a dictionary: the current-dictionary "
+                                   "key is unreadable (%s)", exc)
+                    raw_id = None
                 current_id = int(raw_id) if raw_id and raw_id.isdigit() else 0
             if current_id and self._dictionaries.get(current_id) is None:
                 try:
@@ -191,7 +214,8 @@ class _MemoryLogic:
         found = self._dictionaries.get(dictionary_id)
         if found is not None:
             return found
-        raw = yield ("GET", dicts.dictionary_key(self.prefix, dictionary_id))
+        raw = yield from self._read_steps(
+            ("GET", dicts.dictionary_key(self.prefix, dictionary_id)))
         if raw is None:
             raise MissingDictionary(dictionary_id)
         return self._dictionaries.add(raw, expected_id=dictionary_id)
@@ -218,13 +242,14 @@ class _MemoryLogic:
             dictionary = None
             if header.dictionary_id:
                 dictionary = yield from self._dictionary_steps(header.dictionary_id)
-            data = decode_payload(raw, header, dictionary)
+            data = decode_payload(raw, header, dictionary,
+                                  max_bytes=self.config.max_state_bytes)
             try:
                 state = load_json(data)
             except ValueError as exc:
                 raise CorruptRecord(f"payload is not valid JSON: {exc}") from None
         elif looks_legacy(raw):
-            state = decode_legacy(raw)
+            state = decode_legacy(raw, max_bytes=self.config.max_state_bytes)
         else:
             raise CorruptRecord("unrecognised bytes (not a memory_core or legacy record)")
         if not isinstance(state, dict):
@@ -234,7 +259,7 @@ class _MemoryLogic:
     def _load_steps(self, contact_id: object) -> Steps[dict[str, Any] | None]:
         key = self.key_for(contact_id)  # type: ignore[arg-type]
         self._counters["loads"] += 1
-        raw = yield ("GET", key)
+        raw = yield from self._read_steps(("GET", key))
         if raw is None:
             self._counters["misses"] += 1
             return None
@@ -253,7 +278,7 @@ class _MemoryLogic:
 
     def _record_steps(self, contact_id: str) -> Steps[StoredRecord | None]:
         key = self.key_for(contact_id)
-        raw, pttl = yield [("GET", key), ("PTTL", key)]
+        raw, pttl = yield from self._read_steps([("GET", key), ("PTTL", key)])
         if raw is None:
             return None
         state = yield from self._decode_steps(key, raw)
@@ -288,7 +313,10 @@ class _MemoryLogic:
 
     def _on_fault(self, operation: str, contact_id: object, exc: BaseException) -> None:
         """Log one line and count a failed call; open the breaker on connection faults."""
-        who = contact_id if isinstance(contact_id, str) and len(contact_id) <= 80 else "?"
+        try:  # only a valid id is logged as is; anything else could forge log lines
+            who = validate_contact_id(contact_id)
+        except MemoryCoreError:
+            who = repr(contact_id)[:80]
         if isinstance(exc, CorruptRecord | redis.ResponseError):
             self._breaker.record_success()  # Redis answered: the connection is fine
         if isinstance(exc, CorruptRecord):
@@ -374,16 +402,16 @@ class SyncBuyerConversationMemory(_MemoryLogic):
         try:
             command = next(steps)
             while True:
-                command = steps.send(self._send(command))
+                try:
+                    reply = self._send(command)
+                except redis.ResponseError as exc:  # Redis answered "no": the steps decide
+                    command = steps.throw(exc)
+                    continue
+                command = steps.send(reply)
         except StopIteration as done:
             return done.value
         except _CONNECTION_FAULTS as exc:
             raise StoreUnavailable(f"Redis unreachable: {type(exc).__name__}: {exc}") from exc
-        except redis.ResponseError as exc:
-            if "WRONGTYPE" in str(exc):
-                raise CorruptRecord("the key holds another Redis type, not a buyer record "
-                                    f"({exc})") from exc
-            raise
 
     def _run(self, operation: str, contact_id: object, steps: Steps[T], default: T) -> T:
         if not self._before_call():
@@ -477,10 +505,14 @@ class BuyerConversationMemory(_MemoryLogic):
         try:
             command = next(steps)
             while True:
-                if isinstance(command, list):
-                    reply = await self._send(command)
-                else:  # one command: skip a coroutine layer on the bot's hot path
-                    reply = await client.execute_command(*command)
+                try:
+                    if isinstance(command, list):
+                        reply = await self._send(command)
+                    else:  # one command: skip a coroutine layer on the bot's hot path
+                        reply = await client.execute_command(*command)
+                except redis.ResponseError as exc:  # Redis answered "no": the steps decide
+                    command = steps.throw(exc)
+                    continue
                 command = steps.send(reply)
         except StopIteration as done:
             self._on_success()

@@ -11,8 +11,9 @@ import pytest
 
 from memory_core import BuyerConversationMemory, SyncBuyerConversationMemory
 from memory_core.connection import connect
-from memory_core.migrations import is_newer_than_known, migrate, version_key
+from memory_core.migrations import migrate
 from memory_core.record import encode_record
+from memory_core.state import is_newer_than_known, version_key
 
 PREFIX = "buyer_conversation_memory"
 
