@@ -46,6 +46,13 @@ def md(value: object) -> str:
     return "".join("\\" + c if c in "\\`*_{}[]<>()#+-.!|~$" else c for c in text)
 
 
+def score(value: object) -> float | str:
+    """A score as st.metric can show it; the library stores whatever JSON the bot sent."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return value
+    return "–" if value is None else json.dumps(value, default=str)[:40]
+
+
 def label(value: object) -> str:
     return str(value or "unknown").replace("_", " ")
 
@@ -58,8 +65,8 @@ def show_summary(record: StoredRecord, state: dict) -> None:
     row[2].metric("Qualified", "yes" if state.get("is_qualified") else "no")
     row[3].metric("Journey stage", label(state.get("current_journey_stage")))
     row = st.columns(4)
-    row[0].metric("Financial readiness", state.get("financial_readiness_score"))
-    row[1].metric("Buying motivation", state.get("buying_motivation_score"))
+    row[0].metric("Financial readiness", score(state.get("financial_readiness_score")))
+    row[1].metric("Buying motivation", score(state.get("buying_motivation_score")))
     row[2].metric("Urgency", label(state.get("urgency_level")))
     row[3].metric("Financing", label(state.get("financing_status")))
     now = datetime.now(UTC)

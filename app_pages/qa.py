@@ -5,9 +5,8 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard.actions import ActionRefused, remove_qa_seeds, seed_buyers, seed_file
-from dashboard.resources import forget_scan, open_memory
-from memory_core.admin import qa_seed_ids
-from memory_core.errors import InvalidContactId, InvalidState, StoreUnavailable
+from dashboard.resources import forget_scan, open_memory, scan_inventory
+from memory_core.errors import InvalidContactId, InvalidState, MemoryCoreError, StoreUnavailable
 from memory_core.seeding import SeedOptions
 
 settings, memory = open_memory()
@@ -35,8 +34,13 @@ with st.form("seed_form"):
     cold = cols[2].slider("Cold share", 0, 100, 35, format="%d%%")
     cols = st.columns(2)
     history = cols[0].slider("History length (messages)", 2, 80, (2, 80))
-    ttl_days = cols[1].slider("TTL (days)", 1, memory.config.ttl_days_max,
-                              (memory.config.ttl_days, memory.config.ttl_days))
+    policy_max = memory.config.ttl_days_max
+    if policy_max > 1:
+        ttl_days = cols[1].slider("TTL (days)", 1, policy_max,
+                                  (memory.config.ttl_days, memory.config.ttl_days))
+    else:  # a one-day policy leaves nothing to choose (and a slider needs min < max)
+        ttl_days = (1, 1)
+        cols[1].caption("TTL: 1 day (the policy allows no other)")
     submitted = st.form_submit_button("Seed buyers", type="primary",
                                       disabled=not settings.can_seed)
 if submitted:
@@ -73,10 +77,11 @@ if upload is not None and st.button("Seed from file", disabled=not settings.can_
 
 st.subheader("Remove QA seeds")
 try:
-    seeded = qa_seed_ids(memory)
+    frame = scan_inventory(settings, memory, show_progress=False)  # cached, shared
 except StoreUnavailable as exc:
     st.error(str(exc))
     st.stop()
+seeded = frame.loc[frame["qa_seed"], "contact_id"].tolist()
 st.write(f"**{len(seeded):,}** QA-seeded buyers are stored now. Real buyers are never touched.")
 if seeded and not settings.read_only:
     confirmed = st.checkbox(f"Yes, delete all {len(seeded):,} QA-seeded buyers")
@@ -85,5 +90,5 @@ if seeded and not settings.read_only:
             removed = remove_qa_seeds(settings, memory, seeded, confirmed)
             forget_scan()
             st.success(f"Removed {removed:,} QA-seeded buyers.")
-        except (ActionRefused, StoreUnavailable) as exc:
+        except (ActionRefused, MemoryCoreError) as exc:
             st.error(str(exc))

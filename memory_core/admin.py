@@ -21,7 +21,13 @@ import yaml
 
 from memory_core import dictionaries as dicts
 from memory_core.errors import CorruptRecord, InvalidContactId, InvalidState, StoreUnavailable
-from memory_core.inventory import STATUS_LEGACY, STATUS_OK, is_qa_seed_header, scan_summaries
+from memory_core.inventory import (
+    STATUS_LEGACY,
+    STATUS_OK,
+    display_id,
+    is_qa_seed_header,
+    scan_summaries,
+)
 from memory_core.legacy import decode_legacy
 from memory_core.migrations import migrate
 from memory_core.state import (
@@ -37,6 +43,8 @@ from memory_core.store import SyncBuyerConversationMemory
 logger = logging.getLogger(__name__)
 _FAULTS = (redis.ConnectionError, redis.TimeoutError, OSError)
 DELETE_BATCH = 1000
+#: A scenario file is a handful of states; anything bigger is a mistake or an attack.
+MAX_SCENARIO_FILE_CHARS = 20 * 1024 * 1024
 
 
 def _unavailable(exc: BaseException) -> StoreUnavailable:
@@ -116,28 +124,47 @@ def migrate_legacy(memory: SyncBuyerConversationMemory, *,
     report = LegacyMigration(dry_run=dry_run)
     for contact_id in frame.loc[frame["status"] == STATUS_LEGACY, "contact_id"]:
         report.found += 1
-        key = memory.key_for(contact_id)
         try:
-            raw = memory.client.get(key)
-            if raw is None:
-                report.failed[contact_id] = "expired before it could be migrated"
-                continue
-            state = migrate(decode_legacy(raw))
-            when = parse_timestamp(state.get("last_interaction_timestamp"))
-            command = memory.encode_save(contact_id, state, now=when)
-            if not dry_run and memory.client.execute_command(
-                    *command[:3], "KEEPTTL", "XX") is None:
-                report.failed[contact_id] = "expired before it could be migrated"
-                continue
-            report.migrated += 1
+            outcome = _migrate_one(memory, contact_id, dry_run)
         except (CorruptRecord, InvalidState, InvalidContactId, ValueError) as exc:
-            report.failed[contact_id] = str(exc)
+            outcome = str(exc)
         except _FAULTS as exc:
             raise _unavailable(exc) from exc
+        if outcome is None:
+            report.migrated += 1
+        else:
+            report.failed[display_id(contact_id)] = outcome
     logger.warning("legacy migration%s: %d found, %d migrated, %d failed",
                    " (dry run)" if dry_run else "", report.found, report.migrated,
                    len(report.failed))
     return report
+
+
+def _migrate_one(memory: SyncBuyerConversationMemory, contact_id: str,
+                 dry_run: bool) -> str | None:
+    """Rewrite one legacy record; None when done, else why not.
+
+    WATCH makes the rewrite conditional: if the bot saves this buyer between the read and
+    the write, the bot's newer state is kept and the key is reported, not overwritten.
+    """
+    key = memory.raw_key_for(contact_id)
+    with memory.client.pipeline() as pipe:
+        pipe.watch(key)
+        raw = pipe.get(key)
+        if raw is None:
+            return "expired before it could be migrated"
+        state = migrate(decode_legacy(raw, max_bytes=memory.config.max_state_bytes))
+        when = parse_timestamp(state.get("last_interaction_timestamp"))
+        command = memory.encode_save(contact_id, state, now=when)
+        if dry_run:
+            return None
+        pipe.multi()
+        pipe.execute_command(*command[:3], "KEEPTTL", "XX")
+        try:
+            (written,) = pipe.execute()
+        except redis.WatchError:
+            return "changed while migrating (the bot saved it); left as the bot wrote it"
+    return None if written else "expired before it could be migrated"
 
 
 @dataclass(frozen=True)
@@ -158,7 +185,10 @@ def train_dictionary_from_store(memory: SyncBuyerConversationMemory, *, sample_s
     sample_ids = frame.loc[frame["status"] == STATUS_OK, "contact_id"].head(sample_size)
     samples = []
     for contact_id in sample_ids:
-        record = memory.read_record(contact_id)
+        try:
+            record = memory.read_record(contact_id)
+        except (CorruptRecord, InvalidContactId):
+            continue  # a damaged record is no sample; the scan already reports it
         if record is not None:
             samples.append(dump_json(record.state))
     dictionary = dicts.train_dictionary(samples, dict_size_bytes)
@@ -196,11 +226,21 @@ def parse_scenarios(content: bytes | str, source: str = "file") -> list[Scenario
     except UnicodeDecodeError as exc:
         raise InvalidState(f"{source} is not UTF-8 text ({exc.reason} at byte {exc.start}); "
                            "save it as UTF-8 JSON or YAML") from None
+    if len(text) > MAX_SCENARIO_FILE_CHARS:
+        raise InvalidState(f"{source} is {len(text):,} characters; scenario files are "
+                           f"limited to {MAX_SCENARIO_FILE_CHARS:,}")
     try:
         document = json.loads(text)
+    except RecursionError:
+        raise InvalidState(f"{source} is nested too deeply to be a buyer state") from None
     except json.JSONDecodeError:
         try:
+            if any(isinstance(event, yaml.AliasEvent) for event in yaml.parse(text)):
+                raise InvalidState(f"{source} uses YAML aliases (*name); write each state "
+                                   "out in full")
             document = yaml.safe_load(io.StringIO(text))
+        except RecursionError:
+            raise InvalidState(f"{source} is nested too deeply to be a buyer state") from None
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f" at line {mark.line + 1}" if mark is not None else ""

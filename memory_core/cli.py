@@ -39,6 +39,19 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
 
 
+def _bounded_int(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type for a whole number in low..high."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{value} is outside {low}..{high}")
+        return value
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="memory-core", description=__doc__.splitlines()[0])
     parser.add_argument("--redis-url", default=None,
@@ -79,8 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("train-dictionary",
                                 help="train a zstd dictionary on stored states and use it")
-    train.add_argument("--samples", type=int, default=2000, help="states to train on")
-    train.add_argument("--size-kb", type=int, default=64, help="dictionary size in KiB")
+    train.add_argument("--samples", type=_bounded_int(20, 100_000), default=2000,
+                       help="states to train on (20-100000)")
+    train.add_argument("--size-kb", type=_bounded_int(1, 1024), default=64,
+                       help="dictionary size in KiB (1-1024)")
     return parser
 
 
@@ -89,15 +104,23 @@ def _print_json(value: Any) -> None:
                                   default=str).decode() + "\n")
 
 
-def _progress_bar(total: int, unit: str) -> tuple[Callable[[int, int], None], Callable[[], None]]:
-    bar = tqdm(total=total, unit=unit, disable=total < 1000 or not sys.stderr.isatty(),
-               file=sys.stderr)
+def _progress_bar(unit: str) -> tuple[Callable[[int, int], None], Callable[[], None]]:
+    """A tqdm bar on a terminal, created at the first update, once the total is known."""
+    bars: list[tqdm[Any]] = []
 
-    def update(done: int, new_total: int) -> None:
-        bar.total = new_total
+    def update(done: int, total: int) -> None:
+        if not bars:
+            bars.append(tqdm(total=total, unit=unit, file=sys.stderr,
+                             disable=total < 1000 or not sys.stderr.isatty()))
+        bar = bars[0]
+        bar.total = total
         bar.update(done - bar.n)
 
-    return update, bar.close
+    def close() -> None:
+        if bars:
+            bars[0].close()
+
+    return update, close
 
 
 def _cmd_seed(memory: SyncBuyerConversationMemory, args: argparse.Namespace) -> int:
@@ -112,7 +135,7 @@ def _cmd_seed(memory: SyncBuyerConversationMemory, args: argparse.Namespace) -> 
         return EXIT_OK
     options = SeedOptions(count=args.count, seed=args.seed, id_prefix=args.id_prefix)
     options.validate()
-    update, close = _progress_bar(options.count, "buyers")
+    update, close = _progress_bar("buyers")
     try:
         items = (buyer.as_save_item() for buyer in generate_buyers(options))
         written = admin.seed_generated(memory, items, options.count, update)
@@ -123,7 +146,7 @@ def _cmd_seed(memory: SyncBuyerConversationMemory, args: argparse.Namespace) -> 
 
 
 def _cmd_inventory(memory: SyncBuyerConversationMemory, args: argparse.Namespace) -> int:
-    update, close = _progress_bar(0, "keys")
+    update, close = _progress_bar("keys")
     try:
         frame = inventory.scan_summaries(memory, progress=update)
     finally:

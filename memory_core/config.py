@@ -78,10 +78,11 @@ class MemoryConfig:
             raise ConfigError(
                 f"ttl_days={self.ttl_days} is outside the allowed range "
                 f"{self.ttl_days_min}..{self.ttl_days_max} days (ttl_days_min..ttl_days_max)")
-        if not self.cache_key_prefix or any(c in self.cache_key_prefix for c in " \t\r\n*?[]"):
+        if not self.cache_key_prefix or any(c in self.cache_key_prefix
+                                            for c in " \t\r\n*?[]\\"):
             raise ConfigError(
                 f"cache_key_prefix={self.cache_key_prefix!r} must be a non-empty string "
-                "without whitespace or glob characters (* ? [ ])")
+                "without whitespace, backslashes or glob characters (* ? [ ])")
 
     @property
     def ttl_seconds(self) -> int:
@@ -175,7 +176,7 @@ def load_config(path: str | os.PathLike[str] | None = None,
         path = env[CONFIG_PATH_ENV]
     values: dict[str, Any] = _read_section(Path(path)) if path is not None else {}
     fields = {f.name: f for f in dataclasses.fields(MemoryConfig)}
-    unknown = sorted(set(values) - set(fields))
+    unknown = sorted(str(name) for name in set(values) - set(fields))
     if unknown:
         raise ConfigError(f"unknown setting(s) {', '.join(unknown)} in "
                           f"'{'.'.join(SECTION)}'; known settings: {', '.join(fields)}")
