@@ -197,7 +197,9 @@ def _cmd_show(memory: SyncBuyerConversationMemory, args: argparse.Namespace) -> 
     print(f"contact {record.contact_id}: TTL {ttl}"
           + ("  (legacy pickled record)" if record.legacy else "")
           + (f"  stored {summary.stored_bytes} B of {summary.original_bytes} B, "
-             f"codec {summary.codec}" if summary else ""))
+             f"codec {summary.codec}"
+             + (f" with dictionary {summary.dictionary_id}" if summary.dictionary_id else "")
+             if summary else ""))
     _print_json(state)
     return EXIT_OK
 
@@ -249,8 +251,14 @@ def _cmd_migrate(memory: SyncBuyerConversationMemory, args: argparse.Namespace) 
     return EXIT_OK
 
 
+#: Per-process facts of get_stats() that mean nothing in a one-shot CLI process.
+_PROCESS_STATS = ("saves", "loads", "hits", "misses", "clears", "errors", "corrupt", "refused",
+                  "skipped", "circuit_open", "dictionary_id")
+
+
 def _cmd_stats(memory: SyncBuyerConversationMemory, args: argparse.Namespace) -> int:
-    _print_json({**memory.get_stats(), "server": admin.describe_store(memory)})
+    settings = {k: v for k, v in memory.get_stats().items() if k not in _PROCESS_STATS}
+    _print_json({"settings": settings, "server": admin.describe_store(memory)})
     return EXIT_OK
 
 
