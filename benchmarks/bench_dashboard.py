@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_inventory import fill
 from playwright.sync_api import Page, sync_playwright
 
-from memory_core.testing import free_port, start_private_server
+from memory_core.testing import free_port, start_private_server, stop_process
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu",
@@ -122,8 +122,7 @@ def main() -> None:
             try:
                 first, refresh, reload, back = measure(port)
             finally:
-                dashboard.terminate()
-                dashboard.wait(timeout=20)
+                stop_process(dashboard, timeout_seconds=20)
             print(f"{buyers:>9,} {first:>11.2f} {refresh:>19.2f} {reload:>16.2f} {back:>15.2f}",
                   flush=True)
     finally:

@@ -11,7 +11,9 @@ import socket
 import subprocess
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -80,12 +82,7 @@ class RedisServer:
         process, self._process = self._process, None
         if process is None or process.poll() is not None:
             return
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        stop_process(process)
 
     def flushall(self) -> None:
         client = redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=2)
@@ -93,6 +90,28 @@ class RedisServer:
             client.flushall()
         finally:
             client.close()
+
+
+def stop_process(process: subprocess.Popen[bytes], timeout_seconds: float = 10) -> None:
+    """Terminate a child process, and kill it if it does not exit in time."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout_seconds)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=timeout_seconds)
+
+
+def seed_buyers(memory: Any, count: int, *, seed: int = 1, now: datetime | None = None,
+                **options: Any) -> list[Any]:
+    """Generate ``count`` QA buyers deterministically and save them; returns the buyers."""
+    from memory_core.seeding import SeedOptions, generate_buyers
+
+    buyers = list(generate_buyers(SeedOptions(count=count, seed=seed, **options), now=now))
+    written = memory.save_many([buyer.as_save_item() for buyer in buyers])
+    if written != count:
+        raise RuntimeError(f"seeded {written} of {count} buyers")
+    return buyers
 
 
 def start_private_server(directory: Path | None = None) -> RedisServer:

@@ -20,6 +20,7 @@ from memory_core import InvalidState, SyncBuyerConversationMemory, admin
 from memory_core import dictionaries as dicts
 from memory_core.inventory import scan_summaries
 from memory_core.seeding import SeedBuyer, SeedOptions, generate_buyers
+from memory_core.testing import seed_buyers
 
 PREFIX = "buyer_conversation_memory"
 DAY = 86_400
@@ -32,9 +33,8 @@ def key(contact_id: str) -> str:
 
 def seed(memory: SyncBuyerConversationMemory, count: int, seed: int = 1,
          **options: Any) -> list[SeedBuyer]:
-    buyers = list(generate_buyers(SeedOptions(count=count, seed=seed, **options), now=NOW))
-    assert memory.save_many([b.as_save_item() for b in buyers]) == count
-    return buyers
+    """``count`` QA buyers with interaction times before NOW, saved."""
+    return seed_buyers(memory, count, seed=seed, now=NOW, **options)
 
 
 def legacy_pickle(state: dict[str, Any], compressed: bool = False) -> bytes:

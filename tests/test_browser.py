@@ -30,7 +30,7 @@ import pytest
 import redis
 
 from memory_core.store import SyncBuyerConversationMemory
-from memory_core.testing import RedisServer, free_port
+from memory_core.testing import RedisServer, free_port, stop_process
 
 if TYPE_CHECKING:  # imported lazily below, so a missing Playwright is a skip, not an error
     from playwright.sync_api import Browser, Page
@@ -142,12 +142,7 @@ def dashboard(redis_server: RedisServer,
             time.sleep(0.2)
         yield server
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=15)
+        stop_process(process, timeout_seconds=15)
 
 
 @pytest.fixture(scope="module")

@@ -24,8 +24,9 @@ import zstandard
 from memory_core import StoreUnavailable, SyncBuyerConversationMemory
 from memory_core import dictionaries as dicts
 from memory_core.inventory import problem_records, scan_summaries, summarize_inventory
-from memory_core.seeding import SeedBuyer, SeedOptions, generate_buyers
+from memory_core.seeding import SeedBuyer
 from memory_core.state import dump_json, prepare_state
+from memory_core.testing import seed_buyers
 
 if TYPE_CHECKING:
     from memory_core.testing import RedisServer
@@ -46,10 +47,8 @@ def key(contact_id: str) -> str:
 
 def seed(memory: SyncBuyerConversationMemory, count: int, seed: int = 1,
          **options: Any) -> list[SeedBuyer]:
-    """Generate ``count`` QA buyers (interaction times before NOW) and save them."""
-    buyers = list(generate_buyers(SeedOptions(count=count, seed=seed, **options), now=NOW))
-    assert memory.save_many([b.as_save_item() for b in buyers]) == count
-    return buyers
+    """``count`` QA buyers with interaction times before NOW, saved."""
+    return seed_buyers(memory, count, seed=seed, now=NOW, **options)
 
 
 def prepared(buyer: SeedBuyer) -> dict[str, Any]:
