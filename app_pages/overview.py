@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-import streamlit as st
+import copy
 
-from dashboard.overview_model import TABLE_ROWS, Filters
+import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
+
+from dashboard.overview_model import TABLE_ROWS, Filters, OverviewModel
 from dashboard.resources import (
     SCAN_CACHE_SECONDS,
     forget_scan,
@@ -23,6 +26,11 @@ def human_bytes(value: float) -> str:
             return f"{value:,.0f} {unit}" if unit == "B" else f"{value:,.1f} {unit}"
         value /= 1024
     return f"{value:,.1f} GB"
+
+
+def draw(where: DeltaGenerator, model: OverviewModel, name: str) -> None:
+    """One of the model's charts; a copy, because Streamlit takes the data out of a spec."""
+    where.vega_lite_chart(copy.deepcopy(model.charts[name]), width="stretch")
 
 
 st.title("Buyer memory overview")
@@ -77,19 +85,18 @@ def overview() -> None:
     if not model.charts:
         st.info("No buyers match these filters.")
     else:
-        drawn = model.charts
         left, right = st.columns(2)
-        left.altair_chart(drawn["ratio"], width="stretch")
-        right.altair_chart(drawn["bytes"], width="stretch")
+        draw(left, model, "ratio")
+        draw(right, model, "bytes")
         right.caption(model.bytes_note)
         left, right = st.columns(2)
-        left.altair_chart(drawn["ttl"], width="stretch")
+        draw(left, model, "ttl")
         if report["ttl"]["no_ttl"]:
             left.warning(f"{report['ttl']['no_ttl']:,} key(s) have no TTL and never expire.")
-        right.altair_chart(drawn["temperature"], width="stretch")
+        draw(right, model, "temperature")
         for names in (("persona", "stage", "qualified"), ("history", "schema", "codec")):
             for column, name in zip(st.columns(3), names, strict=True):
-                column.altair_chart(drawn[name], width="stretch")
+                draw(column, model, name)
 
     st.subheader("Buyers")
     st.dataframe(

@@ -46,7 +46,7 @@ class OverviewModel:
     unreadable: int
     legacy: int
     problems: pd.DataFrame
-    charts: dict[str, alt.TopLevelMixin]
+    charts: dict[str, dict[str, Any]]  # Vega-Lite specs, data inline; draw copies
     bytes_note: str  # what the original-vs-stored chart shows, under it
     table: pd.DataFrame  # every matching buyer, newest first (the CSV)
     shown: pd.DataFrame  # the first TABLE_ROWS of it, with a link column
@@ -70,10 +70,10 @@ def apply_filters(frame: pd.DataFrame, filters: Filters) -> pd.DataFrame:
     return rows
 
 
-def build_charts(buyers: pd.DataFrame, config: MemoryConfig) -> dict[str, alt.TopLevelMixin]:
+def build_charts(buyers: pd.DataFrame, config: MemoryConfig) -> dict[str, dict[str, Any]]:
     if buyers.empty:
         return {}
-    return {
+    built: dict[str, alt.TopLevelMixin] = {
         "ratio": charts.compression_ratio_chart(buyers),
         "bytes": charts.stored_bytes_chart(buyers, config.compress_threshold_bytes),
         "ttl": charts.ttl_chart(buyers, config),
@@ -86,6 +86,7 @@ def build_charts(buyers: pd.DataFrame, config: MemoryConfig) -> dict[str, alt.To
         "schema": charts.category_chart(buyers, "schema_version", "Schema versions"),
         "codec": charts.category_chart(buyers, "codec", "Codec mix"),
     }
+    return {name: charts.vega_lite_spec(chart) for name, chart in built.items()}
 
 
 def build_overview(frame: pd.DataFrame, filters: Filters, config: MemoryConfig) -> OverviewModel:
@@ -99,15 +100,12 @@ def build_overview(frame: pd.DataFrame, filters: Filters, config: MemoryConfig) 
     return OverviewModel(
         buyers=len(buyers), report=summarize_inventory(buyers), unreadable=unreadable,
         legacy=len(problems) - unreadable, problems=problems,
-        charts=build_charts(buyers, config), bytes_note=bytes_note(buyers, config),
+        charts=build_charts(buyers, config), bytes_note=bytes_note(config),
         table=table, shown=shown)
 
 
-def bytes_note(buyers: pd.DataFrame, config: MemoryConfig) -> str:
-    sampled = len(charts.scatter_sample(buyers))
+def bytes_note(config: MemoryConfig) -> str:
     threshold = config.compress_threshold_bytes
-    note = (f"Codec none: stored uncompressed (JSON up to the {threshold:,} B threshold, "
-            "dashed line).")
-    if sampled < len(buyers):
-        note += f" A fixed sample of {sampled:,} of {len(buyers):,} buyers."
-    return note
+    return (f"Every buyer counted: a circle is the buyers of one codec in one size cell, at "
+            f"their mean, sized by their number (hover for the ranges). Codec none: stored "
+            f"uncompressed (JSON up to the {threshold:,} B threshold, dashed line).")

@@ -258,6 +258,19 @@ def _with_derived_columns(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+def value_counts_text(values: pd.Series) -> pd.Series:
+    """Rows per value, labelled as text, most common first; missing values and zero
+    counts left out.
+
+    Counts the (categorical) column first and turns only the labels into text: turning
+    100k cells into ``str`` first costs 20-40 ms a column.
+    """
+    counts = values.value_counts()
+    counts = counts[counts > 0]
+    counts.index = counts.index.astype(str)
+    return counts.groupby(level=0, sort=False).sum().sort_values(ascending=False, kind="stable")
+
+
 def summarize_inventory(frame: pd.DataFrame, now: datetime | None = None) -> dict[str, Any]:
     """Counts for the whole table: what ``inventory --json`` prints and the overview shows."""
     now = now or datetime.now(UTC)
@@ -267,8 +280,7 @@ def summarize_inventory(frame: pd.DataFrame, now: datetime | None = None) -> dic
     original = int(ok["original_bytes"].sum())
 
     def counts(column: str, rows: pd.DataFrame = ok) -> dict[str, int]:
-        series = rows[column].astype(str).value_counts()
-        return {str(k): int(v) for k, v in series.items() if v}
+        return {str(k): int(v) for k, v in value_counts_text(rows[column]).items()}
 
     buckets = pd.cut(ttl_days.dropna(), bins=[0, 1, 7, 14, 30, 60, 90, float("inf")],
                      labels=["<1", "1-7", "7-14", "14-30", "30-60", "60-90", ">90"],

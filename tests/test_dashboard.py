@@ -247,9 +247,10 @@ def test_overview_metrics_and_charts_show_the_stored_buyers(
 
     spec, frames = chart(at, "Original vs stored bytes")
     assert {"original_bytes", "stored_bytes"} <= encoded_fields(spec)
-    points = next(f for f in frames if "stored_bytes" in f.columns)
-    assert len(points) == HOT + WARM + COLD
-    assert (points["stored_bytes"] <= points["original_bytes"] + 256).all()  # + header
+    cells = next(f for f in frames if "stored_bytes" in f.columns)
+    assert int(cells["buyers"].sum()) == HOT + WARM + COLD  # every buyer, binned
+    assert (cells["stored_max"] <= cells["original_max"] + 256).all()  # + header
+    assert set(cells["codec"]) == {"none", "zstd"}
 
     problems = at.main.dataframe[-1].value
     assert list(problems["contact_id"]) == [GARBAGE_ID]

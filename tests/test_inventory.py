@@ -23,7 +23,12 @@ import zstandard
 
 from memory_core import StoreUnavailable, SyncBuyerConversationMemory
 from memory_core import dictionaries as dicts
-from memory_core.inventory import problem_records, scan_summaries, summarize_inventory
+from memory_core.inventory import (
+    problem_records,
+    scan_summaries,
+    summarize_inventory,
+    value_counts_text,
+)
 from memory_core.seeding import SeedBuyer
 from memory_core.state import dump_json, prepare_state
 from memory_core.testing import seed_buyers
@@ -321,3 +326,12 @@ def test_scan_raises_store_unavailable_when_redis_stops_midway(
             assert len(calls) == 1 and 0 < calls[0] < 60  # it did stop mid-way
         finally:
             redis_server.start()
+
+
+def test_value_counts_text_labels_values_as_text_and_leaves_out_missing_and_empty() -> None:
+    values = pd.Series(["warm", "hot", "warm", None, "warm"], dtype="category")
+    values = values.cat.add_categories(["never-used"])
+    counts = value_counts_text(values)
+    assert list(counts.items()) == [("warm", 3), ("hot", 1)]
+    assert list(value_counts_text(pd.Series([7, 7, 8])).items()) == [("7", 2), ("8", 1)]
+    assert value_counts_text(pd.Series([], dtype="category")).empty
