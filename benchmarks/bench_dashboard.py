@@ -9,6 +9,8 @@ stopped running and the headline numbers and every chart are drawn. Four cases:
 - reload: a full browser reload within the cache period (new session, cached scan);
 - back: returning to the overview from another page (cached scan, no page load).
 
+The last three are repeated (``--repeats``) and reported as median and range.
+
     python benchmarks/bench_dashboard.py --buyers 10000 100000
 """
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import time
@@ -57,12 +60,13 @@ def scan_caption(page: Page) -> str:
 
 
 def click_refresh(page: Page) -> None:
+    """Click Refresh and wait for the caption of a new scan (the old one names its time)."""
     before = scan_caption(page)
     page.locator("button:has-text('Refresh')").first.click()
     page.wait_for_function(
-        "(before) => !Array.from(document.querySelectorAll('[data-testid=\"stCaptionContainer\"]'))"
-        ".some(e => e.innerText === before && before !== '')", arg=before, timeout=120_000,
-        polling=50)
+        """(before) => Array.from(document.querySelectorAll('[data-testid="stCaptionContainer"]'))
+            .some(e => e.innerText.startsWith('Scanned ') && e.innerText !== before)""",
+        arg=before, timeout=120_000, polling=50)
 
 
 def timed(page: Page, action: Callable[[], object]) -> float:
@@ -72,19 +76,28 @@ def timed(page: Page, action: Callable[[], object]) -> float:
     return time.perf_counter() - started
 
 
-def measure(port: int) -> tuple[float, float, float, float]:
-    """Seconds until ready: first load, Refresh, browser reload, back from another page."""
+def measure(port: int, repeats: int) -> tuple[float, list[float], list[float], list[float]]:
+    """Seconds until ready: first load, then ``repeats`` each of Refresh, browser reload
+    and back from another page (one page on a 2-core VM varies by +-30% run to run)."""
+    refreshes, reloads, backs = [], [], []
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 3000})
         first = timed(page, lambda: page.goto(f"http://127.0.0.1:{port}/"))
-        refresh = timed(page, lambda: click_refresh(page))
-        reload = timed(page, lambda: page.reload())
-        page.get_by_role("link", name="QA seeding").click()
-        page.wait_for_selector("text=Generate test buyers")
-        back = timed(page, lambda: page.get_by_role("link", name="Overview").click())
+        for _ in range(repeats):
+            refreshes.append(timed(page, lambda: click_refresh(page)))
+            reloads.append(timed(page, lambda: page.reload()))
+            page.get_by_role("link", name="QA seeding").click()
+            page.wait_for_selector("text=Generate test buyers")
+            backs.append(timed(page, lambda: page.get_by_role("link", name="Overview").click()))
         browser.close()
-    return first, refresh, reload, back
+    return first, refreshes, reloads, backs
+
+
+def spread(values: list[float]) -> str:
+    """Median, and the range when there is more than one run."""
+    median = f"{statistics.median(values):.2f}"
+    return median if len(values) == 1 else f"{median} ({min(values):.2f}-{max(values):.2f})"
 
 
 def start_dashboard(url: str, port: int) -> subprocess.Popen[bytes]:
@@ -108,11 +121,13 @@ def start_dashboard(url: str, port: int) -> subprocess.Popen[bytes]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--buyers", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--repeats", type=int, default=5,
+                        help="runs of each cached case; the median is printed, with the range")
     args = parser.parse_args()
     print(f"machine: {platform.node()} {platform.machine()}, Python "
           f"{platform.python_version()}, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
-    print(f"{'buyers':>9} {'first load':>11} {'refresh (rescan)':>19} {'reload (cache)':>16} "
-          f"{'back (cache)':>15}   seconds until ready")
+    print(f"{'buyers':>9} {'first load':>11} {'refresh (rescan)':>19} {'reload (cache)':>19} "
+          f"{'back (cache)':>19}   seconds until ready; median (range) of {args.repeats}")
     server = start_private_server()
     try:
         for buyers in args.buyers:
@@ -120,11 +135,11 @@ def main() -> None:
             port = free_port()
             dashboard = start_dashboard(server.url, port)
             try:
-                first, refresh, reload, back = measure(port)
+                first, refreshes, reloads, backs = measure(port, args.repeats)
             finally:
                 stop_process(dashboard, timeout_seconds=20)
-            print(f"{buyers:>9,} {first:>11.2f} {refresh:>19.2f} {reload:>16.2f} {back:>15.2f}",
-                  flush=True)
+            print(f"{buyers:>9,} {first:>11.2f} {spread(refreshes):>19} {spread(reloads):>19} "
+                  f"{spread(backs):>19}", flush=True)
     finally:
         server.stop()
 
