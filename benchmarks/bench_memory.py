@@ -5,6 +5,9 @@ buyers, each design alone in a flushed server), save and load p50/p99 (sync and 
 a bare GET of the same keys (the round-trip floor), and the overview (yardstick: fetch
 and decode every record; memory_core: the header-only inventory scan).
 
+Every design uses the production key prefix (``buyer_conversation_memory:``), each in its
+own Redis database, so key names cost all of them the same memory.
+
 Loopback latency on a shared VM drifts between modes within seconds, so timings are
 taken interleaved: for each sampled buyer, every design's call and its bare GET run back
 to back, and each design is compared with the bare GET of its own keys.
@@ -51,6 +54,7 @@ class Design:
     """One storage design under test, with sync and async entry points."""
 
     name: str
+    url: str  # its own database, so all designs can use the same key names
     prefix: str
     save: Callable[[str, State], Any]
     load: Callable[[str], Any]
@@ -70,11 +74,16 @@ class Design:
         self.us.setdefault(op, []).append((time.perf_counter_ns() - started_ns) / 1000)
 
 
+def database(url: str, number: int) -> str:
+    """The same server's database ``number`` (the URL ends in ``/<db>``)."""
+    return f"{url.rsplit('/', 1)[0]}/{number}"
+
+
 def yardstick_design(url: str) -> Design:
     client = redis.Redis.from_url(url)
     aclient = redis.asyncio.Redis.from_url(url)
     return Design(
-        "yardstick (pickle + hex gzip)", yardstick.PREFIX,
+        "yardstick (pickle + hex gzip)", url, yardstick.PREFIX,
         lambda c, s: yardstick.save_state(client, c, s),
         lambda c: yardstick.load_state(client, c),
         lambda c, s: yardstick.save_state_async(aclient, c, s),
@@ -95,7 +104,7 @@ def memory_core_design(name: str, url: str, config: MemoryConfig,
                         trained.as_bytes())
         sync.client.set(current_dictionary_key(config.cache_key_prefix), str(trained.dict_id()))
 
-    return Design(name, config.cache_key_prefix, sync.save_state, sync.load_state,
+    return Design(name, url, config.cache_key_prefix, sync.save_state, sync.load_state,
                   amemory.save_state, amemory.load_state, lambda: scan_summaries(sync), setup)
 
 
@@ -116,11 +125,12 @@ def measure_memory(url: str, design: Design, ids: list[str], states: list[State]
 
 def measure_latency(url: str, designs: list[Design], ids: list[str], states: list[State],
                     samples: int) -> None:
-    """All designs' records side by side (own prefixes), calls interleaved per buyer."""
+    """All designs' records side by side (own databases), calls interleaved per buyer."""
     client = redis.Redis.from_url(url)
     client.flushall()
     for design in designs:
         design.setup()
+    bare = {design.name: redis.Redis.from_url(design.url) for design in designs}
     picks = random.Random(7).sample(range(len(ids)), samples)
     for index in picks:  # saves, interleaved
         for design in designs:
@@ -134,11 +144,11 @@ def measure_latency(url: str, designs: list[Design], ids: list[str], states: lis
             design.load(ids[index])
             design.record("load", started)
             started = time.perf_counter_ns()
-            client.get(key)
+            bare[design.name].get(key)
             design.record("get", started)
 
     async def async_part() -> None:
-        aclient = redis.asyncio.Redis.from_url(url)
+        abare = {design.name: redis.asyncio.Redis.from_url(design.url) for design in designs}
         for index in picks:
             for design in designs:
                 key = f"{design.prefix}:{ids[index]}"
@@ -146,14 +156,17 @@ def measure_latency(url: str, designs: list[Design], ids: list[str], states: lis
                 await design.aload(ids[index])
                 design.record("aload", started)
                 started = time.perf_counter_ns()
-                await aclient.get(key)
+                await abare[design.name].get(key)
                 design.record("aget", started)
                 started = time.perf_counter_ns()
                 await design.asave(ids[index], states[index])
                 design.record("asave", started)
-        await aclient.aclose()
+        for aclient in abare.values():
+            await aclient.aclose()
 
     asyncio.run(async_part())
+    for each in bare.values():
+        each.close()
     client.close()
 
 
@@ -223,12 +236,11 @@ def main() -> None:
         if args.threshold is not None:
             config = config.replace(compress_threshold_bytes=args.threshold)
         designs = [
-            yardstick_design(url),
-            memory_core_design("memory_core zstd, no dictionary", url,
-                               config.replace(use_dictionary=False,
-                                              cache_key_prefix="mc_plain"), None),
-            memory_core_design("memory_core zstd + dictionary", url,
-                               config.replace(cache_key_prefix="mc_dict"), training),
+            yardstick_design(database(url, 0)),
+            memory_core_design("memory_core zstd, no dictionary", database(url, 1),
+                               config.replace(use_dictionary=False), None),
+            memory_core_design("memory_core zstd + dictionary", database(url, 2), config,
+                               training),
         ]
         for design in designs:
             measure_memory(url, design, ids, states)
