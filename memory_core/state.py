@@ -71,20 +71,37 @@ def check_finite(value: Any, path: str = "state") -> None:
     """Refuse NaN and infinities, which JSON would silently turn into null.
 
     Iterative, so a deeply nested state is refused by orjson's depth limit or walked here
-    without exhausting Python's recursion limit.
+    without exhausting Python's recursion limit. The walk on every save carries no paths
+    (building them was most of a save's CPU); only a state that fails is walked again to
+    name the field.
     """
+    stack: list[Any] = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            continue
+        if isinstance(item, float):
+            if not math.isfinite(item):
+                raise InvalidState(f"{_non_finite_path(value, path)} is {item!r}; JSON cannot "
+                                   "store NaN or infinity")
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+
+
+def _non_finite_path(value: Any, path: str) -> str:
+    """Where the first non-finite float is, as ``state.a.b[3]`` (for the error message)."""
     stack: list[tuple[Any, str]] = [(value, path)]
     while stack:
         item, where = stack.pop()
-        if isinstance(item, float):
-            if not math.isfinite(item):
-                raise InvalidState(f"{where} is {item!r}; JSON cannot store NaN or infinity")
-        elif isinstance(item, dict):
-            stack.extend((v, f"{where}.{k}") for k, v in item.items()
-                         if not isinstance(v, str))
+        if isinstance(item, float) and not math.isfinite(item):
+            return where
+        if isinstance(item, dict):
+            stack.extend((v, f"{where}.{k}") for k, v in item.items())
         elif isinstance(item, list | tuple):
-            stack.extend((v, f"{where}[{i}]") for i, v in enumerate(item)
-                         if not isinstance(v, str))
+            stack.extend((v, f"{where}[{i}]") for i, v in enumerate(item))
+    return path
 
 
 def version_key(version: str) -> tuple[int, ...] | None:

@@ -150,7 +150,8 @@ class _MemoryLogic:
                 f"state is {len(data)} bytes of JSON after trimming history to "
                 f"{self.config.max_history_messages} messages; the limit is "
                 f"max_state_bytes={self.config.max_state_bytes}")
-        check_finite(prepared)  # after the size check: the walk is the slow part
+        if b"null" in data:  # orjson writes NaN and infinity as null: no null, none of them
+            check_finite(prepared)  # after the size check: the walk is the slow part
         return prepared, data
 
     def _set_command(self, key: str, prepared: dict[str, Any], data: bytes, ttl: int,

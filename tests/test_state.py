@@ -171,17 +171,20 @@ def test_non_string_keys_nested_are_refused_by_dump_json() -> None:
         dump_json(prepared)
 
 
-@pytest.mark.parametrize("state", [
-    {"financial_readiness_score": math.nan},
-    {"financial_readiness_score": math.inf},
-    {"buying_motivation_score": -math.inf},
-    {"budget_range": {"min": 1.0, "max": math.inf}},
-    {"conversation_history": [{"role": "user", "score": math.nan}]},
-    {"deep": {"a": [1, {"b": (2.0, math.nan)}]}},
+@pytest.mark.parametrize(("state", "where"), [
+    ({"financial_readiness_score": math.nan}, "state.financial_readiness_score"),
+    ({"financial_readiness_score": math.inf}, "state.financial_readiness_score"),
+    ({"buying_motivation_score": -math.inf}, "state.buying_motivation_score"),
+    ({"budget_range": {"min": 1.0, "max": math.inf}}, "state.budget_range.max"),
+    ({"conversation_history": [{"role": "user", "score": math.nan}]},
+     "state.conversation_history[0].score"),
+    ({"deep": {"a": [1, {"b": (2.0, math.nan)}]}}, "state.deep.a[1].b[1]"),
 ])
-def test_nan_and_infinity_are_refused_even_nested(state: dict[str, Any]) -> None:
-    with pytest.raises(InvalidState, match="NaN or infinity"):
+def test_nan_and_infinity_are_refused_even_nested_and_named(state: dict[str, Any],
+                                                            where: str) -> None:
+    with pytest.raises(InvalidState, match="NaN or infinity") as refused:
         prepare(state)
+    assert str(refused.value).startswith(f"{where} is ")
 
 
 def test_datetime_values_become_iso_strings() -> None:
