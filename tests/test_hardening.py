@@ -6,6 +6,7 @@ import asyncio
 import gzip
 import logging
 import pickle
+import threading
 from pathlib import Path
 
 import pytest
@@ -204,6 +205,7 @@ def test_the_lua_scan_and_the_pipeline_scan_agree(real_redis_url: str,
         memory.client.set(key("garbage"), b"\x00garbage")
         memory.client.hset(key("hash"), mapping={"a": "b"})
         memory.client.set(key("legacy"), pickle.dumps({"compressed": False, "data": "{}"}))
+        memory.client.set(key("no-header-end"), b"BCM1" + b"x" * 400)
         with_lua = scan_summaries(memory).set_index("contact_id").sort_index()
         original = _BatchReader.read
 
@@ -218,7 +220,23 @@ def test_the_lua_scan_and_the_pipeline_scan_agree(real_redis_url: str,
             _BatchReader.read = original  # type: ignore[method-assign]
     compared = [c for c in with_lua.columns if c not in ("ttl_ms", "ttl_days")]
     assert with_lua[compared].astype(str).equals(with_pipeline[compared].astype(str))
-    assert len(with_lua) == 33
+    assert len(with_lua) == 34
+    assert with_lua.loc["no-header-end", "status"] == "corrupt"
+
+
+@pytest.mark.real_redis
+def test_a_scan_left_early_stops_its_read_ahead_thread(real_redis_url: str,
+                                                       make_buyer_state) -> None:  # type: ignore[no-untyped-def]
+    with SyncBuyerConversationMemory.from_url(real_redis_url) as memory:
+        for index in range(40):
+            memory.save_state(f"early-{index}", make_buyer_state(index, messages=2))
+
+        def leave(done: int, total: int) -> None:
+            raise KeyboardInterrupt  # an operator's Ctrl-C, or Streamlit stopping a run
+
+        with pytest.raises(KeyboardInterrupt):
+            scan_summaries(memory, batch_size=5, progress=leave)
+    assert not [t for t in threading.enumerate() if t.name == "memory-core-scan"]
 
 
 def test_odd_keys_neither_merge_nor_block_the_qa_cleanup(

@@ -323,7 +323,8 @@ def test_scan_raises_store_unavailable_when_redis_stops_midway(
         try:
             with pytest.raises(StoreUnavailable):
                 scan_summaries(memory, batch_size=5, progress=stop_after_first_batch)
-            assert len(calls) == 1 and 0 < calls[0] < 60  # it did stop mid-way
+            # It did stop mid-way: after the batches already read ahead (at most 3 more).
+            assert 1 <= len(calls) <= 4 and 0 < calls[-1] < 60
         finally:
             redis_server.start()
 
