@@ -68,19 +68,30 @@ _INT64_MAX = 2**63 - 1
 
 
 class _Columns:
-    """Column builders: arrays for numbers, shared strings for repeated labels."""
+    """Column builders: arrays for numbers, shared strings for repeated labels.
+
+    ``add_record`` runs once per key (a million times for a million buyers), so it looks
+    labels up five at a time and appends through pre-bound methods.
+    """
+
+    _LABELS = ("status", "codec", "schema_version", "temperature", "persona", "journey_stage")
+    _INTS = ("stored_bytes", "original_bytes", "dictionary_id", "message_count",
+             "last_interaction_epoch", "ttl_ms")
 
     def __init__(self) -> None:
         self.contact_id: list[str] = []
         self.problem: list[str] = []
-        self.labels: dict[str, list[str]] = {name: [] for name in (
-            "status", "codec", "schema_version", "temperature", "persona", "journey_stage")}
-        self.ints: dict[str, array[int]] = {name: array("q") for name in (
-            "stored_bytes", "original_bytes", "dictionary_id", "message_count",
-            "last_interaction_epoch", "ttl_ms")}
+        self.labels: dict[str, list[str]] = {name: [] for name in self._LABELS}
+        self.ints: dict[str, array[int]] = {name: array("q") for name in self._INTS}
         self.flags: dict[str, bytearray] = {"is_qualified": bytearray(),
                                             "qa_seed": bytearray()}
         self._decoded: dict[bytes, str] = {}
+        self._label_rows: dict[tuple[bytes, ...], tuple[str, ...]] = {}
+        self._status_append = self.labels["status"].append
+        self._label_appends = tuple(self.labels[name].append for name in self._LABELS[1:])
+        self._int_appends = tuple(self.ints[name].append for name in self._INTS)
+        self._qualified_append = self.flags["is_qualified"].append
+        self._qa_seed_append = self.flags["qa_seed"].append
 
     def _label(self, raw: bytes) -> str:
         found = self._decoded.get(raw)
@@ -91,29 +102,37 @@ class _Columns:
     def add_record(self, contact_id: str, fields: list[bytes], header_bytes: int,
                    ttl_ms: int, stored_bytes: int) -> None:
         """A readable record: every column from its header fields and its real length."""
-        label, ints = self._label, self.ints
-        numbers = (stored_bytes, int(fields[3]), int(fields[2]), int(fields[9]),
-                   int(fields[10]))  # raises ValueError when malformed
+        original, dictionary_id = int(fields[3]), int(fields[2])  # ValueError if malformed
+        messages, last_interaction = int(fields[9]), int(fields[10])
         if header_bytes + int(fields[4]) != stored_bytes:
             raise CorruptRecord(f"record is {stored_bytes} bytes, its header says "
                                 f"{header_bytes + int(fields[4])} (truncated or overwritten)")
-        if not all(0 <= n <= _INT64_MAX for n in numbers):
+        if (min(original, dictionary_id, messages, last_interaction) < 0
+                or max(original, dictionary_id, messages, last_interaction) > _INT64_MAX):
             raise ValueError("a header number is out of range")
         self.contact_id.append(contact_id)
         self.problem.append("")
-        codec = fields[1] + b"+dict" if numbers[2] else fields[1]
-        for name, raw in (("status", b"ok"), ("codec", codec), ("schema_version", fields[0]),
-                          ("temperature", fields[5]), ("persona", fields[6]),
-                          ("journey_stage", fields[8])):
-            self.labels[name].append(label(raw))
-        ints["stored_bytes"].append(numbers[0])
-        ints["original_bytes"].append(numbers[1])
-        ints["dictionary_id"].append(numbers[2])
-        ints["message_count"].append(numbers[3])
-        ints["last_interaction_epoch"].append(numbers[4])
-        ints["ttl_ms"].append(ttl_ms)
-        self.flags["is_qualified"].append(fields[7] == b"1")
-        self.flags["qa_seed"].append(fields[11] == b"1")
+        raw_labels = (fields[1] + b"+dict" if dictionary_id else fields[1], fields[0],
+                      fields[5], fields[6], fields[8])
+        labels = self._label_rows.get(raw_labels)
+        if labels is None:
+            labels = self._label_rows[raw_labels] = tuple(map(self._label, raw_labels))
+        self._status_append(STATUS_OK)
+        codec, schema, temperature, persona, stage = self._label_appends
+        codec(labels[0])
+        schema(labels[1])
+        temperature(labels[2])
+        persona(labels[3])
+        stage(labels[4])
+        stored, original_bytes, dictionary, message_count, last, ttl = self._int_appends
+        stored(stored_bytes)
+        original_bytes(original)
+        dictionary(dictionary_id)
+        message_count(messages)
+        last(last_interaction)
+        ttl(ttl_ms)
+        self._qualified_append(fields[7] == b"1")
+        self._qa_seed_append(fields[11] == b"1")
 
     def add_unreadable(self, contact_id: str, status: str, problem: str, ttl_ms: int,
                        stored_bytes: int = 0) -> None:
