@@ -19,6 +19,9 @@ from memory_core.inventory import value_counts_text
 TEMPERATURE_COLORS = {"hot": "#d62728", "warm": "#ff7f0e", "cold": "#1f77b4",
                       "unknown": "#9e9e9e"}
 _HEIGHT = 240
+OTHER = "other"
+MAX_CODECS = 4  # codec labels shown apart; the rest are "other"
+MAX_CATEGORIES = 12  # bars in a category chart, the last one "other" when there are more
 
 
 def vega_lite_spec(chart: alt.TopLevelMixin) -> dict[str, Any]:
@@ -29,8 +32,22 @@ def vega_lite_spec(chart: alt.TopLevelMixin) -> dict[str, Any]:
     objects. The overview model builds each spec once per scan and filter choice.
     """
     spec = chart.to_dict()
-    spec.pop("config", None)  # Altair's default theme sizes; Streamlit sizes the chart
+    config = spec.get("config", {})
+    config.pop("view", None)  # Altair's default theme sizes; Streamlit sizes the chart
+    if not config:
+        spec.pop("config", None)
     return spec
+
+
+def top_labels(values: pd.Series, keep: int) -> pd.Series:
+    """``values`` as text, all but the ``keep`` most common replaced by "other".
+
+    Labels come from record headers that anyone with write access can fill; thousands of
+    distinct ones must not make thousands of bars, or rows past Altair's 5,000 inline limit.
+    """
+    text = values.astype(str)
+    common = value_counts_text(values).index[:keep]
+    return text.where(text.isin(common), OTHER)
 
 
 def _histogram(values: pd.Series, bins: np.ndarray, groups: pd.Series | None,
@@ -52,7 +69,7 @@ def compression_ratio_chart(frame: pd.DataFrame) -> alt.Chart:
     ratios = frame["compression_ratio"]
     top = max(float(ratios.max()) if len(ratios.dropna()) else 1.0, 1.0)
     bins = np.linspace(0, np.ceil(top), 31)
-    data = _histogram(ratios, bins, frame["codec"], "codec")
+    data = _histogram(ratios, bins, top_labels(frame["codec"], MAX_CODECS), "codec")
     return alt.Chart(data, title="Compression ratio (original ÷ stored)").mark_bar().encode(
         x=alt.X("bin_start:Q", title="compression ratio (×)", bin="binned"),
         x2="bin_end:Q",
@@ -63,7 +80,8 @@ def compression_ratio_chart(frame: pd.DataFrame) -> alt.Chart:
     ).properties(height=_HEIGHT)
 
 
-PAIR_BINS = 32  # 32 x 32 cells x a few codecs stays under Altair's 5,000-row inline limit
+PAIR_BINS = 30  # 30 x 30 cells x (MAX_CODECS + 1) codecs stays under the 5,000-row limit
+PAIR_EDGE_QUANTILE = 0.995  # the grid ends here; larger buyers go in the last cell
 
 
 def binned_pairs(frame: pd.DataFrame, bins: int = PAIR_BINS) -> pd.DataFrame:
@@ -71,26 +89,34 @@ def binned_pairs(frame: pd.DataFrame, bins: int = PAIR_BINS) -> pd.DataFrame:
 
     Every buyer is counted, and the browser draws a few hundred cells instead of one
     mark per buyer: at 100k buyers that is the difference between a chart and a stall.
+    The grid spans the sizes up to the 99.5th percentile, so one huge record cannot squash
+    everyone else into a corner; the last cells hold the few larger ones. A cell is drawn at
+    its middle; its buyers' real smallest and largest sizes are in the tooltip.
     """
     rows = frame[["original_bytes", "stored_bytes", "codec"]].dropna()
     original = rows["original_bytes"].to_numpy(dtype=float)
     stored = rows["stored_bytes"].to_numpy(dtype=float)
-    x_edges = np.linspace(0, max(float(original.max()) if len(rows) else 0.0, 1.0), bins + 1)
-    y_edges = np.linspace(0, max(float(stored.max()) if len(rows) else 0.0, 1.0), bins + 1)
+
+    def edges(values: np.ndarray) -> np.ndarray:
+        top = float(np.quantile(values, PAIR_EDGE_QUANTILE)) if len(values) else 0.0
+        return np.linspace(0, max(top, 1.0), bins + 1)
+
+    x_edges, y_edges = edges(original), edges(stored)
     cells = pd.DataFrame({
-        "codec": rows["codec"].to_numpy(),
+        "codec": top_labels(rows["codec"], MAX_CODECS).to_numpy(),
         "x": np.clip(np.searchsorted(x_edges, original, side="right") - 1, 0, bins - 1),
         "y": np.clip(np.searchsorted(y_edges, stored, side="right") - 1, 0, bins - 1),
         "original": original, "stored": stored,
-    }).groupby(["codec", "x", "y"], as_index=False, observed=True).agg(
+    }).groupby(["codec", "x", "y"], as_index=False).agg(
         buyers=("original", "size"), original_sum=("original", "sum"),
         stored_sum=("stored", "sum"), stored_min=("stored", "min"),
         stored_max=("stored", "max"), original_min=("original", "min"),
         original_max=("original", "max"))
+    x, y = cells["x"].to_numpy(), cells["y"].to_numpy()
     return pd.DataFrame({
         "codec": cells["codec"].astype(str),
-        "original_bytes": (cells["original_sum"] / cells["buyers"]).round(),
-        "stored_bytes": (cells["stored_sum"] / cells["buyers"]).round(),
+        "original_bytes": ((x_edges[x] + x_edges[x + 1]) / 2).round(),
+        "stored_bytes": ((y_edges[y] + y_edges[y + 1]) / 2).round(),
         "original_min": cells["original_min"], "original_max": cells["original_max"],
         "stored_min": cells["stored_min"], "stored_max": cells["stored_max"],
         "buyers": cells["buyers"],
@@ -121,11 +147,14 @@ def stored_bytes_chart(frame: pd.DataFrame, threshold_bytes: int) -> alt.LayerCh
 
 
 def ttl_chart(frame: pd.DataFrame, config: MemoryConfig) -> alt.LayerChart:
-    days = frame["ttl_days"]
+    limit = config.ttl_days_max + 30  # a TTL set by hand can be years: counted at the edge
+    days = frame["ttl_days"].clip(upper=limit)
     top = max(float(days.max()) if len(days.dropna()) else 0.0, config.ttl_days_max) + 1
     data = _histogram(days, np.arange(0, np.ceil(top) + 1), None, "group")
+    axis = "days remaining" + (f" (more than {limit} counted at {limit})"
+                               if (frame["ttl_days"] > limit).any() else "")
     bars = alt.Chart(data, title="Days until expiry").mark_bar().encode(
-        x=alt.X("bin_start:Q", title="days remaining", bin="binned"),
+        x=alt.X("bin_start:Q", title=axis, bin="binned"),
         x2="bin_end:Q",
         y=alt.Y("buyers:Q", title="buyers"),
         tooltip=[alt.Tooltip("bin_start:Q", title="days from"), "buyers:Q"],
@@ -148,7 +177,12 @@ def ttl_chart(frame: pd.DataFrame, config: MemoryConfig) -> alt.LayerChart:
 
 def category_chart(frame: pd.DataFrame, column: str, title: str,
                    colors: dict[str, str] | None = None) -> alt.Chart:
-    counts = value_counts_text(frame[column]).rename_axis(column).reset_index(name="buyers")
+    counts = value_counts_text(frame[column])
+    if len(counts) > MAX_CATEGORIES:
+        rest = counts.iloc[MAX_CATEGORIES - 1:]
+        counts = pd.concat([counts.iloc[:MAX_CATEGORIES - 1], pd.Series(
+            {f"{OTHER} ({len(rest):,} values)": int(rest.sum())})])
+    counts = counts.rename_axis(column).reset_index(name="buyers")
     color = alt.Color(f"{column}:N", legend=None)
     if colors:
         domain = [c for c in colors if c in set(counts[column])] + sorted(
@@ -178,10 +212,14 @@ def qualified_chart(frame: pd.DataFrame) -> alt.Chart:
 
 
 def history_chart(frame: pd.DataFrame, cap: int) -> alt.LayerChart:
-    top = max(int(frame["message_count"].max()) if len(frame) else 0, cap) + 5
-    data = _histogram(frame["message_count"], np.arange(0, top + 5, 5), None, "group")
+    limit = cap + 50  # a header can claim any count: larger ones are counted at the edge
+    counts = frame["message_count"].clip(upper=limit)
+    top = max(int(counts.max()) if len(frame) else 0, cap) + 5
+    data = _histogram(counts, np.arange(0, top + 5, 5), None, "group")
+    axis = "messages kept" + (f" (more than {limit} counted at {limit})"
+                              if (frame["message_count"] > limit).any() else "")
     bars = alt.Chart(data, title="History length").mark_bar().encode(
-        x=alt.X("bin_start:Q", title="messages kept", bin="binned"),
+        x=alt.X("bin_start:Q", title=axis, bin="binned"),
         x2="bin_end:Q",
         y=alt.Y("buyers:Q", title="buyers"),
         tooltip=[alt.Tooltip("bin_start:Q", title="messages from"), "buyers:Q"],

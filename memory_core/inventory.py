@@ -272,15 +272,16 @@ def _read_ahead(batches: Iterator[Batch], depth: int = 2) -> Iterator[Batch]:
             hand_over(exc)
 
     reader = threading.Thread(target=read, name="memory-core-scan", daemon=True)
-    reader.start()
     try:
+        reader.start()
         while (item := handoff.get()) is not _END:
             if isinstance(item, BaseException):
                 raise item
             yield item
     finally:
         stopping.set()
-        reader.join()
+        if reader.is_alive():
+            reader.join()
 
 
 class _BatchReader:
