@@ -130,7 +130,8 @@ def stored_bytes_chart(frame: pd.DataFrame, threshold_bytes: int) -> alt.LayerCh
         opacity=0.7).encode(
         x=alt.X("original_bytes:Q", title="original JSON (bytes)"),
         y=alt.Y("stored_bytes:Q", title="stored in Redis (bytes)"),
-        size=alt.Size("buyers:Q", title="buyers", scale=alt.Scale(range=[12, 360])),
+        size=alt.Size("buyers:Q", title="buyers",
+                      scale=alt.Scale(range=[12, 360], zero=False)),
         color=alt.Color("codec:N", title="codec"),
         tooltip=["codec:N", alt.Tooltip("buyers:Q", format=","),
                  alt.Tooltip("original_min:Q", title="original from (B)", format=","),

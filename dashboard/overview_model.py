@@ -106,6 +106,6 @@ def build_overview(frame: pd.DataFrame, filters: Filters, config: MemoryConfig) 
 
 def bytes_note(config: MemoryConfig) -> str:
     threshold = config.compress_threshold_bytes
-    return (f"Every buyer counted: a circle is the buyers of one codec in one size cell, at "
-            f"their mean, sized by their number (hover for the ranges). Codec none: stored "
+    return (f"Every buyer counted: a circle is the buyers of one codec in one size cell, "
+            f"sized by their number (hover for their real sizes). Codec none: stored "
             f"uncompressed (JSON up to the {threshold:,} B threshold, dashed line).")
