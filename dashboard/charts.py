@@ -30,6 +30,9 @@ def vega_lite_spec(chart: alt.TopLevelMixin) -> dict[str, Any]:
     Altair validates against the Vega-Lite schema on every ``to_dict()``: 10-30 ms a
     chart, paid on every run of the page by every session if the page drew Altair
     objects. The overview model builds each spec once per scan and filter choice.
+    Data goes inline through Altair's default data transformer, a process-wide setting:
+    st.altair_chart switches it while it converts a chart, so pages draw specs with
+    st.vega_lite_chart, never Altair objects.
     """
     spec = chart.to_dict()
     config = spec.get("config", {})
