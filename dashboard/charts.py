@@ -150,19 +150,28 @@ def stored_bytes_chart(frame: pd.DataFrame, threshold_bytes: int) -> alt.LayerCh
     return alt.layer(points, rule).properties(height=_HEIGHT)
 
 
-def ttl_chart(frame: pd.DataFrame, config: MemoryConfig) -> alt.LayerChart:
-    limit = config.ttl_days_max + 30  # a TTL set by hand can be years: counted at the edge
-    days = frame["ttl_days"].clip(upper=limit)
-    top = max(float(days.max()) if len(days.dropna()) else 0.0, config.ttl_days_max) + 1
-    data = _histogram(days, np.arange(0, np.ceil(top) + 1), None, "group")
-    axis = "days remaining" + (f" (more than {limit} counted at {limit})"
-                               if (frame["ttl_days"] > limit).any() else "")
-    bars = alt.Chart(data, title="Days until expiry").mark_bar().encode(
+def _edge_capped_bars(values: pd.Series, *, limit: float, at_least: float, step: int,
+                      title: str, axis: str, from_title: str) -> alt.Chart:
+    """Bars of ``values`` in ``step``-wide bins up to at least ``at_least``; values over
+    ``limit`` are counted at it, and the axis title says so."""
+    clipped = values.clip(upper=limit)
+    top = max(float(clipped.max()) if len(clipped.dropna()) else 0.0, at_least)
+    data = _histogram(clipped, np.arange(0, top + 2 * step, step), None, "group")
+    if (values > limit).any():
+        axis += f" (more than {limit} counted at {limit})"
+    return alt.Chart(data, title=title).mark_bar().encode(
         x=alt.X("bin_start:Q", title=axis, bin="binned"),
         x2="bin_end:Q",
         y=alt.Y("buyers:Q", title="buyers"),
-        tooltip=[alt.Tooltip("bin_start:Q", title="days from"), "buyers:Q"],
+        tooltip=[alt.Tooltip("bin_start:Q", title=from_title), "buyers:Q"],
     )
+
+
+def ttl_chart(frame: pd.DataFrame, config: MemoryConfig) -> alt.LayerChart:
+    # A TTL set by hand can be years: counted at the edge.
+    bars = _edge_capped_bars(frame["ttl_days"], limit=config.ttl_days_max + 30,
+                             at_least=config.ttl_days_max, step=1, title="Days until expiry",
+                             axis="days remaining", from_title="days from")
     marks = pd.DataFrame({
         "day": [config.ttl_days_min, config.ttl_days_max, config.ttl_days],
         "label": [f"policy minimum {config.ttl_days_min} d",
@@ -216,18 +225,10 @@ def qualified_chart(frame: pd.DataFrame) -> alt.Chart:
 
 
 def history_chart(frame: pd.DataFrame, cap: int) -> alt.LayerChart:
-    limit = cap + 50  # a header can claim any count: larger ones are counted at the edge
-    counts = frame["message_count"].clip(upper=limit)
-    top = max(int(counts.max()) if len(frame) else 0, cap) + 5
-    data = _histogram(counts, np.arange(0, top + 5, 5), None, "group")
-    axis = "messages kept" + (f" (more than {limit} counted at {limit})"
-                              if (frame["message_count"] > limit).any() else "")
-    bars = alt.Chart(data, title="History length").mark_bar().encode(
-        x=alt.X("bin_start:Q", title=axis, bin="binned"),
-        x2="bin_end:Q",
-        y=alt.Y("buyers:Q", title="buyers"),
-        tooltip=[alt.Tooltip("bin_start:Q", title="messages from"), "buyers:Q"],
-    )
+    # A header can claim any count: larger ones are counted at the edge.
+    bars = _edge_capped_bars(frame["message_count"], limit=cap + 50, at_least=cap, step=5,
+                             title="History length", axis="messages kept",
+                             from_title="messages from")
     rule = alt.Chart(pd.DataFrame({"cap": [cap], "label": [f"history cap {cap} messages"]})
                      ).mark_rule(color="#d62728", strokeDash=[6, 4]).encode(
         x="cap:Q", tooltip=["label:N"])
