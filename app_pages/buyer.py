@@ -9,7 +9,13 @@ import streamlit as st
 
 from dashboard.actions import ActionRefused, clear_buyer, reset_buyer_ttl
 from dashboard.resources import forget_scan, open_memory, scan_inventory
-from memory_core.errors import CorruptRecord, InvalidContactId, StoreUnavailable
+from memory_core.admin import current_revision
+from memory_core.errors import (
+    CorruptRecord,
+    InvalidContactId,
+    RevisionConflict,
+    StoreUnavailable,
+)
 from memory_core.state import mask_pii
 from memory_core.store import StoredRecord
 
@@ -18,14 +24,14 @@ settings, memory = open_memory()
 
 
 @st.dialog("Clear this buyer?")
-def confirm_clear(contact_id: str) -> None:
-    st.write(f"This deletes the saved conversation of **{contact_id}**. The buyer will start "
-             "over at the next message. Type the contact id to confirm.")
+def confirm_clear(contact_id: str, revision: int | None) -> None:
+    st.write(f"This deletes the saved conversation of **{md(contact_id)}**. The buyer will "
+             "start over at the next message. Type the contact id to confirm.")
     typed = st.text_input("Contact id", key="confirm_clear_id")
     if st.button("Delete permanently", type="primary", disabled=typed.strip() != contact_id):
         try:
-            existed = clear_buyer(settings, memory, contact_id, typed)
-        except (ActionRefused, StoreUnavailable) as exc:
+            existed = clear_buyer(settings, memory, contact_id, typed, revision)
+        except (ActionRefused, RevisionConflict, StoreUnavailable) as exc:
             st.error(str(exc))
             return
         st.session_state["cleared"] = (contact_id, existed)
@@ -87,7 +93,7 @@ def show_summary(record: StoredRecord, state: dict) -> None:
         f"**Contact:** {md(state.get('buyer_name') or '–')} · "
         f"{md(state.get('buyer_phone') or '–')} · {md(state.get('buyer_email') or '–')}\n\n"
         f"**TTL:** {md(ttl_text)} · **Storage:** {storage} · "
-        f"**Schema:** {md(state.get('state_version'))} · "
+        f"**Schema:** {md(state.get('state_version'))} · **Revision:** {record.revision} · "
         f"**Last interaction:** {md(state.get('last_interaction_timestamp'))}")
 
 
@@ -110,19 +116,20 @@ def show_conversation(state: dict) -> None:
         st.caption("No objections recorded.")
 
 
-def show_actions(contact_id: str) -> None:
+def show_actions(contact_id: str, revision: int | None) -> None:
+    """Clear and reset TTL act on the revision on screen, never on a newer save."""
     if settings.read_only:
         st.caption(":material/lock: Read-only dashboard: clearing and TTL changes are disabled.")
         return
     left, right, _ = st.columns([1, 1, 3])
     if left.button("Clear this buyer", icon=":material/delete:"):
-        confirm_clear(contact_id)
+        confirm_clear(contact_id, revision)
     if right.button("Reset TTL to default", icon=":material/timer:"):
         try:
-            reset_buyer_ttl(settings, memory, contact_id)
+            reset_buyer_ttl(settings, memory, contact_id, revision)
             st.toast(f"TTL reset to {memory.config.ttl_days} days")
             forget_scan()
-        except (ActionRefused, StoreUnavailable) as exc:
+        except (ActionRefused, RevisionConflict, StoreUnavailable) as exc:
             st.error(str(exc))
 
 
@@ -149,9 +156,9 @@ except InvalidContactId as exc:
     st.warning(f"That is not a valid contact id: {exc}")
     st.stop()
 except CorruptRecord as exc:
-    st.error(f"The record of **{contact_id}** cannot be read: {exc}. The bot treats it as no "
-             "saved state; clearing it lets the buyer start fresh.")
-    show_actions(contact_id)
+    st.error(f"The record of **{md(contact_id)}** cannot be read: {md(str(exc))}. The bot "
+             "treats it as no saved state; clearing it lets the buyer start fresh.")
+    show_actions(contact_id, current_revision(memory, contact_id))
     st.stop()
 except StoreUnavailable as exc:
     st.error(f"Cannot read from Redis: {exc}")
@@ -175,7 +182,7 @@ reveal = st.toggle("Reveal name, phone and email", value=False,
                    help="PII stays masked on screen and in downloads unless revealed")
 state = record.state if reveal else mask_pii(record.state)
 show_summary(record, state)
-show_actions(contact_id)
+show_actions(contact_id, record.revision)
 export = json.dumps({"contact_id": contact_id, **state}, indent=2, ensure_ascii=False,
                     default=str)
 st.download_button("Download state as JSON", data=export.encode(),

@@ -50,12 +50,15 @@ if submitted:
                           ttl_days_range=(int(ttl_days[0]), int(ttl_days[1])))
     bar = st.progress(0.0, text="Seeding…")
     try:
-        written = seed_buyers(settings, memory, options,
-                              lambda done, total: bar.progress(done / total,
-                                                               text=f"Seeded {done:,}/{total:,}"))
+        result = seed_buyers(settings, memory, options,
+                             lambda done, total: bar.progress(done / total,
+                                                              text=f"Seeded {done:,}/{total:,}"))
         forget_scan()
-        st.success(f"Seeded **{written:,}** QA buyers (seed {options.seed}, ids "
+        st.success(f"Seeded **{result.written:,}** QA buyers (seed {options.seed}, ids "
                    f"`{options.id_prefix}{options.seed}-…`).")
+        if result.kept_real:
+            st.warning(f"{len(result.kept_real):,} of the generated ids hold real buyers; "
+                       "those were left alone.")
     except (ActionRefused, InvalidState, InvalidContactId, StoreUnavailable) as exc:
         st.error(str(exc))
     finally:
@@ -66,9 +69,12 @@ upload = st.file_uploader("JSON or YAML: one state with its contact_id, or a lis
                           type=["json", "yaml", "yml"], disabled=not settings.can_seed)
 if upload is not None and st.button("Seed from file", disabled=not settings.can_seed):
     try:
-        written = seed_file(settings, memory, upload.getvalue(), upload.name)
+        result = seed_file(settings, memory, upload.getvalue(), upload.name)
         forget_scan()
-        st.success(f"Seeded {written} buyer(s) from {upload.name}.")
+        st.success(f"Seeded {result.written} buyer(s) from {upload.name}.")
+        if result.kept_real:
+            st.warning(f"{len(result.kept_real)} buyer(s) were saved by the bot while seeding "
+                       "ran and were left alone.")
     except (ActionRefused, InvalidState, InvalidContactId) as exc:
         problems = str(exc).split("; ")
         st.error("\n".join(f"- {p}" for p in problems))

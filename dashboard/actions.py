@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dashboard.settings import DashboardSettings
 from memory_core import admin
 from memory_core.seeding import SeedOptions, generate_buyers
-from memory_core.store import SyncBuyerConversationMemory
+from memory_core.store import SeedWrite, SyncBuyerConversationMemory
 
 ACTOR = "dashboard operator"
 
@@ -28,18 +28,24 @@ def _require_writable(settings: DashboardSettings) -> None:
 
 
 def clear_buyer(settings: DashboardSettings, memory: SyncBuyerConversationMemory,
-                contact_id: str, typed_confirmation: str) -> bool:
-    """Delete one buyer after the operator typed its contact id; True if it existed."""
+                contact_id: str, typed_confirmation: str,
+                expected_revision: int | None) -> bool:
+    """Delete one buyer after the operator typed its contact id; True if it existed.
+
+    Only the revision on screen is deleted: a save by the bot since then raises
+    RevisionConflict and nothing is deleted.
+    """
     _require_writable(settings)
     if typed_confirmation.strip() != contact_id:
         raise ActionRefused("the typed contact id does not match; nothing was deleted")
-    return admin.delete_buyer(memory, contact_id, actor=ACTOR)
+    return admin.delete_buyer(memory, contact_id, expected_revision=expected_revision,
+                              actor=ACTOR)
 
 
 def reset_buyer_ttl(settings: DashboardSettings, memory: SyncBuyerConversationMemory,
-                    contact_id: str) -> bool:
+                    contact_id: str, expected_revision: int | None) -> bool:
     _require_writable(settings)
-    return admin.reset_ttl(memory, contact_id)
+    return admin.reset_ttl(memory, contact_id, expected_revision=expected_revision)
 
 
 def _require_seeding(settings: DashboardSettings) -> None:
@@ -52,8 +58,8 @@ def _require_seeding(settings: DashboardSettings) -> None:
 
 def seed_buyers(settings: DashboardSettings, memory: SyncBuyerConversationMemory,
                 options: SeedOptions,
-                progress: Callable[[int, int], None] | None = None) -> int:
-    """Generate and write QA buyers; returns how many were written."""
+                progress: Callable[[int, int], None] | None = None) -> SeedWrite:
+    """Generate and write QA buyers; ids that hold real buyers are left alone."""
     _require_seeding(settings)
     options.validate()
     items = (buyer.as_save_item() for buyer in generate_buyers(options))
@@ -61,10 +67,14 @@ def seed_buyers(settings: DashboardSettings, memory: SyncBuyerConversationMemory
 
 
 def seed_file(settings: DashboardSettings, memory: SyncBuyerConversationMemory,
-              content: bytes, file_name: str) -> int:
-    """Seed the states of an uploaded JSON/YAML file; a bad file writes nothing."""
+              content: bytes, file_name: str) -> SeedWrite:
+    """Seed the states of an uploaded JSON/YAML file; a bad file writes nothing.
+
+    A file naming a real buyer's contact id is refused whole: the dashboard offers no
+    way to overwrite real buyers (the CLI's --overwrite-real does, logged).
+    """
     _require_seeding(settings)
-    return admin.seed_scenarios(memory, admin.parse_scenarios(content, file_name))
+    return admin.seed_scenarios(memory, admin.parse_scenarios(content, file_name), actor=ACTOR)
 
 
 def remove_qa_seeds(settings: DashboardSettings, memory: SyncBuyerConversationMemory,

@@ -16,11 +16,14 @@ from memory_core.errors import (
     InvalidState,
     MemoryCoreError,
     MissingDictionary,
+    RevisionConflict,
     StoreUnavailable,
 )
 from memory_core.state import STATE_VERSION
 from memory_core.store import (
+    REVISION_FIELD,
     BuyerConversationMemory,
+    SeedWrite,
     StoredRecord,
     SyncBuyerConversationMemory,
     get_buyer_conversation_memory,
@@ -28,6 +31,7 @@ from memory_core.store import (
 )
 
 __all__ = [
+    "REVISION_FIELD",
     "STATE_VERSION",
     "BuyerConversationMemory",
     "ConfigError",
@@ -38,6 +42,8 @@ __all__ = [
     "MemoryConfig",
     "MemoryCoreError",
     "MissingDictionary",
+    "RevisionConflict",
+    "SeedWrite",
     "StoreUnavailable",
     "StoredRecord",
     "SyncBuyerConversationMemory",

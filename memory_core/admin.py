@@ -1,8 +1,10 @@
 """Operator actions shared by the CLI and the dashboard: each is written once, here.
 
 Unlike the bot-facing calls these raise (:class:`StoreUnavailable`, :class:`InvalidState`,
-...) so the operator sees why something failed. Destructive actions log what they did at
-WARNING level, by contact id and count only (never names, phones or emails).
+:class:`RevisionConflict`, ...) so the operator sees why something failed. Destructive
+actions log what they did at WARNING level, by contact id and count only (never names,
+phones or emails). Every write checks on the server, in the same step, that it does not
+replace or delete a state a bot saved in between: by revision, or by the QA-seed tag.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ import json
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 import pandas as pd
@@ -20,7 +21,14 @@ import redis
 import yaml
 
 from memory_core import dictionaries as dicts
-from memory_core.errors import CorruptRecord, InvalidContactId, InvalidState, StoreUnavailable
+from memory_core import scripts
+from memory_core.errors import (
+    CorruptRecord,
+    InvalidContactId,
+    InvalidState,
+    RevisionConflict,
+    StoreUnavailable,
+)
 from memory_core.inventory import (
     STATUS_LEGACY,
     STATUS_OK,
@@ -30,6 +38,7 @@ from memory_core.inventory import (
 )
 from memory_core.legacy import decode_legacy
 from memory_core.migrations import migrate
+from memory_core.record import HEADER_READ_BYTES, stored_revision
 from memory_core.state import (
     QA_SEED_FIELD,
     dump_json,
@@ -38,7 +47,7 @@ from memory_core.state import (
     utc_now,
     validate_contact_id,
 )
-from memory_core.store import SyncBuyerConversationMemory
+from memory_core.store import SaveItem, SeedWrite, SyncBuyerConversationMemory
 
 logger = logging.getLogger(__name__)
 _FAULTS = (redis.ConnectionError, redis.TimeoutError, OSError)
@@ -51,24 +60,64 @@ def _unavailable(exc: BaseException) -> StoreUnavailable:
     return StoreUnavailable(f"Redis unreachable: {type(exc).__name__}: {exc}")
 
 
+def _changed_since(contact_id: str, expected: int | None, stored: int, action: str
+                   ) -> RevisionConflict:
+    return RevisionConflict(
+        f"buyer {contact_id} was saved by the bot since you looked (revision {expected} "
+        f"-> {stored}); nothing was {action}. Look at the buyer again and confirm anew.",
+        stored)
+
+
 def delete_buyer(memory: SyncBuyerConversationMemory, contact_id: str, *,
-                 actor: str = "operator") -> bool:
-    """Delete one buyer's state; True if it existed. Logged at WARNING."""
-    key = memory.key_for(contact_id)
-    try:
-        deleted = bool(memory.client.delete(key))
-    except _FAULTS as exc:
-        raise _unavailable(exc) from exc
-    logger.warning("%s cleared buyer %s (existed: %s)", actor, contact_id, deleted)
+                 expected_revision: int | None = None, actor: str = "operator") -> bool:
+    """Delete one buyer's state; True if it existed. Logged at WARNING.
+
+    With ``expected_revision`` (the revision the operator looked at) the key is deleted
+    only if no save happened since; otherwise :class:`RevisionConflict`.
+    """
+    code, revision = memory.delete_key(memory.raw_key_for(validate_contact_id(contact_id)),
+                                       expected_revision=expected_revision)
+    if code == scripts.CONFLICT:
+        raise _changed_since(contact_id, expected_revision, revision, "deleted")
+    deleted = code == scripts.DONE
+    logger.warning("%s cleared buyer %s (existed: %s, revision %s)", actor, contact_id,
+                   deleted, revision if deleted else "-")
     return deleted
 
 
-def reset_ttl(memory: SyncBuyerConversationMemory, contact_id: str) -> bool:
-    """Give a buyer the default TTL again; False if there is no such key."""
-    changed = memory.reset_ttl(contact_id)
+def reset_ttl(memory: SyncBuyerConversationMemory, contact_id: str, *,
+              expected_revision: int | None = None) -> bool:
+    """Give a buyer the default TTL again; False if there is no such key.
+
+    With ``expected_revision``, only if no save happened since (a save renews the TTL
+    itself); otherwise :class:`RevisionConflict`.
+    """
+    code, revision = memory.reset_ttl(contact_id, expected_revision)
+    if code == scripts.CONFLICT:
+        raise _changed_since(contact_id, expected_revision, revision, "changed")
+    changed = code == scripts.DONE
     logger.info("TTL of buyer %s reset to %s days (existed: %s)", contact_id,
                 memory.config.ttl_days, changed)
     return changed
+
+
+def current_revision(memory: SyncBuyerConversationMemory, contact_id: str) -> int | None:
+    """The revision the server counts for a buyer's key now; None when there is no key.
+
+    An operator confirms an action on this revision, and the action is carried out only
+    if it is still the stored one.
+    """
+    key = memory.key_for(contact_id)
+    try:
+        with memory.client.pipeline(transaction=False) as pipe:
+            pipe.exists(key)
+            pipe.getrange(key, 0, HEADER_READ_BYTES - 1)
+            exists, window = pipe.execute(raise_on_error=False)
+    except _FAULTS as exc:
+        raise _unavailable(exc) from exc
+    if not exists:
+        return None
+    return stored_revision(window if isinstance(window, bytes) else None)
 
 
 def qa_seed_ids(memory: SyncBuyerConversationMemory) -> list[str]:
@@ -81,8 +130,8 @@ def clear_qa_seeds(memory: SyncBuyerConversationMemory, contact_ids: Iterable[st
                    *, actor: str = "operator") -> int:
     """Delete QA-seeded records, and only those; returns how many were deleted.
 
-    Each key's header is checked again right before deletion, so a key that a real buyer
-    overwrote since the scan is kept.
+    Each key is checked and deleted in one server-side step, so a key that a real buyer
+    took over since the scan (or in the middle of the clean-up) is kept.
     """
     ids = list(contact_ids) if contact_ids is not None else qa_seed_ids(memory)
     deleted = 0
@@ -90,21 +139,10 @@ def clear_qa_seeds(memory: SyncBuyerConversationMemory, contact_ids: Iterable[st
         for start in range(0, len(ids), DELETE_BATCH):
             # raw keys, not key_for: an id from the scan need not be one a bot could write
             keys = [memory.raw_key_for(i) for i in ids[start:start + DELETE_BATCH]]
-            frame_ids = _still_seeded(memory, keys)
-            if frame_ids:
-                deleted += int(memory.client.delete(*frame_ids))
-    except _FAULTS as exc:
-        raise _unavailable(exc) from exc
-    logger.warning("%s cleared %d QA-seeded buyers", actor, deleted)
+            deleted += memory.delete_seeds(keys)
+    finally:
+        logger.warning("%s cleared %d QA-seeded buyers", actor, deleted)
     return deleted
-
-
-def _still_seeded(memory: SyncBuyerConversationMemory, keys: list[bytes]) -> list[bytes]:
-    pipe = memory.client.pipeline(transaction=False)
-    for key in keys:
-        pipe.getrange(key, 0, 255)
-    replies = pipe.execute(raise_on_error=False)
-    return [key for key, reply in zip(keys, replies, strict=True) if is_qa_seed_header(reply)]
 
 
 @dataclass
@@ -150,9 +188,11 @@ def _migrate_one(memory: SyncBuyerConversationMemory, contact_id: str,
     key = memory.raw_key_for(contact_id)
     with memory.client.pipeline() as pipe:
         pipe.watch(key)
-        raw = pipe.get(key)
-        if raw is None:
+        raw = pipe.getrange(key, 0, memory.read_limit_bytes)
+        if not raw:
             return "expired before it could be migrated"
+        if len(raw) > memory.read_limit_bytes:
+            return f"larger than {memory.read_limit_bytes} bytes; not read"
         state = migrate(decode_legacy(raw, max_bytes=memory.config.max_state_bytes))
         when = parse_timestamp(state.get("last_interaction_timestamp"))
         command = memory.encode_save(contact_id, state, now=when)
@@ -280,9 +320,29 @@ def _scenario(item: object) -> Scenario:
     return Scenario(contact_id, state)
 
 
-def seed_scenarios(memory: SyncBuyerConversationMemory, scenarios: list[Scenario]) -> int:
-    """Write parsed scenarios, tagged as QA seeds; all are validated before any is written."""
-    items = [(s.contact_id, {**s.state, QA_SEED_FIELD: True}, None, None) for s in scenarios]
+def real_buyer_ids(memory: SyncBuyerConversationMemory, contact_ids: list[str]) -> list[str]:
+    """Those ids whose key holds anything but a QA seed: a real buyer, legacy, foreign."""
+    pipe = memory.client.pipeline(transaction=False)
+    for contact_id in contact_ids:
+        pipe.getrange(memory.key_for(contact_id), 0, HEADER_READ_BYTES - 1)
+    try:
+        replies = pipe.execute(raise_on_error=False)
+    except _FAULTS as exc:
+        raise _unavailable(exc) from exc
+    return [contact_id for contact_id, reply in zip(contact_ids, replies, strict=True)
+            if reply != b"" and not is_qa_seed_header(reply)]
+
+
+def seed_scenarios(memory: SyncBuyerConversationMemory, scenarios: list[Scenario], *,
+                   overwrite_real: bool = False, actor: str = "operator") -> SeedWrite:
+    """Write parsed scenarios, tagged as QA seeds; all are validated before any is written.
+
+    A scenario whose contact id holds a real buyer stops the whole file (nothing is
+    written) unless ``overwrite_real``, which is logged; the check is repeated on the
+    server with each write, so a buyer saved meanwhile is kept and reported.
+    """
+    items: list[SaveItem] = [(s.contact_id, {**s.state, QA_SEED_FIELD: True}, None, None)
+                             for s in scenarios]
     problems = []
     for number, (contact_id, state, _, _) in enumerate(items, start=1):
         try:
@@ -291,36 +351,55 @@ def seed_scenarios(memory: SyncBuyerConversationMemory, scenarios: list[Scenario
             problems.append(f"item {number} ({contact_id}): {exc}")
     if problems:
         raise InvalidState("nothing was written; " + "; ".join(problems))
-    return memory.save_many(items)
+    real = real_buyer_ids(memory, [s.contact_id for s in scenarios])
+    if real and not overwrite_real:
+        shown = ", ".join(display_id(i) for i in real[:10]) + (" ..." if len(real) > 10 else "")
+        raise InvalidState(
+            f"nothing was written; {len(real)} contact id(s) hold real buyers, not QA seeds: "
+            f"{shown}. Seeding never replaces a real buyer: use other ids, or pass "
+            "--overwrite-real to replace them (logged)")
+    if real:
+        logger.warning("%s overwrote %d real buyer(s) with QA seeds: %s", actor, len(real),
+                       ", ".join(display_id(i) for i in real))
+    return memory.save_seeds(items, overwrite_real=overwrite_real)
 
 
-def seed_generated(memory: SyncBuyerConversationMemory,
-                   items: Iterable[tuple[str, dict[str, Any], int | None, datetime | None]],
+def seed_generated(memory: SyncBuyerConversationMemory, items: Iterable[SaveItem],
                    total: int, progress: Callable[[int, int], None] | None = None,
-                   batch_size: int = 500) -> int:
-    """Write generated buyers in pipelined batches, reporting progress after each batch."""
+                   batch_size: int = 500) -> SeedWrite:
+    """Write generated buyers in pipelined batches, reporting progress after each batch.
+
+    An id that already holds a real buyer is left alone (checked on the server with each
+    write) and reported in ``kept_real``.
+    """
     written = 0
-    batch: list[tuple[str, dict[str, Any], int | None, datetime | None]] = []
+    kept: list[str] = []
+    batch: list[SaveItem] = []
+
+    def flush() -> None:
+        nonlocal written
+        result = memory.save_seeds(batch, batch_size)
+        written += result.written
+        kept.extend(result.kept_real)
+        batch.clear()
+        if progress:
+            progress(written + len(kept), total)
+
     for item in items:
         batch.append(item)
         if len(batch) >= batch_size:
-            written += memory.save_many(batch, batch_size)
-            batch = []
-            if progress:
-                progress(written, total)
+            flush()
     if batch:
-        written += memory.save_many(batch, batch_size)
-    if progress:
-        progress(written, total)
-    logger.info("seeded %d QA buyers", written)
-    return written
+        flush()
+    logger.info("seeded %d QA buyers; %d ids left alone as real buyers", written, len(kept))
+    return SeedWrite(written, tuple(kept))
 
 
 def frame_for_export(frame: pd.DataFrame) -> pd.DataFrame:
     """The inventory table with the columns an operator exports (no PII is in it)."""
     columns = ["contact_id", "status", "temperature", "persona", "journey_stage",
                "message_count", "stored_bytes", "original_bytes", "compression_ratio",
-               "codec", "ttl_days", "last_interaction", "qa_seed"]
+               "codec", "ttl_days", "last_interaction", "revision", "qa_seed"]
     return frame[columns]
 
 
@@ -335,8 +414,11 @@ def describe_store(memory: SyncBuyerConversationMemory) -> dict[str, Any]:
             facts["used_memory_bytes"] = info.get("used_memory")
         except redis.ResponseError:
             pass  # INFO can be disabled by ACL; the rest still helps
-        current = memory.client.get(dicts.current_dictionary_key(memory.prefix))
-        facts["dictionary_id"] = int(current) if current and current.isdigit() else None
+        try:
+            current = memory.client.getrange(dicts.current_dictionary_key(memory.prefix), 0, 31)
+        except redis.ResponseError:
+            current = None  # another type at the pointer: no dictionary, as writers see it
+        facts["dictionary_id"] = dicts.parse_dictionary_id(current)
     except _FAULTS as exc:
         raise _unavailable(exc) from exc
     return facts

@@ -70,6 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "its contact_id, or a list of them")
     seed.add_argument("--seed", type=int, default=0, help="random seed (same seed, same buyers)")
     seed.add_argument("--id-prefix", default="qa-", help="contact id prefix (default qa-)")
+    seed.add_argument("--overwrite-real", action="store_true",
+                      help="replace real buyers whose contact ids the file names (logged); "
+                           "by default seeding never touches a real buyer")
 
     inv = commands.add_parser("inventory", help="summary of every buyer key")
     inv.add_argument("--json", action="store_true", help="print one JSON object")
@@ -130,19 +133,30 @@ def _cmd_seed(memory: SyncBuyerConversationMemory, args: argparse.Namespace) -> 
         except OSError as exc:
             raise MemoryCoreError(f"cannot read {args.from_file}: {exc.strerror}") from None
         scenarios = admin.parse_scenarios(content, str(args.from_file))
-        written = admin.seed_scenarios(memory, scenarios)
-        print(f"seeded {written} buyer(s) from {args.from_file}")
+        result = admin.seed_scenarios(memory, scenarios, overwrite_real=args.overwrite_real,
+                                      actor=f"cli user {_os_user()}")
+        print(f"seeded {result.written} buyer(s) from {args.from_file}"
+              + _kept_note(result.kept_real))
         return EXIT_OK
     options = SeedOptions(count=args.count, seed=args.seed, id_prefix=args.id_prefix)
     options.validate()
     update, close = _progress_bar("buyers")
     try:
         items = (buyer.as_save_item() for buyer in generate_buyers(options))
-        written = admin.seed_generated(memory, items, options.count, update)
+        result = admin.seed_generated(memory, items, options.count, update)
     finally:
         close()
-    print(f"seeded {written} QA buyers (seed {options.seed})")
+    print(f"seeded {result.written} QA buyers (seed {options.seed})"
+          + _kept_note(result.kept_real))
     return EXIT_OK
+
+
+def _kept_note(kept_real: tuple[str, ...]) -> str:
+    if not kept_real:
+        return ""
+    shown = ", ".join(inventory.display_id(i) for i in kept_real[:10])
+    return (f"; {len(kept_real)} id(s) hold real buyers and were left alone: {shown}"
+            + (" ..." if len(kept_real) > 10 else ""))
 
 
 def _cmd_inventory(memory: SyncBuyerConversationMemory, args: argparse.Namespace) -> int:
@@ -194,7 +208,7 @@ def _cmd_show(memory: SyncBuyerConversationMemory, args: argparse.Namespace) -> 
         return EXIT_OK
     summary = record.summary
     ttl = "no expiry" if record.ttl_seconds is None else f"{record.ttl_seconds / 86400:.1f} days"
-    print(f"contact {record.contact_id}: TTL {ttl}"
+    print(f"contact {record.contact_id}: revision {record.revision}, TTL {ttl}"
           + ("  (legacy pickled record)" if record.legacy else "")
           + (f"  stored {summary.stored_bytes} B of {summary.original_bytes} B, "
              f"codec {summary.codec}"
@@ -230,11 +244,17 @@ def _cmd_clear(memory: SyncBuyerConversationMemory, args: argparse.Namespace) ->
             return EXIT_USAGE
         print(f"deleted {admin.clear_qa_seeds(memory, ids, actor=actor)} QA-seeded buyers")
         return EXIT_OK
-    if not args.yes and not _confirm(f"delete the saved state of {args.contact_id}?"):
+    revision = admin.current_revision(memory, args.contact_id)
+    if revision is None:
+        print(f"no saved state for contact {args.contact_id}; nothing deleted", file=sys.stderr)
+        return EXIT_NOT_FOUND
+    if not args.yes and not _confirm(
+            f"delete the saved state of {args.contact_id} (revision {revision})?"):
         print("not confirmed; nothing deleted (pass --yes to skip the question)",
               file=sys.stderr)
         return EXIT_USAGE
-    if not admin.delete_buyer(memory, args.contact_id, actor=actor):
+    if not admin.delete_buyer(memory, args.contact_id, expected_revision=revision,
+                              actor=actor):
         print(f"no saved state for contact {args.contact_id}; nothing deleted", file=sys.stderr)
         return EXIT_NOT_FOUND
     print(f"cleared {args.contact_id}")
@@ -292,7 +312,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return COMMANDS[args.command](memory, args)
     except StoreUnavailable as exc:
         print(f"error: cannot reach Redis at {target.redacted_url} ({exc}); check that it runs "
-              "and that --redis-url / REDIS_URL is right", file=sys.stderr)
+              "and that --redis-url / REDIS_URL is right. Every buyer is written or deleted "
+              "whole or not at all: rerun the command once Redis answers to finish the job",
+              file=sys.stderr)
         return EXIT_USAGE
     except MemoryCoreError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -63,9 +63,11 @@ class MemoryConfig:
     dictionary_refresh_seconds: float = _setting(
         60.0, "How often writers look for a newly trained dictionary.", 0, 86_400)
     failure_threshold: int = _setting(
-        3, "Consecutive connection failures that open the circuit breaker.", 1, 1000)
+        3, "Consecutive refused connections that open the circuit breaker (one timeout "
+        "opens it at once).", 1, 1000)
     failure_cooldown_seconds: float = _setting(
-        2.0, "How long calls skip Redis after the breaker opens.", 0, 3600)
+        1.0, "While the breaker is open, how often a background probe asks Redis whether "
+        "it answers again.", 0, 3600)
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):

@@ -6,11 +6,17 @@ zstd. A dictionary is immutable once stored under its id (``<prefix>.zdict:<id>`
 ``<prefix>.zdict:current`` names the one writers use. Records name the id they were
 written with, so records written with an older dictionary stay readable after rotation.
 The keys sit outside ``<prefix>:*`` so buyer scans never see them.
+
+Whoever can write keys can plant dictionaries and records that name them, so a reader
+accepts dictionaries up to :data:`MAX_DICTIONARY_BYTES`, caches a bounded number of them,
+and reads the current-dictionary pointer strictly (a bad pointer only disables the
+dictionary).
 """
 
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from collections.abc import Iterable
 
 import zstandard
@@ -19,6 +25,12 @@ from memory_core.errors import CorruptRecord, InvalidState
 
 DEFAULT_DICTIONARY_BYTES = 64 * 1024
 MIN_TRAINING_SAMPLES = 20
+#: The largest dictionary ``train-dictionary`` writes (``--size-kb 1024``) and readers accept.
+MAX_DICTIONARY_BYTES = 1024 * 1024
+#: Dictionaries a reader keeps: the current one plus a few older ones still named by records.
+CACHED_DICTIONARIES = 8
+CACHED_DICTIONARY_BYTES = 8 * 1024 * 1024
+_MAX_DICTIONARY_ID = 2**32 - 1
 
 
 def dictionary_key(prefix: str, dictionary_id: int | str) -> str:
@@ -27,6 +39,21 @@ def dictionary_key(prefix: str, dictionary_id: int | str) -> str:
 
 def current_dictionary_key(prefix: str) -> str:
     return dictionary_key(prefix, "current")
+
+
+def parse_dictionary_id(raw: bytes | str | None) -> int | None:
+    """A dictionary id as stored in the current pointer, or None when it is not one.
+
+    Strict on purpose: the pointer comes from Redis, and ``int()`` of a 5,000-digit value
+    raises (Python's int-conversion limit), which once stopped every large save.
+    """
+    if raw is None:
+        return None
+    text = raw.decode("ascii", "replace") if isinstance(raw, bytes) else raw
+    if not text.isascii() or not text.isdigit() or len(text) > 10:
+        return None
+    value = int(text)
+    return value if 0 < value <= _MAX_DICTIONARY_ID else None
 
 
 def train_dictionary(samples: Iterable[bytes],
@@ -45,25 +72,58 @@ def train_dictionary(samples: Iterable[bytes],
 
 
 class DictionaryCache:
-    """Dictionaries by id (kept forever: ids are immutable) and the current id (refreshed)."""
+    """Dictionaries by id (a bounded LRU; ids are immutable) and the current id (refreshed)."""
 
-    def __init__(self, refresh_seconds: float) -> None:
-        self._by_id: dict[int, zstandard.ZstdCompressionDict] = {}
+    def __init__(self, refresh_seconds: float, max_entries: int = CACHED_DICTIONARIES,
+                 max_bytes: int = CACHED_DICTIONARY_BYTES) -> None:
+        self._by_id: OrderedDict[int, tuple[zstandard.ZstdCompressionDict, int]] = OrderedDict()
+        self._max_entries = max_entries
+        self._max_bytes = max_bytes
+        self._bytes = 0
         self._refresh_seconds = refresh_seconds
         self._current_id: int = 0
         self._checked_at: float | None = None
 
     def get(self, dictionary_id: int) -> zstandard.ZstdCompressionDict | None:
-        return self._by_id.get(dictionary_id)
+        found = self._by_id.get(dictionary_id)
+        if found is None:
+            return None
+        self._by_id.move_to_end(dictionary_id)
+        return found[0]
 
     def add(self, raw: bytes, expected_id: int) -> zstandard.ZstdCompressionDict:
         """Cache the dictionary stored under ``expected_id``; refuse one that is not it."""
-        dictionary = zstandard.ZstdCompressionDict(raw)
-        if dictionary.dict_id() != expected_id:
+        if len(raw) > MAX_DICTIONARY_BYTES:
+            raise CorruptRecord(f"the key for zstd dictionary {expected_id} holds more than "
+                                f"{MAX_DICTIONARY_BYTES} bytes; refused")
+        try:
+            dictionary = zstandard.ZstdCompressionDict(raw)
+            found_id = dictionary.dict_id()
+        except zstandard.ZstdError as exc:
+            raise CorruptRecord(f"zstd dictionary {expected_id} is unreadable: {exc}") from None
+        if found_id != expected_id:
             raise CorruptRecord(f"the key for zstd dictionary {expected_id} holds "
-                                f"dictionary {dictionary.dict_id()} (overwritten or corrupt)")
-        self._by_id[expected_id] = dictionary
+                                f"dictionary {found_id} (overwritten or corrupt)")
+        if expected_id in self._by_id:
+            self._bytes -= self._by_id.pop(expected_id)[1]
+        self._by_id[expected_id] = (dictionary, len(raw))
+        self._bytes += len(raw)
+        while len(self._by_id) > 1 and (len(self._by_id) > self._max_entries
+                                        or self._bytes > self._max_bytes):
+            evicted_id, (_, size) = next(iter(self._by_id.items()))
+            if evicted_id == self._current_id and expected_id != evicted_id:
+                self._by_id.move_to_end(evicted_id)  # keep the one writers use
+                evicted_id, (_, size) = next(iter(self._by_id.items()))
+            del self._by_id[evicted_id]
+            self._bytes -= size
         return dictionary
+
+    @property
+    def cached_bytes(self) -> int:
+        return self._bytes
+
+    def __len__(self) -> int:
+        return len(self._by_id)
 
     @property
     def current_id(self) -> int:
@@ -82,4 +142,4 @@ class DictionaryCache:
         self._checked_at = time.monotonic()
 
     def current(self) -> zstandard.ZstdCompressionDict | None:
-        return self._by_id.get(self._current_id) if self._current_id else None
+        return self.get(self._current_id) if self._current_id else None

@@ -41,5 +41,13 @@ class MissingDictionary(CorruptRecord):
         self.dictionary_id = dictionary_id
 
 
+class RevisionConflict(MemoryCoreError):
+    """Someone saved the buyer after the operator looked: the action was not carried out."""
+
+    def __init__(self, message: str, stored_revision: int) -> None:
+        super().__init__(message)
+        self.stored_revision = stored_revision
+
+
 class StoreUnavailable(MemoryCoreError):
     """Redis could not be reached or answered with an error (operator tools only)."""

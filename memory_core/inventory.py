@@ -27,7 +27,7 @@ import redis
 from memory_core import dictionaries as dicts
 from memory_core.errors import CorruptRecord, StoreUnavailable
 from memory_core.legacy import looks_legacy
-from memory_core.record import HEADER_READ_BYTES, MAGIC, split_header
+from memory_core.record import HEADER_READ_BYTES, MAGIC, header_revision, split_header
 from memory_core.store import SyncBuyerConversationMemory
 
 STATUS_OK = "ok"
@@ -76,7 +76,7 @@ class _Columns:
 
     _LABELS = ("status", "codec", "schema_version", "temperature", "persona", "journey_stage")
     _INTS = ("stored_bytes", "original_bytes", "dictionary_id", "message_count",
-             "last_interaction_epoch", "ttl_ms")
+             "last_interaction_epoch", "ttl_ms", "revision")
 
     def __init__(self) -> None:
         self.contact_id: list[str] = []
@@ -104,6 +104,7 @@ class _Columns:
         """A readable record: every column from its header fields and its real length."""
         original, dictionary_id = int(fields[3]), int(fields[2])  # ValueError if malformed
         messages, last_interaction = int(fields[9]), int(fields[10])
+        revision = header_revision(fields)  # CorruptRecord if malformed
         if header_bytes + int(fields[4]) != stored_bytes:
             raise CorruptRecord(f"record is {stored_bytes} bytes, its header says "
                                 f"{header_bytes + int(fields[4])} (truncated or overwritten)")
@@ -124,13 +125,15 @@ class _Columns:
         temperature(labels[2])
         persona(labels[3])
         stage(labels[4])
-        stored, original_bytes, dictionary, message_count, last, ttl = self._int_appends
+        stored, original_bytes, dictionary, message_count, last, ttl, revisions = (
+            self._int_appends)
         stored(stored_bytes)
         original_bytes(original)
         dictionary(dictionary_id)
         message_count(messages)
         last(last_interaction)
         ttl(ttl_ms)
+        revisions(revision)
         self._qualified_append(fields[7] == b"1")
         self._qa_seed_append(fields[11] == b"1")
 
@@ -197,7 +200,7 @@ def scan_summaries(memory: SyncBuyerConversationMemory, *, batch_size: int = DEF
     Columns: contact_id, status (ok/legacy/corrupt/foreign/missing_dictionary), problem,
     codec (none, zstd, or zstd+dict with the id in dictionary_id), schema_version,
     temperature, persona, journey_stage, stored_bytes, original_bytes, dictionary_id,
-    message_count, last_interaction_epoch, ttl_ms (-1: no TTL), is_qualified, qa_seed,
+    message_count, last_interaction_epoch, ttl_ms (-1: no TTL), revision, is_qualified, qa_seed,
     plus derived compression_ratio, ttl_days and last_interaction.
     ``progress(done, estimated_total)`` is called after each batch.
     Raises :class:`StoreUnavailable` if Redis cannot be reached.

@@ -5,7 +5,10 @@ Layout (one Redis string per buyer)::
     b"BCM1" <summary fields joined by 0x1F> b"\\n" <payload>
 
 The header holds what an overview needs (sizes, codec, version, temperature, persona,
-stage, message count, last interaction, QA flag) and never PII. A scan reads it with
+stage, message count, last interaction, QA flag, revision) and never PII. The revision is
+the last field, so the server-side save script (:mod:`memory_core.scripts`) can put the
+next revision between the two halves that :func:`encode_record_parts` returns; records
+written before revisions existed have twelve fields and count as revision 0. A scan reads it with
 ``GETRANGE key 0 255`` and never touches the payload; a load reads the whole string.
 The payload is the state's JSON, zstd-compressed (optionally with a trained dictionary)
 when larger than the threshold. One string per buyer keeps Redis overhead to one key;
@@ -33,7 +36,12 @@ HEADER_READ_BYTES = 256
 _TEXT_FIELD_LIMIT = 40  # bytes per text field of the header
 CODEC_NONE = "none"
 CODEC_ZSTD = "zstd"
-_HEADER_FIELDS = 12
+_HEADER_FIELDS = 13
+#: Records written before revisions existed: the same fields without the revision.
+_HEADER_FIELDS_WITHOUT_REVISION = 12
+#: A revision is 1 to 12 ASCII digits; the save script wraps around before 10**12, and
+#: anything else in that field makes the header unreadable (and the script count it 0).
+MAX_REVISION_DIGITS = 12
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +61,7 @@ class RecordSummary:
     message_count: int
     last_interaction_epoch: int
     qa_seed: bool
+    revision: int
 
     @property
     def stored_bytes(self) -> int:
@@ -69,6 +78,11 @@ def _header_text(value: Any) -> bytes:
         "utf-8", "ignore").encode("utf-8")
 
 
+#: (De)compressors kept per thread. Each holds its dictionary, and records name the
+#: dictionary they need, so planted records must not be able to grow this without bound.
+_CODECS_PER_THREAD = 4
+
+
 class _Codecs(threading.local):
     """Per-thread zstd (de)compressors: they are not thread-safe and costly to build."""
 
@@ -83,6 +97,8 @@ class _Codecs(threading.local):
         if found is None:
             found = zstandard.ZstdCompressor(level=level, dict_data=dictionary,
                                              write_checksum=False, write_content_size=True)
+            if len(self.compressors) >= _CODECS_PER_THREAD:
+                self.compressors.clear()
             self.compressors[key] = found
         return found
 
@@ -92,6 +108,8 @@ class _Codecs(threading.local):
         found = self.decompressors.get(key)
         if found is None:
             found = zstandard.ZstdDecompressor(dict_data=dictionary)
+            if len(self.decompressors) >= _CODECS_PER_THREAD:
+                self.decompressors.clear()
             self.decompressors[key] = found
         return found
 
@@ -99,10 +117,15 @@ class _Codecs(threading.local):
 _codecs = _Codecs()
 
 
-def encode_record(state: dict[str, Any], data: bytes, *, compress_threshold_bytes: int,
-                       codec: str, zstd_level: int,
-                       dictionary: zstandard.ZstdCompressionDict | None = None) -> bytes:
-    """The stored record bytes for a prepared ``state`` already serialised to ``data``."""
+def encode_record_parts(state: dict[str, Any], data: bytes, *, compress_threshold_bytes: int,
+                        codec: str, zstd_level: int,
+                        dictionary: zstandard.ZstdCompressionDict | None = None
+                        ) -> tuple[bytes, bytes]:
+    """The record of a prepared ``state`` (serialised to ``data``) around its revision.
+
+    ``head + b"<revision>" + tail`` is the stored record; the split lets the server fill in
+    the revision it counts, in the same step as the write.
+    """
     used_codec, dictionary_id, payload = CODEC_NONE, 0, data
     if codec == CODEC_ZSTD and len(data) > compress_threshold_bytes:
         payload = _codecs.compressor(zstd_level, dictionary).compress(data)
@@ -124,28 +147,76 @@ def encode_record(state: dict[str, Any], data: bytes, *, compress_threshold_byte
         str(int(last.timestamp()) if last else 0).encode(),
         b"1" if state.get(QA_SEED_FIELD) is True else b"0",
     )
-    return MAGIC + SEPARATOR.join(fields) + HEADER_END + payload
+    return MAGIC + SEPARATOR.join(fields) + SEPARATOR, HEADER_END + payload
+
+
+def encode_record(state: dict[str, Any], data: bytes, *, compress_threshold_bytes: int,
+                  codec: str, zstd_level: int,
+                  dictionary: zstandard.ZstdCompressionDict | None = None,
+                  revision: int = 1) -> bytes:
+    """The stored record bytes for a prepared ``state`` already serialised to ``data``."""
+    head, tail = encode_record_parts(state, data,
+                                     compress_threshold_bytes=compress_threshold_bytes,
+                                     codec=codec, zstd_level=zstd_level, dictionary=dictionary)
+    return head + str(revision).encode() + tail
 
 
 def is_record(raw: bytes) -> bool:
     return raw[:4] == MAGIC
 
 
+def _header_end(raw: bytes) -> int:
+    """Where the header's newline is; an honest header always ends inside the scan window."""
+    if raw[:4] != MAGIC:
+        raise CorruptRecord("not a memory_core record (unknown leading bytes)")
+    end = raw.find(HEADER_END, 4, HEADER_READ_BYTES)
+    if end < 0:
+        raise CorruptRecord("record header is truncated or longer than "
+                            f"{HEADER_READ_BYTES} bytes")
+    return end
+
+
+def _revision(field: bytes) -> int:
+    if not field.isdigit() or len(field) > MAX_REVISION_DIGITS:
+        raise CorruptRecord(f"record header has a malformed revision {field[:20]!r}")
+    return int(field)
+
+
 def split_header(raw: bytes) -> tuple[list[bytes], int]:
     """The raw header fields of a record (or its first bytes) and the header's length.
 
     The one place that knows the field layout's framing; scans call it per key, so it
-    stays a split, not an object.
+    stays a split, not an object. A record from before revisions has one field fewer.
     """
-    if raw[:4] != MAGIC:
-        raise CorruptRecord("not a memory_core record (unknown leading bytes)")
-    end = raw.find(HEADER_END, 4)
-    if end < 0:
-        raise CorruptRecord("record header is truncated")
+    end = _header_end(raw)
     parts = raw[4:end].split(SEPARATOR)
-    if len(parts) != _HEADER_FIELDS:
+    if len(parts) not in (_HEADER_FIELDS, _HEADER_FIELDS_WITHOUT_REVISION):
         raise CorruptRecord(f"record header has {len(parts)} fields, expected {_HEADER_FIELDS}")
     return parts, end + 1
+
+
+def header_revision(fields: list[bytes]) -> int:
+    """The revision among split header fields (0 for a record from before revisions)."""
+    return _revision(fields[12]) if len(fields) == _HEADER_FIELDS else 0
+
+
+def stored_revision(window: bytes | None) -> int:
+    """The revision the server-side scripts count for these leading bytes of a value.
+
+    Mirrors ``revision_of`` in :mod:`memory_core.scripts` exactly: anything that is not a
+    readable header with a well-formed revision field counts as 0, so a writer that found
+    no readable state can replace it with ``expected_revision=0``.
+    """
+    if not window or window[:4] != MAGIC:
+        return 0
+    end = window.find(HEADER_END, 4, HEADER_READ_BYTES)
+    if end < 0:
+        return 0
+    parts = window[4:end].split(SEPARATOR)
+    if len(parts) != _HEADER_FIELDS:
+        return 0
+    field = parts[-1]
+    return int(field) if field.isdigit() and len(field) <= MAX_REVISION_DIGITS else 0
 
 
 def parse_summary(raw: bytes) -> RecordSummary:
@@ -166,6 +237,7 @@ def parse_summary(raw: bytes) -> RecordSummary:
             message_count=int(parts[9]),
             last_interaction_epoch=int(parts[10]),
             qa_seed=parts[11] == b"1",
+            revision=header_revision(parts),
         )
     except (ValueError, UnicodeDecodeError) as exc:
         raise CorruptRecord(f"record header is malformed: {exc}") from None
@@ -173,7 +245,7 @@ def parse_summary(raw: bytes) -> RecordSummary:
 
 @dataclass(frozen=True, slots=True)
 class PayloadHeader:
-    """The header fields a load needs: the first five, parsed without the rest."""
+    """The header fields a load needs: the first five and the revision."""
 
     schema_version: bytes
     codec: str
@@ -181,21 +253,25 @@ class PayloadHeader:
     original_bytes: int
     payload_bytes: int
     header_bytes: int
+    revision: int
 
 
 def parse_payload_header(raw: bytes) -> PayloadHeader:
     """The cheap part of the header, for the bot's hot load path."""
-    if raw[:4] != MAGIC:
-        raise CorruptRecord("not a memory_core record (unknown leading bytes)")
-    end = raw.find(HEADER_END, 4)
-    if end < 0:
-        raise CorruptRecord("record header is truncated")
-    parts = raw[4:end].split(SEPARATOR, 5)
-    if len(parts) != 6:
-        raise CorruptRecord("record header has too few fields")
+    end = _header_end(raw)
+    header = raw[4:end]
+    separators = header.count(SEPARATOR)
+    if separators == _HEADER_FIELDS - 1:
+        revision = _revision(header[header.rfind(SEPARATOR) + 1:])
+    elif separators == _HEADER_FIELDS_WITHOUT_REVISION - 1:
+        revision = 0
+    else:
+        raise CorruptRecord(f"record header has {separators + 1} fields, "
+                            f"expected {_HEADER_FIELDS}")
+    parts = header.split(SEPARATOR, 5)
     try:
         return PayloadHeader(parts[0], parts[1].decode(), int(parts[2]), int(parts[3]),
-                             int(parts[4]), end + 1)
+                             int(parts[4]), end + 1, revision)
     except (ValueError, UnicodeDecodeError) as exc:
         raise CorruptRecord(f"record header is malformed: {exc}") from None
 

@@ -12,10 +12,16 @@ return ``False``/``None``. A circuit breaker makes calls skip a dead Redis at on
 
 from __future__ import annotations
 
+import asyncio
+import copy
+import inspect
 import logging
 import os
+import random
+import threading
+import time
 from collections import Counter
-from collections.abc import Callable, Generator, Iterable
+from collections.abc import Awaitable, Callable, Generator, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar, Self, TypeVar
@@ -25,6 +31,7 @@ import redis.asyncio
 import zstandard
 
 from memory_core import dictionaries as dicts
+from memory_core import scripts
 from memory_core.breaker import CircuitBreaker
 from memory_core.config import MemoryConfig, load_config
 from memory_core.connection import (
@@ -45,14 +52,17 @@ from memory_core.legacy import decode_legacy, looks_legacy
 from memory_core.migrations import is_newer_than_known, migrate
 from memory_core.record import (
     CODEC_ZSTD,
+    HEADER_READ_BYTES,
     RecordSummary,
     decode_payload,
-    encode_record,
+    encode_record_parts,
     is_record,
     parse_payload_header,
     parse_summary,
+    stored_revision,
 )
 from memory_core.state import (
+    STATE_DEFAULTS,
     STATE_VERSION,
     check_finite,
     dump_json,
@@ -66,11 +76,22 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Command = tuple[Any, ...]
-#: A step either sends one command or a list of them (sent as one pipeline).
-Steps = Generator[Command | list[Command], Any, T]
+#: The field a loaded state carries its revision in; never stored inside the JSON.
+REVISION_FIELD = "state_revision"
+#: A step sends one command, a list of them (one pipeline), or asks the driver for an
+#: effect (call the caller's function, sleep) that differs between sync and asyncio.
+Steps = Generator["Command | list[Command] | _Effect", Any, T]
 #: (contact_id, state, ttl_override seconds or None, interaction time or None = now)
 SaveItem = tuple[str, dict[str, Any], int | None, datetime | None]
+#: A function ``update_state`` applies: a plain function, or ``async def`` on the asyncio class.
+UpdateFn = Callable[[dict[str, Any]], "dict[str, Any] | Awaitable[dict[str, Any] | None] | None"]
 _CONNECTION_FAULTS = (redis.ConnectionError, redis.TimeoutError, OSError)
+_TIMEOUTS = (redis.TimeoutError, TimeoutError)
+#: Shortest pause between two breaker probes, whatever the configured interval.
+_MIN_PROBE_SECONDS = 0.05
+#: First back-off after a conflicting save in update_state; doubled per retry, jittered.
+_BACKOFF_SECONDS = 0.005
+_BACKOFF_MAX_SECONDS = 0.1
 
 
 @dataclass(frozen=True)
@@ -82,6 +103,59 @@ class StoredRecord:
     summary: RecordSummary | None  # None for a legacy (pickled) record
     ttl_seconds: int | None  # None when the key never expires
     legacy: bool
+    revision: int = 0
+
+
+@dataclass(frozen=True)
+class SeedWrite:
+    """What a guarded batch write did: written, and ids left alone as real buyers."""
+
+    written: int
+    kept_real: tuple[str, ...]
+
+
+class _Effect:
+    """Something a step asks of the driver other than a Redis command."""
+
+    __slots__ = ()
+
+
+@dataclass(frozen=True, slots=True)
+class _Sleep(_Effect):
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class _Apply(_Effect):
+    fn: UpdateFn
+    state: dict[str, Any]
+
+
+class _CallerFault(Exception):
+    """The caller's update function raised: its bug, re-raised to it unchanged."""
+
+    def __init__(self, original: BaseException) -> None:
+        super().__init__(str(original))
+        self.original = original
+
+
+@dataclass(frozen=True, slots=True)
+class _Encoded:
+    """One save, validated and encoded, waiting for the revision the server counts."""
+
+    contact_id: str
+    key: str
+    prepared: dict[str, Any]
+    head: bytes
+    tail: bytes
+    ttl_seconds: int
+
+    def record(self, revision: int) -> bytes:
+        return self.head + str(revision).encode() + self.tail
+
+    def script_command(self, expected_revision: int | None, guard: str = "") -> Command:
+        return ("EVALSHA", scripts.SAVE.sha, 1, self.key, scripts.expected_arg(expected_revision),
+                self.ttl_seconds, self.head, self.tail, guard)
 
 
 class _MemoryLogic:
@@ -95,12 +169,19 @@ class _MemoryLogic:
         _check_client(client)
         self.client = client
         self._owns_client = owns_client
+        self._closed = False
         self.config = config or MemoryConfig()
         self.prefix = self.config.cache_key_prefix
-        self._breaker = CircuitBreaker(self.config.failure_threshold,
-                                       self.config.failure_cooldown_seconds)
+        self._breaker = CircuitBreaker(self.config.failure_threshold)
+        self._breaker_opened_at = 0.0
         self._dictionaries = dicts.DictionaryCache(self.config.dictionary_refresh_seconds)
+        self._bad_pointer_warned = False
         self._counters: Counter[str] = Counter()
+        #: A load reads at most this many bytes of a value: an honest record is its header
+        #: plus a payload no larger than max_state_bytes (zstd adds a little to data that
+        #: does not compress). Anything longer is refused unread.
+        self.read_limit_bytes = (self.config.max_state_bytes + self.config.max_state_bytes // 64
+                                 + HEADER_READ_BYTES + 1024)
 
     @classmethod
     def from_url(cls, url: str, config: MemoryConfig | None = None) -> Self:
@@ -141,7 +222,12 @@ class _MemoryLogic:
         return ttl_override
 
     def prepare(self, state: object, now: datetime | None = None) -> tuple[dict[str, Any], bytes]:
-        """Validate and shape a state; return it with its JSON bytes (no I/O)."""
+        """Validate and shape a state; return it with its JSON bytes (no I/O).
+
+        A ``state_revision`` the caller passes is dropped: the stored count wins.
+        """
+        if isinstance(state, dict) and REVISION_FIELD in state:
+            state = {k: v for k, v in state.items() if k != REVISION_FIELD}
         prepared = prepare_state(state, max_history_messages=self.config.max_history_messages,
                                  now=now or utc_now(), check_values=False)
         data = dump_json(prepared)
@@ -153,14 +239,6 @@ class _MemoryLogic:
         if b"null" in data:  # orjson writes NaN and infinity as null: no null, none of them
             check_finite(prepared)  # after the size check: the walk is the slow part
         return prepared, data
-
-    def _set_command(self, key: str, prepared: dict[str, Any], data: bytes, ttl: int,
-                     dictionary: zstandard.ZstdCompressionDict | None) -> Command:
-        record = encode_record(prepared, data,
-                               compress_threshold_bytes=self.config.compress_threshold_bytes,
-                               codec=self.config.codec, zstd_level=self.config.zstd_level,
-                               dictionary=dictionary)
-        return ("SET", key, record, "EX", ttl)
 
     def _wants_dictionary(self, data_bytes: int) -> bool:
         return (self.config.use_dictionary and self.config.codec == CODEC_ZSTD
@@ -179,6 +257,16 @@ class _MemoryLogic:
         except ValueError as exc:
             raise CorruptRecord(str(exc)) from None
 
+    @staticmethod
+    def _check_expected_revision(expected_revision: object) -> int | None:
+        if expected_revision is None:
+            return None
+        if (isinstance(expected_revision, bool) or not isinstance(expected_revision, int)
+                or expected_revision < 0):
+            raise InvalidState(f"expected_revision={expected_revision!r} must be a whole "
+                               "number >= 0 (the state_revision load_state returned)")
+        return expected_revision
+
     # steps --------------------------------------------------------------------------
     def _read_steps(self, command: Command | list[Command]) -> Steps[Any]:
         """One read; a WRONGTYPE answer means the key holds something that is not ours."""
@@ -190,18 +278,48 @@ class _MemoryLogic:
                                     f"({exc})") from None
             raise
 
+    def _value_command(self, key: str | bytes) -> Command:
+        """Read a value, but never more than a record can honestly be (see read_limit_bytes)."""
+        return ("GETRANGE", key, 0, self.read_limit_bytes)
+
+    def _check_value_size(self, raw: bytes) -> None:
+        if len(raw) > self.read_limit_bytes:
+            raise CorruptRecord(f"the value is larger than {self.read_limit_bytes} bytes, more "
+                                f"than a record of max_state_bytes={self.config.max_state_bytes}"
+                                " can be; not read")
+
+    def _eval_steps(self, command: Command, script: scripts.Script) -> Steps[Any]:
+        """An EVALSHA; when Redis lost its script cache (restart, SCRIPT FLUSH), load and retry."""
+        try:
+            return (yield command)
+        except redis.exceptions.NoScriptError:
+            pass
+        yield ("SCRIPT", "LOAD", script.source)
+        return (yield command)
+
+    def _eval_batch_steps(self, commands: list[Command], script: scripts.Script
+                          ) -> Steps[list[Any]]:
+        """EVALSHAs of one script as a pipeline, loading the script first when Redis lacks it."""
+        try:
+            return (yield commands)
+        except redis.exceptions.NoScriptError:
+            pass
+        yield ("SCRIPT", "LOAD", script.source)
+        return (yield commands)
+
     def _current_dictionary_steps(self) -> Steps[zstandard.ZstdCompressionDict | None]:
         if self._dictionaries.current_is_stale():
             current_id = self.config.dictionary_id
             if not current_id:
+                pointer = dicts.current_dictionary_key(self.prefix)
                 try:
-                    raw_id = yield from self._read_steps(
-                        ("GET", dicts.current_dictionary_key(self.prefix)))
+                    raw_id = yield from self._read_steps(("GETRANGE", pointer, 0, 31))
                 except CorruptRecord as exc:
-                    logger.warning("not compressing with a dictionary: the current-dictionary "
-                                   "key is unreadable (%s)", exc)
+                    self._warn_bad_pointer(f"the key is unreadable ({exc})")
                     raw_id = None
-                current_id = int(raw_id) if raw_id and raw_id.isdigit() else 0
+                current_id = dicts.parse_dictionary_id(raw_id) or 0
+                if raw_id and not current_id:
+                    self._warn_bad_pointer(f"it holds {bytes(raw_id[:20])!r}, not a dictionary id")
             if current_id and self._dictionaries.get(current_id) is None:
                 try:
                     yield from self._dictionary_steps(current_id)
@@ -211,33 +329,64 @@ class _MemoryLogic:
             self._dictionaries.set_current(current_id)
         return self._dictionaries.current()
 
+    def _warn_bad_pointer(self, why: str) -> None:
+        """One warning per process for a bad current-dictionary pointer; saves go on without."""
+        if not self._bad_pointer_warned:
+            self._bad_pointer_warned = True
+            logger.warning("not compressing with a dictionary: %s: %s",
+                           dicts.current_dictionary_key(self.prefix), why)
+
     def _dictionary_steps(self, dictionary_id: int) -> Steps[zstandard.ZstdCompressionDict]:
         found = self._dictionaries.get(dictionary_id)
         if found is not None:
             return found
         raw = yield from self._read_steps(
-            ("GET", dicts.dictionary_key(self.prefix, dictionary_id)))
-        if raw is None:
+            ("GETRANGE", dicts.dictionary_key(self.prefix, dictionary_id), 0,
+             dicts.MAX_DICTIONARY_BYTES))
+        if not raw:
             raise MissingDictionary(dictionary_id)
         return self._dictionaries.add(raw, expected_id=dictionary_id)
 
     def _encode_steps(self, contact_id: object, state: object, ttl_override: object,
-                      now: datetime | None = None) -> Steps[Command]:
-        """Validate and encode one save into its SET command (I/O only to fetch a dictionary)."""
+                      now: datetime | None = None) -> Steps[_Encoded]:
+        """Validate and encode one save (I/O only to fetch the current dictionary)."""
         key = self.key_for(contact_id)  # type: ignore[arg-type]
         ttl = self.ttl_seconds_for(ttl_override)
         prepared, data = self.prepare(state, now)
         dictionary = None
         if self._wants_dictionary(len(data)):
             dictionary = yield from self._current_dictionary_steps()
-        return self._set_command(key, prepared, data, ttl, dictionary)
+        head, tail = encode_record_parts(
+            prepared, data, compress_threshold_bytes=self.config.compress_threshold_bytes,
+            codec=self.config.codec, zstd_level=self.config.zstd_level, dictionary=dictionary)
+        return _Encoded(str(contact_id), key, prepared, head, tail, ttl)
 
-    def _save_steps(self, contact_id: object, state: object, ttl_override: object) -> Steps[bool]:
-        yield (yield from self._encode_steps(contact_id, state, ttl_override))
+    def _write_steps(self, contact_id: object, state: object, ttl_override: object,
+                     expected_revision: object) -> Steps[tuple[dict[str, Any] | None, int]]:
+        """Save once: (the stored state, its new revision), or (None, stored) on a conflict."""
+        expected = self._check_expected_revision(expected_revision)
+        encoded = yield from self._encode_steps(contact_id, state, ttl_override)
+        code, revision = yield from self._eval_steps(encoded.script_command(expected),
+                                                     scripts.SAVE)
+        if code != scripts.DONE:
+            self._counters["conflicts"] += 1
+            return None, int(revision)
         self._counters["saves"] += 1
+        return {**encoded.prepared, REVISION_FIELD: int(revision)}, int(revision)
+
+    def _save_steps(self, contact_id: object, state: object, ttl_override: object,
+                    expected_revision: object = None) -> Steps[bool]:
+        saved, revision = yield from self._write_steps(contact_id, state, ttl_override,
+                                                       expected_revision)
+        if saved is None:
+            logger.info("save %s: conflict, expected revision %s but revision %d is stored; "
+                        "nothing written", contact_id, expected_revision, revision)
+            return False
         return True
 
-    def _decode_steps(self, key: str, raw: bytes) -> Steps[dict[str, Any]]:
+    def _decode_steps(self, key: str, raw: bytes) -> Steps[tuple[dict[str, Any], int]]:
+        """The state in ``raw`` and its revision; CorruptRecord when it cannot be read."""
+        self._check_value_size(raw)
         if is_record(raw):
             header = parse_payload_header(raw)
             dictionary = None
@@ -249,24 +398,80 @@ class _MemoryLogic:
                 state = load_json(data)
             except ValueError as exc:
                 raise CorruptRecord(f"payload is not valid JSON: {exc}") from None
+            revision = header.revision
         elif looks_legacy(raw):
-            state = decode_legacy(raw, max_bytes=self.config.max_state_bytes)
+            state, revision = decode_legacy(raw, max_bytes=self.config.max_state_bytes), 0
         else:
             raise CorruptRecord("unrecognised bytes (not a memory_core or legacy record)")
         if not isinstance(state, dict):
             raise CorruptRecord("payload is not a JSON object")
-        return self._upgrade(key, state)
+        state = self._upgrade(key, state)
+        state[REVISION_FIELD] = revision
+        return state, revision
 
     def _load_steps(self, contact_id: object) -> Steps[dict[str, Any] | None]:
         key = self.key_for(contact_id)  # type: ignore[arg-type]
         self._counters["loads"] += 1
-        raw = yield from self._read_steps(("GET", key))
-        if raw is None:
+        raw = yield from self._read_steps(self._value_command(key))
+        if not raw:  # GETRANGE answers "" for a missing key
             self._counters["misses"] += 1
             return None
-        state = yield from self._decode_steps(key, raw)
+        state, _ = yield from self._decode_steps(key, raw)
         self._counters["hits"] += 1
         return state
+
+    def _load_for_update_steps(self, contact_id: str, key: str
+                               ) -> Steps[tuple[dict[str, Any] | None, int]]:
+        """The state and the revision the save script will compare against.
+
+        An unreadable record is no saved state, as for ``load_state``; its revision is
+        still the one the script counts, so the fresh state can replace it.
+        """
+        try:
+            raw = yield from self._read_steps(self._value_command(key))
+        except CorruptRecord as exc:
+            self._log_corrupt("update", contact_id, exc)
+            return None, 0
+        if not raw:
+            return None, 0
+        try:
+            return (yield from self._decode_steps(key, raw))
+        except CorruptRecord as exc:
+            self._log_corrupt("update", contact_id, exc)
+            return None, stored_revision(raw[:HEADER_READ_BYTES])
+
+    def _update_steps(self, contact_id: object, fn: UpdateFn, retries: object,
+                      ttl_override: object) -> Steps[dict[str, Any] | None]:
+        """Load, apply ``fn``, save if nobody saved in between; else reload and re-apply."""
+        key = self.key_for(contact_id)  # type: ignore[arg-type]
+        self.ttl_seconds_for(ttl_override)
+        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+            raise InvalidState(f"retries={retries!r} must be a whole number >= 0")
+        if not callable(fn):
+            raise InvalidState(f"fn must be a function taking and returning a state, got "
+                               f"{type(fn).__name__}")
+        for attempt in range(retries + 1):
+            if attempt:
+                cap = min(_BACKOFF_MAX_SECONDS, _BACKOFF_SECONDS * 2 ** (attempt - 1))
+                yield _Sleep(random.uniform(cap / 2, cap))
+            current, revision = yield from self._load_for_update_steps(str(contact_id), key)
+            state = current if current is not None else self._empty_state()
+            state[REVISION_FIELD] = revision
+            updated = yield _Apply(fn, state)
+            saved, stored = yield from self._write_steps(
+                contact_id, state if updated is None else updated, ttl_override, revision)
+            if saved is not None:
+                return saved
+            logger.debug("update %s: conflict (read revision %d, stored %d); retrying",
+                         contact_id, revision, stored)
+        logger.warning("update %s: gave up after %d conflicting saves by other writers; "
+                       "nothing written", contact_id, retries + 1)
+        return None
+
+    @staticmethod
+    def _empty_state() -> dict[str, Any]:
+        """What ``update_state`` hands ``fn`` for a buyer with no saved state."""
+        return {**copy.deepcopy(STATE_DEFAULTS), "state_version": STATE_VERSION}
 
     def _clear_steps(self, contact_id: object) -> Steps[bool]:
         key = self.key_for(contact_id)  # type: ignore[arg-type]
@@ -274,67 +479,140 @@ class _MemoryLogic:
         self._counters["clears"] += 1
         return bool(deleted)
 
-    def _expire_steps(self, contact_id: str) -> Steps[int]:
-        return (yield ("EXPIRE", self.key_for(contact_id), self.config.ttl_seconds))
+    def _expire_steps(self, contact_id: str, expected_revision: int | None
+                      ) -> Steps[tuple[int, int]]:
+        command = ("EVALSHA", scripts.EXPIRE.sha, 1, self.key_for(contact_id),
+                   scripts.expected_arg(self._check_expected_revision(expected_revision)),
+                   self.config.ttl_seconds)
+        code, revision = yield from self._eval_steps(command, scripts.EXPIRE)
+        return int(code), int(revision)
+
+    def _delete_steps(self, key: bytes, expected_revision: int | None, seeds_only: bool
+                      ) -> Steps[tuple[int, int]]:
+        command = ("EVALSHA", scripts.DELETE.sha, 1, key,
+                   scripts.expected_arg(self._check_expected_revision(expected_revision)),
+                   "seed" if seeds_only else "")
+        code, revision = yield from self._eval_steps(command, scripts.DELETE)
+        return int(code), int(revision)
+
+    def _delete_seeds_steps(self, keys: list[bytes]) -> Steps[int]:
+        """Delete those of ``keys`` that hold a QA seed right now, one pipeline per call."""
+        commands = [("EVALSHA", scripts.DELETE.sha, 1, key, "", "seed") for key in keys]
+        replies = yield from self._eval_batch_steps(commands, scripts.DELETE)
+        return sum(1 for code, _ in replies if code == scripts.DONE)
 
     def _record_steps(self, contact_id: str) -> Steps[StoredRecord | None]:
         key = self.key_for(contact_id)
-        raw, pttl = yield from self._read_steps([("GET", key), ("PTTL", key)])
-        if raw is None:
+        raw, pttl = yield from self._read_steps([self._value_command(key), ("PTTL", key)])
+        if not raw:
             return None
-        state = yield from self._decode_steps(key, raw)
+        state, revision = yield from self._decode_steps(key, raw)
         summary = parse_summary(raw) if is_record(raw) else None
         ttl = None if pttl is None or pttl < 0 else max(0, round(pttl / 1000))
-        return StoredRecord(contact_id, state, summary, ttl, legacy=summary is None)
+        return StoredRecord(contact_id, state, summary, ttl, legacy=summary is None,
+                            revision=revision)
 
-    def _save_many_steps(self, items: Iterable[SaveItem], batch_size: int) -> Steps[int]:
+    def _save_many_steps(self, items: Iterable[SaveItem], batch_size: int,
+                         guard: str = "") -> Steps[SeedWrite]:
+        """Pipelined saves; with ``guard="seed"`` a key holding anything but a QA seed is kept."""
         written = 0
-        batch: list[Command] = []
+        kept: list[str] = []
+        batch: list[_Encoded] = []
+
+        def flush() -> Steps[None]:
+            nonlocal written
+            replies = yield from self._eval_batch_steps(
+                [encoded.script_command(None, guard) for encoded in batch], scripts.SAVE)
+            for encoded, (code, _) in zip(batch, replies, strict=True):
+                if code == scripts.DONE:
+                    written += 1
+                else:
+                    kept.append(encoded.contact_id)
+            batch.clear()
+
         for contact_id, state, ttl_override, now in items:
             batch.append((yield from self._encode_steps(contact_id, state, ttl_override, now)))
             if len(batch) >= batch_size:
-                yield batch
-                written += len(batch)
-                batch = []
+                yield from flush()
         if batch:
-            yield batch
-            written += len(batch)
+            yield from flush()
         self._counters["saves"] += written
-        return written
+        return SeedWrite(written, tuple(kept))
+
+    def _probe_steps(self) -> Steps[None]:
+        """While the breaker is open, ask Redis every interval whether it answers again."""
+        interval = max(self.config.failure_cooldown_seconds, _MIN_PROBE_SECONDS)
+        try:
+            while self._breaker.is_open and not self._closed:
+                yield _Sleep(interval)
+                try:
+                    yield ("PING",)
+                except Exception:  # still down or hung; the opening line said so already
+                    continue
+                self._on_success()
+        finally:
+            self._breaker.probe_finished()
 
     # faults -------------------------------------------------------------------------
     def _before_call(self) -> bool:
-        """Whether to talk to Redis at all (enabled, breaker closed or probing)."""
+        """Whether to talk to Redis at all: enabled, and the breaker closed.
+
+        A skipped call makes sure a background probe is watching for Redis to come back
+        (the probe of an event loop that has ended is gone with it).
+        """
         if not self.config.enabled:
             return False
         if not self._breaker.allow():
             self._counters["skipped"] += 1
+            if self._breaker.claim_probe():
+                self._start_probe()
             return False
         return True
 
-    def _on_fault(self, operation: str, contact_id: object, exc: BaseException) -> None:
-        """Log one line and count a failed call; open the breaker on connection faults."""
-        try:  # only a valid id is logged as is; anything else could forge log lines
-            who = validate_contact_id(contact_id)
+    def _start_probe(self) -> None:
+        """Run :meth:`_probe_steps` in the background (a thread, or an asyncio task)."""
+        raise NotImplementedError
+
+    @staticmethod
+    def _who(contact_id: object) -> str:
+        """A contact id fit for a log line: only a valid id as is, so none can forge lines."""
+        try:
+            return validate_contact_id(contact_id)
         except MemoryCoreError:
-            who = repr(contact_id)[:80]
+            return repr(contact_id)[:80]
+
+    def _log_corrupt(self, operation: str, contact_id: object, exc: CorruptRecord) -> None:
+        self._counters["errors"] += 1
+        self._counters["corrupt"] += 1
+        logger.error("%s %s: stored record is unreadable, treating as no saved state: %s",
+                     operation, self._who(contact_id), exc)
+
+    def _on_fault(self, operation: str, contact_id: object, exc: BaseException) -> None:
+        """Log one line and count a failed call; open the breaker on connection faults.
+
+        One key's problem (corrupt bytes, a refused command) means Redis answered: it
+        never counts towards the breaker.
+        """
+        who = self._who(contact_id)
         if isinstance(exc, CorruptRecord | redis.ResponseError):
-            self._breaker.record_success()  # Redis answered: the connection is fine
+            self._on_success()
         if isinstance(exc, CorruptRecord):
-            self._counters["errors"] += 1
-            self._counters["corrupt"] += 1
-            logger.error("%s %s: stored record is unreadable, treating as no saved state: %s",
-                         operation, who, exc)
+            self._log_corrupt(operation, contact_id, exc)
         elif isinstance(exc, MemoryCoreError):
             self._counters["refused"] += 1
             logger.warning("%s %s refused, nothing written: %s", operation, who, exc)
         elif isinstance(exc, _CONNECTION_FAULTS):
             self._counters["errors"] += 1
-            opened = self._breaker.record_failure()
+            opened = self._breaker.record_failure(timed_out=isinstance(exc, _TIMEOUTS))
+            probe_seconds = max(self.config.failure_cooldown_seconds, _MIN_PROBE_SECONDS)
             logger.warning("%s %s: Redis unreachable (%s: %s)%s", operation, who,
                            type(exc).__name__, exc,
-                           f"; skipping Redis for {self.config.failure_cooldown_seconds}s"
-                           if opened else "")
+                           f"; circuit breaker open: skipping Redis, probing it every "
+                           f"{probe_seconds:g}s" if opened else "")
+            if opened:
+                self._breaker_opened_at = time.monotonic()
+                if self._breaker.claim_probe():
+                    self._start_probe()
         elif isinstance(exc, redis.RedisError):
             self._counters["errors"] += 1
             logger.error("%s %s: Redis error: %s", operation, who, exc)
@@ -343,7 +621,9 @@ class _MemoryLogic:
             logger.exception("%s %s: unexpected failure", operation, who)
 
     def _on_success(self) -> None:
-        self._breaker.record_success()
+        if self._breaker.record_success():
+            logger.warning("Redis answers again; circuit breaker closed after %.1fs",
+                           time.monotonic() - self._breaker_opened_at)
 
     def stats(self) -> dict[str, Any]:
         counters = self._counters
@@ -361,8 +641,8 @@ class _MemoryLogic:
             "dictionary_id": self._dictionaries.current_id or None,
             "circuit_open": self._breaker.is_open,
             **{name: counters[name] for name in (
-                "saves", "loads", "hits", "misses", "clears", "errors", "corrupt",
-                "refused", "skipped")},
+                "saves", "loads", "hits", "misses", "clears", "conflicts", "errors",
+                "corrupt", "refused", "skipped")},
         }
 
 
@@ -380,7 +660,8 @@ class SyncBuyerConversationMemory(_MemoryLogic):
     _connect = staticmethod(connect)
 
     def close(self) -> None:
-        """Close the client if this object opened it."""
+        """Close the client if this object opened it; a running probe stops."""
+        self._closed = True
         if self._owns_client:
             self.client.close()
 
@@ -390,39 +671,73 @@ class SyncBuyerConversationMemory(_MemoryLogic):
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def _send(self, command: Command | list[Command]) -> Any:
-        if isinstance(command, list):
+    def _perform(self, command: Command | list[Command] | _Effect) -> Any:
+        if type(command) is tuple:
+            return self.client.execute_command(*command)
+        if type(command) is list:
             pipe = self.client.pipeline(transaction=False)
             for item in command:
                 pipe.execute_command(*item)
             return pipe.execute()
-        return self.client.execute_command(*command)
+        if isinstance(command, _Sleep):
+            time.sleep(command.seconds)
+            return None
+        if isinstance(command, _Apply):
+            try:
+                result = command.fn(command.state)
+            except Exception as exc:
+                raise _CallerFault(exc) from exc
+            if inspect.isawaitable(result):
+                close = getattr(result, "close", None)
+                if close:
+                    close()  # never awaited: no "coroutine was never awaited" warning
+                raise _CallerFault(TypeError(
+                    "update_state of SyncBuyerConversationMemory needs a plain function; "
+                    "use BuyerConversationMemory for an async def"))
+            return result
+        raise TypeError(f"unknown step {command!r}")
 
-    def run_strict(self, steps: Steps[T]) -> T:
-        """Drive steps and let faults raise (operator tools want the reason)."""
+    def _drive(self, steps: Steps[T]) -> T:
+        """Send each step's command and hand it the reply (or the exception it raised)."""
         try:
             command = next(steps)
             while True:
                 try:
-                    reply = self._send(command)
-                except redis.ResponseError as exc:  # Redis answered "no": the steps decide
+                    reply = self._perform(command)
+                except _CallerFault:
+                    steps.close()
+                    raise
+                except Exception as exc:
                     command = steps.throw(exc)
                     continue
                 command = steps.send(reply)
         except StopIteration as done:
-            return done.value
+            return done.value  # type: ignore[no-any-return]
+
+    def run_strict(self, steps: Steps[T]) -> T:
+        """Drive steps and let faults raise (operator tools want the reason)."""
+        try:
+            return self._drive(steps)
         except _CONNECTION_FAULTS as exc:
             raise StoreUnavailable(f"Redis unreachable: {type(exc).__name__}: {exc}") from exc
+
+    def _start_probe(self) -> None:
+        def probe() -> None:
+            try:
+                self._drive(self._probe_steps())
+            except Exception:  # never let a probe thread die noisily
+                self._breaker.probe_finished()
+
+        threading.Thread(target=probe, name="memory-core-probe", daemon=True).start()
 
     def _run(self, operation: str, contact_id: object, steps: Steps[T], default: T) -> T:
         if not self._before_call():
             steps.close()
             return default
         try:
-            result = self.run_strict(steps)
-        except StoreUnavailable as exc:
-            self._on_fault(operation, contact_id, exc.__cause__ or exc)
-            return default
+            result = self._drive(steps)
+        except _CallerFault as fault:
+            raise fault.original from None
         except Exception as exc:  # the bot must never fail because of its memory
             self._on_fault(operation, contact_id, exc)
             return default
@@ -430,14 +745,32 @@ class SyncBuyerConversationMemory(_MemoryLogic):
         return result
 
     def save_state(self, contact_id: str, state: dict[str, Any],
-                   ttl_override: int | None = None) -> bool:
-        """Store the buyer's state; False (and one log line) if it could not be stored."""
-        return self._run("save", contact_id, self._save_steps(contact_id, state, ttl_override),
+                   ttl_override: int | None = None,
+                   expected_revision: int | None = None) -> bool:
+        """Store the buyer's state; False (and one log line) if it could not be stored.
+
+        With ``expected_revision`` (the ``state_revision`` of the loaded state) the write
+        happens only if nobody saved since; otherwise it is a conflict and returns False.
+        """
+        return self._run("save", contact_id,
+                         self._save_steps(contact_id, state, ttl_override, expected_revision),
                          False)
 
     def load_state(self, contact_id: str) -> dict[str, Any] | None:
-        """The buyer's saved state, or None when there is none (or it cannot be read)."""
+        """The buyer's saved state with its ``state_revision``, or None when there is none."""
         return self._run("load", contact_id, self._load_steps(contact_id), None)
+
+    def update_state(self, contact_id: str, fn: Callable[[dict[str, Any]], Any],
+                     retries: int = 5, ttl_override: int | None = None
+                     ) -> dict[str, Any] | None:
+        """Load, apply ``fn(state) -> state``, save unless another writer saved in between.
+
+        On a conflict it reloads and applies ``fn`` again (up to ``retries`` times, with a
+        short jittered back-off). Returns the saved state, or None when it gave up or Redis
+        is down (one log line). An exception from ``fn`` propagates unchanged.
+        """
+        return self._run("update", contact_id,
+                         self._update_steps(contact_id, fn, retries, ttl_override), None)
 
     def clear_state(self, contact_id: str) -> bool:
         """Delete the buyer's state; True when the key existed and was removed."""
@@ -452,25 +785,50 @@ class SyncBuyerConversationMemory(_MemoryLogic):
         return self.run_strict(self._record_steps(contact_id))
 
     def save_many(self, items: Iterable[SaveItem], batch_size: int = 500) -> int:
-        """Write many states in pipelined batches (seeding); raises on the first fault.
+        """Write many states in pipelined batches (demo, benchmarks); raises on the first fault.
 
         Items are validated as they are encoded: a bad item stops the run before its own
-        batch is sent, so pre-validate (``encode_save``) when all-or-nothing matters.
+        batch is sent, so pre-validate (``prepare``) when all-or-nothing matters.
         """
-        return self.run_strict(self._save_many_steps(items, batch_size))
+        return self.run_strict(self._save_many_steps(items, batch_size)).written
+
+    def save_seeds(self, items: Iterable[SaveItem], batch_size: int = 500, *,
+                   overwrite_real: bool = False) -> SeedWrite:
+        """Write QA seeds in batches; a key holding a real buyer is kept unless told otherwise.
+
+        The check runs on the server in the same step as each write, so a buyer that a
+        bot saves while seeding runs is never replaced.
+        """
+        return self.run_strict(self._save_many_steps(items, batch_size,
+                                                     "" if overwrite_real else "seed"))
 
     def encode_save(self, contact_id: str, state: dict[str, Any], *,
-                    ttl_override: int | None = None, now: datetime | None = None) -> Command:
-        """The SET command a save would send, without sending it; raises on bad input."""
-        return self.run_strict(self._encode_steps(contact_id, state, ttl_override, now))
+                    ttl_override: int | None = None, now: datetime | None = None,
+                    revision: int = 1) -> Command:
+        """The SET command of a save at ``revision``, without sending it; raises on bad input."""
+        encoded = self.run_strict(self._encode_steps(contact_id, state, ttl_override, now))
+        return ("SET", encoded.key, encoded.record(revision), "EX", encoded.ttl_seconds)
 
     def follow_new_dictionary(self) -> None:
         """Pick up a newly trained dictionary on the next save instead of within a minute."""
         self._dictionaries.mark_stale()
 
-    def reset_ttl(self, contact_id: str) -> bool:
-        """Give the buyer the default TTL again; False when there is no such key."""
-        return bool(self.run_strict(self._expire_steps(contact_id)))
+    def reset_ttl(self, contact_id: str, expected_revision: int | None = None
+                  ) -> tuple[int, int]:
+        """Give the buyer the default TTL again, if still at ``expected_revision``.
+
+        Returns ``(code, revision)`` with a code of :mod:`memory_core.scripts`.
+        """
+        return self.run_strict(self._expire_steps(contact_id, expected_revision))
+
+    def delete_key(self, key: bytes, *, expected_revision: int | None = None,
+                   seeds_only: bool = False) -> tuple[int, int]:
+        """Delete one key if its revision (and QA tag) still match; ``(code, revision)``."""
+        return self.run_strict(self._delete_steps(key, expected_revision, seeds_only))
+
+    def delete_seeds(self, keys: list[bytes]) -> int:
+        """Delete those of ``keys`` that hold a QA seed at the moment of deletion."""
+        return self.run_strict(self._delete_seeds_steps(keys))
 
 
 class BuyerConversationMemory(_MemoryLogic):
@@ -478,9 +836,14 @@ class BuyerConversationMemory(_MemoryLogic):
 
     client: redis.asyncio.Redis
     _connect = staticmethod(connect_async)
+    _probe_task: asyncio.Task[None] | None = None
 
     async def aclose(self) -> None:
-        """Close the client if this object opened it."""
+        """Close the client if this object opened it; a running probe stops."""
+        self._closed = True
+        task = self._probe_task
+        if task is not None and not task.done():
+            task.cancel()
         if self._owns_client:
             await self.client.aclose()
 
@@ -490,47 +853,98 @@ class BuyerConversationMemory(_MemoryLogic):
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
-    async def _send(self, command: Command | list[Command]) -> Any:
-        if isinstance(command, list):
+    async def _effect(self, command: list[Command] | _Effect) -> Any:
+        if type(command) is list:
             pipe = self.client.pipeline(transaction=False)
             for item in command:
                 pipe.execute_command(*item)
             return await pipe.execute()
-        return await self.client.execute_command(*command)
+        if isinstance(command, _Sleep):
+            await asyncio.sleep(command.seconds)
+            return None
+        if isinstance(command, _Apply):
+            try:
+                result = command.fn(command.state)
+                if inspect.isawaitable(result):
+                    result = await result
+            except Exception as exc:
+                raise _CallerFault(exc) from exc
+            return result
+        raise TypeError(f"unknown step {command!r}")
 
-    async def _run(self, operation: str, contact_id: object, steps: Steps[T], default: T) -> T:
-        if not self._before_call():
-            steps.close()
-            return default
+    async def _drive(self, steps: Steps[T]) -> T:
+        """Send each step's command and hand it the reply (or the exception it raised)."""
         client = self.client
         try:
             command = next(steps)
             while True:
                 try:
-                    if isinstance(command, list):
-                        reply = await self._send(command)
-                    else:  # one command: skip a coroutine layer on the bot's hot path
+                    if type(command) is tuple:  # one command: the bot's hot path
                         reply = await client.execute_command(*command)
-                except redis.ResponseError as exc:  # Redis answered "no": the steps decide
+                    else:
+                        reply = await self._effect(command)
+                except _CallerFault:
+                    steps.close()
+                    raise
+                except Exception as exc:
                     command = steps.throw(exc)
                     continue
                 command = steps.send(reply)
         except StopIteration as done:
-            self._on_success()
-            return done.value
+            return done.value  # type: ignore[no-any-return]
+
+    def _start_probe(self) -> None:
+        async def probe() -> None:
+            try:
+                await self._drive(self._probe_steps())
+            except Exception:  # never let a probe task die noisily
+                self._breaker.probe_finished()
+
+        try:
+            self._probe_task = asyncio.get_running_loop().create_task(probe())
+        except RuntimeError:  # no running loop: the next skipped call starts one
+            self._breaker.probe_finished()
+
+    async def _run(self, operation: str, contact_id: object, steps: Steps[T], default: T) -> T:
+        if not self._before_call():
+            steps.close()
+            return default
+        try:
+            result = await self._drive(steps)
+        except _CallerFault as fault:
+            raise fault.original from None
         except Exception as exc:  # the bot must never fail because of its memory
             self._on_fault(operation, contact_id, exc)
             return default
+        self._on_success()
+        return result
 
     async def save_state(self, contact_id: str, state: dict[str, Any],
-                         ttl_override: int | None = None) -> bool:
-        """Store the buyer's state; False (and one log line) if it could not be stored."""
-        return await self._run("save", contact_id,
-                               self._save_steps(contact_id, state, ttl_override), False)
+                         ttl_override: int | None = None,
+                         expected_revision: int | None = None) -> bool:
+        """Store the buyer's state; False (and one log line) if it could not be stored.
+
+        With ``expected_revision`` (the ``state_revision`` of the loaded state) the write
+        happens only if nobody saved since; otherwise it is a conflict and returns False.
+        """
+        return await self._run(
+            "save", contact_id,
+            self._save_steps(contact_id, state, ttl_override, expected_revision), False)
 
     async def load_state(self, contact_id: str) -> dict[str, Any] | None:
-        """The buyer's saved state, or None when there is none (or it cannot be read)."""
+        """The buyer's saved state with its ``state_revision``, or None when there is none."""
         return await self._run("load", contact_id, self._load_steps(contact_id), None)
+
+    async def update_state(self, contact_id: str, fn: UpdateFn, retries: int = 5,
+                           ttl_override: int | None = None) -> dict[str, Any] | None:
+        """Load, apply ``fn`` (plain or ``async def``), save unless another writer saved first.
+
+        On a conflict it reloads and applies ``fn`` again (up to ``retries`` times, with a
+        short jittered back-off). Returns the saved state, or None when it gave up or Redis
+        is down (one log line). An exception from ``fn`` propagates unchanged.
+        """
+        return await self._run("update", contact_id,
+                               self._update_steps(contact_id, fn, retries, ttl_override), None)
 
     async def clear_state(self, contact_id: str) -> bool:
         """Delete the buyer's state; True when the key existed and was removed."""

@@ -102,6 +102,13 @@ def stop_process(process: subprocess.Popen[bytes], timeout_seconds: float = 10) 
         process.wait(timeout=timeout_seconds)
 
 
+def stored_json(state: dict[str, Any]) -> bytes:
+    """The JSON a loaded state was stored as: its revision lives in the header, not there."""
+    from memory_core.state import dump_json
+
+    return dump_json({k: v for k, v in state.items() if k != "state_revision"})
+
+
 def seed_buyers(memory: Any, count: int, *, seed: int = 1, now: datetime | None = None,
                 **options: Any) -> list[Any]:
     """Generate ``count`` QA buyers deterministically and save them; returns the buyers."""

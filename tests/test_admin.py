@@ -344,7 +344,7 @@ def test_a_state_that_save_would_refuse_is_named_and_nothing_is_written(
 
 
 def test_seed_scenarios_tags_every_state_as_a_qa_seed(memory: SyncBuyerConversationMemory) -> None:
-    assert admin.seed_scenarios(memory, admin.parse_scenarios(LIST_YAML)) == 2
+    assert admin.seed_scenarios(memory, admin.parse_scenarios(LIST_YAML)).written == 2
     for contact_id, temperature in (("qa-one", "hot"), ("qa-two", "cold")):
         loaded = memory.load_state(contact_id)
         assert loaded is not None

@@ -26,13 +26,14 @@ from memory_core import dictionaries as dicts
 from memory_core.cli import main
 from memory_core.connection import connect
 from memory_core.seeding import SeedOptions, generate_buyers
-from memory_core.state import dump_json, mask_pii
-from memory_core.testing import free_port
+from memory_core.state import mask_pii
+from memory_core.testing import free_port, stored_json
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 PREFIX = "buyer_conversation_memory"
 PII = ("buyer_name", "buyer_phone", "buyer_email")
-TIME_FIELDS = ("timestamp", "raised_at", "last_interaction_timestamp")
+#: Fields that differ between two runs of the same seed: times, and the revision a rerun bumps.
+TIME_FIELDS = ("timestamp", "raised_at", "last_interaction_timestamp", "state_revision")
 
 
 def key(contact_id: str) -> str:
@@ -181,7 +182,7 @@ def test_inventory_json(real_redis_url: str, raw: redis.Redis, mixed_store: list
     assert report["by_temperature"] == dict(
         Counter(s["buyer_temperature"] for s in saved.values() if s))
     assert report["stored_bytes"] == sum(raw.strlen(key(i)) for i in mixed_store)
-    assert report["original_bytes"] == sum(len(dump_json(s)) for s in saved.values() if s)
+    assert report["original_bytes"] == sum(len(stored_json(s)) for s in saved.values() if s)
     assert sorted(p["contact_id"] for p in report["problems"]) == ["garbage", "legacy-1"]
 
 
@@ -207,7 +208,7 @@ def test_show_masks_pii_unless_asked(real_redis_url: str, memory: SyncBuyerConve
 
     assert cli(real_redis_url, "show", "qa-8-000001") == 0
     out = capsys.readouterr().out
-    assert out.startswith("contact qa-8-000001: TTL 30.0 days")
+    assert out.startswith("contact qa-8-000001: revision 1, TTL 30.0 days")
     for field in PII:
         assert state[field] not in out, field
 

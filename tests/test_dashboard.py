@@ -569,11 +569,11 @@ def test_clear_buyer_needs_the_typed_contact_id(memory: SyncBuyerConversationMem
     key = memory.key_for("contact-clear")
     settings = settings_for(real_redis_url)
     with pytest.raises(ActionRefused, match="does not match"):
-        clear_buyer(settings, memory, "contact-clear", "contact-clea")
+        clear_buyer(settings, memory, "contact-clear", "contact-clea", None)
     assert memory.client.exists(key)
-    assert clear_buyer(settings, memory, "contact-clear", " contact-clear ")
+    assert clear_buyer(settings, memory, "contact-clear", " contact-clear ", None)
     assert not memory.client.exists(key)
-    assert not clear_buyer(settings, memory, "contact-clear", "contact-clear")
+    assert not clear_buyer(settings, memory, "contact-clear", "contact-clear", None)
 
 
 def test_read_only_settings_refuse_every_write(memory: SyncBuyerConversationMemory,
@@ -583,9 +583,9 @@ def test_read_only_settings_refuse_every_write(memory: SyncBuyerConversationMemo
     assert memory.client.expire(key, DAY)
     settings = settings_for(real_redis_url, read_only=True, allow_seeding=True)
     with pytest.raises(ActionRefused, match="read-only"):
-        clear_buyer(settings, memory, "contact-keep", "contact-keep")
+        clear_buyer(settings, memory, "contact-keep", "contact-keep", None)
     with pytest.raises(ActionRefused, match="read-only"):
-        reset_buyer_ttl(settings, memory, "contact-keep")
+        reset_buyer_ttl(settings, memory, "contact-keep", None)
     with pytest.raises(ActionRefused, match="read-only"):
         seed_buyers(settings, memory, SeedOptions(count=3))
     with pytest.raises(ActionRefused, match="read-only"):
@@ -606,7 +606,7 @@ def test_seed_buyers_needs_allow_seeding_on_a_real_redis(
     calls: list[tuple[int, int]] = []
     written = seed_buyers(settings_for(real_redis_url, allow_seeding=True), memory, options,
                           lambda done, total: calls.append((done, total)))
-    assert written == 20
+    assert written.written == 20
     assert calls[-1] == (20, 20)
     expected = [buyer.contact_id for buyer in generate_buyers(options)]
     for contact_id in expected:
@@ -635,7 +635,7 @@ def test_seed_file_with_one_bad_item_writes_nothing(
     assert "item 1" not in message
     assert memory.client.dbsize() == 0
 
-    assert seed_file(settings, memory, GOOD_SCENARIO[file_name].encode(), file_name) == 1
+    assert seed_file(settings, memory, GOOD_SCENARIO[file_name].encode(), file_name).written == 1
     state = memory.load_state("qa-file-good")
     assert state is not None and state[QA_SEED_FIELD] is True
 
@@ -675,7 +675,7 @@ def test_seed_file_is_refused_on_a_real_redis_without_allow_seeding(
 def test_remove_qa_seeds_deletes_only_qa_seeds_after_confirmation(
         memory: SyncBuyerConversationMemory, real_redis_url: str) -> None:
     settings = settings_for(real_redis_url, allow_seeding=True)
-    assert seed_buyers(settings, memory, SeedOptions(count=8, seed=9)) == 8
+    assert seed_buyers(settings, memory, SeedOptions(count=8, seed=9)).written == 8
     seed_named_buyer(memory, "contact-real")
     seeded = [b.contact_id for b in generate_buyers(SeedOptions(count=8, seed=9))]
 
@@ -693,7 +693,7 @@ def test_actions_work_on_the_demo_store_without_allow_seeding(fake_url: str) -> 
     settings = settings_for(fake_url, is_demo=True)
     with SyncBuyerConversationMemory.from_url(fake_url) as demo:
         assert settings.can_seed
-        assert seed_buyers(settings, demo, SeedOptions(count=5, seed=1)) == 5
+        assert seed_buyers(settings, demo, SeedOptions(count=5, seed=1)).written == 5
         assert remove_qa_seeds(settings, demo,
                                [f"qa-1-{i:06d}" for i in range(5)], confirmed=True) == 5
         assert demo.client.dbsize() == 0
