@@ -18,6 +18,15 @@ from memory_core.errors import InvalidContactId, InvalidState
 STATE_VERSION = "1.0"
 MAX_CONTACT_ID_LENGTH = 256
 PII_FIELDS = ("buyer_name", "buyer_phone", "buyer_email")
+#: Longest value, in characters (JSON text for a non-string), :func:`prepare_state` accepts
+#: for each PII field. Masking turns every repeat form into a pattern, so an unbounded name
+#: made the CLI and dashboard stall; 254 is the longest deliverable address (RFC 5321).
+PII_MAX_CHARS: dict[str, int] = {"buyer_name": 200, "buyer_phone": 64, "buyer_email": 254}
+#: Most name parts masked on their own. 50 covers every part of a name within the cap
+#: (3 characters and a separator each); a longer, planted name uses only its first ones.
+MAX_NAME_FORMS = 50
+_PII_WHAT = {"buyer_name": "the buyer's name", "buyer_phone": "one phone number",
+             "buyer_email": "one email address"}
 TEMPERATURES = ("hot", "warm", "cold")
 
 #: Fields every saved state carries, with the value used when the caller leaves one out.
@@ -153,6 +162,7 @@ def prepare_state(state: object, *, max_history_messages: int, now: datetime,
     if bad_keys:
         raise InvalidState(f"state keys must be strings; found {bad_keys[0]!r}")
     prepared = {**STATE_DEFAULTS, **state}
+    check_pii_lengths(prepared)
     history = prepared["conversation_history"]
     if history is None:
         history = []
@@ -174,6 +184,32 @@ def prepare_state(state: object, *, max_history_messages: int, now: datetime,
     return prepared
 
 
+def check_pii_lengths(state: dict[str, Any]) -> None:
+    """Refuse PII values over :data:`PII_MAX_CHARS`: masking must stay cheap for any record.
+
+    A non-string value is measured by its JSON text; one JSON cannot hold is left for
+    :func:`dump_json` to refuse with its own message.
+    """
+    for field_name in PII_FIELDS:
+        value = state.get(field_name)
+        if value is None:
+            continue
+        limit = PII_MAX_CHARS[field_name]
+        if isinstance(value, str):
+            length, what = len(value), "characters long"
+        else:
+            try:
+                length = len(orjson.dumps(value))
+            except orjson.JSONEncodeError:
+                continue
+            what = f"characters long as JSON (a {type(value).__name__})"
+        if length > limit:
+            raise InvalidState(
+                f"{field_name} is {length} {what}; the limit is {limit}. Store only "
+                f"{_PII_WHAT[field_name]} there, as a string, and keep longer text in "
+                "another field")
+
+
 def parse_timestamp(value: object) -> datetime | None:
     """Best-effort read of an ISO timestamp written by us or by an older system."""
     if not isinstance(value, str):
@@ -190,10 +226,12 @@ def mask_pii(state: dict[str, Any]) -> dict[str, Any]:
 
     Any non-empty value of those fields is masked, whatever its type. The values are also
     masked where the conversation repeats them ("Thanks, Elena!", "call me at (555)
-    123-4567"), matched without regard to case, and phones by their digits.
+    123-4567"), matched without regard to case, and phones by their digits. The record may
+    have been planted in Redis past :func:`prepare_state`'s caps, so the work is linear in
+    the size of the state: one pass per field over each message, with a bounded pattern.
     """
     masked = dict(state)
-    patterns: list[tuple[re.Pattern[str], str]] = []
+    passes: list[_RepeatPass] = []
     for field_name in PII_FIELDS:
         value = masked.get(field_name)
         if value in (None, "", [], {}):
@@ -201,40 +239,89 @@ def mask_pii(state: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(value, str):
             masked[field_name] = "***"  # a dict or number here is still PII
             continue
-        replacement = mask_text(value, email=field_name == "buyer_email")
-        masked[field_name] = replacement
-        patterns.extend(_repeat_patterns(field_name, value, replacement))
+        within_cap = len(value) <= PII_MAX_CHARS[field_name]
+        # over the cap the value cannot be a real one: show nothing of it
+        masked[field_name] = (mask_text(value, email=field_name == "buyer_email")
+                              if within_cap else "***")
+        repeat = _repeat_pass(field_name, value, within_cap=within_cap)
+        if repeat is not None:
+            passes.append(repeat)
     history = masked.get("conversation_history")
-    patterns.reverse()  # email, then phone, then name: an email holds the name's parts
-    if patterns and isinstance(history, list):
-        masked["conversation_history"] = [_mask_message(m, patterns) for m in history]
+    passes.reverse()  # email, then phone, then name: an email holds the name's parts
+    if passes and isinstance(history, list):
+        masked["conversation_history"] = [_mask_message(m, passes) for m in history]
     return masked
 
 
-def _repeat_patterns(field_name: str, value: str,
-                     replacement: str) -> list[tuple[re.Pattern[str], str]]:
-    """How a transcript may repeat a PII value, longest forms first."""
-    digits = re.sub(r"\D", "", value)
-    if field_name == "buyer_phone" and len(digits) >= 7:
-        # the subscriber number with any separators, optionally after the area code
-        number = r"[\s.-]*".join(digits[-7:])
-        pattern = number
-        if len(digits) >= 10:  # optional country code and area code before it
-            area = "".join(digits[-10:-7])
-            pattern = rf"(?:(?:\+?\d{{1,3}}[\s.-]*)?\(?{area}\)?[\s.-]*)?{number}"
-        return [(re.compile(rf"(?<!\d){pattern}(?!\d)"), replacement)]
-    forms = [value] + ([part for part in value.split() if len(part) >= 3]
-                       if field_name == "buyer_name" else [])
-    return [(re.compile(rf"\b{re.escape(form)}\b", re.IGNORECASE),
-             mask_text(form, email=field_name == "buyer_email")) for form in forms]
+class _RepeatPass:
+    """One field's repeat forms as a single compiled alternation and their replacements.
+
+    Each form is its own group, longest first, so ``match.lastindex`` names the form that
+    matched whatever its case in the transcript.
+    """
+
+    __slots__ = ("pattern", "replacements")
+
+    def __init__(self, pattern: re.Pattern[str], replacements: list[str]) -> None:
+        self.pattern = pattern
+        self.replacements = replacements
+
+    def sub(self, text: str) -> str:
+        return self.pattern.sub(self._replacement, text)
+
+    def _replacement(self, match: re.Match[str]) -> str:
+        return self.replacements[(match.lastindex or 1) - 1]
 
 
-def _mask_message(message: Any, patterns: list[tuple[re.Pattern[str], str]]) -> Any:
+def _repeat_pass(field_name: str, value: str, *, within_cap: bool) -> _RepeatPass | None:
+    """How a transcript may repeat a PII value, as one pass; None when nothing to look for.
+
+    Every form is at most the field's cap long and a name has at most
+    :data:`MAX_NAME_FORMS` parts, so a pass costs a bounded amount per character of text.
+    """
+    email = field_name == "buyer_email"
+    if field_name == "buyer_phone":
+        digits = re.sub(r"\D", "", value)[-10:]
+        if len(digits) >= 7:
+            # the subscriber number with any separators, optionally after the area code
+            number = r"[\s.-]*".join(digits[-7:])
+            pattern = number
+            if len(digits) >= 10:  # optional country code and area code before it
+                pattern = rf"(?:(?:\+?\d{{1,3}}[\s.-]*)?\(?{digits[:3]}\)?[\s.-]*)?{number}"
+            return _RepeatPass(re.compile(rf"(?<!\d)({pattern})(?!\d)"),
+                               [mask_text(value) if within_cap else "***"])
+    forms = [value] if within_cap else []
+    if field_name == "buyer_name":
+        forms.extend(_name_parts(value, limit=PII_MAX_CHARS[field_name]))
+    # longest first: where forms overlap (a name and its parts) the longer is masked whole
+    forms = sorted(dict.fromkeys(forms), key=len, reverse=True)
+    if not forms:
+        return None
+    alternation = "|".join(f"({re.escape(form)})" for form in forms)
+    return _RepeatPass(re.compile(rf"\b(?:{alternation})\b", re.IGNORECASE),
+                       [mask_text(form, email=email) for form in forms])
+
+
+def _name_parts(value: str, *, limit: int) -> list[str]:
+    """The first :data:`MAX_NAME_FORMS` distinct words of 3 to ``limit`` characters.
+
+    Stops reading there, so a planted name of a million words costs no more than a real one.
+    """
+    parts: dict[str, None] = {}
+    for word in re.finditer(r"\S+", value):
+        if 3 <= len(word[0]) <= limit:
+            parts[word[0]] = None
+            if len(parts) == MAX_NAME_FORMS:
+                break
+    return list(parts)
+
+
+def _mask_message(message: Any, passes: list[_RepeatPass]) -> Any:
     if not isinstance(message, dict) or not isinstance(message.get("content"), str):
         return message
     content = message["content"]
-    for pattern, replacement in patterns:
-        content = pattern.sub(replacement, content)
+    for repeat in passes:
+        content = repeat.sub(content)
     return {**message, "content": content}
 
 

@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import copy
 import math
+import random
+import string
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import orjson
 import pytest
+import redis
 
+from memory_core import SyncBuyerConversationMemory
 from memory_core.errors import InvalidContactId, InvalidState
 from memory_core.state import (
     MAX_CONTACT_ID_LENGTH,
+    MAX_NAME_FORMS,
+    PII_FIELDS,
+    PII_MAX_CHARS,
     STATE_DEFAULTS,
     STATE_VERSION,
     dump_json,
@@ -284,3 +291,158 @@ def test_mask_text_hides_short_names(name: str) -> None:
 
 def test_mask_text_of_blank_value() -> None:
     assert mask_text("   ") == "***"
+
+
+# PII caps and masking cost ------------------------------------------------------------
+# A review found that an 18 KB buyer_name made mask_pii (CLI show, dashboard buyer page)
+# take 50 s: every word became its own regex run over every message.
+
+def _json_of_length(length: int) -> dict[str, str]:
+    """A dict whose JSON text is exactly ``length`` characters."""
+    value = {"n": "x" * (length - len('{"n":""}'))}
+    assert len(orjson.dumps(value)) == length
+    return value
+
+
+def test_pii_caps_are_what_the_docs_say() -> None:
+    assert PII_MAX_CHARS == {"buyer_name": 200, "buyer_phone": 64, "buyer_email": 254}
+    assert set(PII_MAX_CHARS) == set(PII_FIELDS)
+
+
+@pytest.mark.parametrize("field_name", PII_FIELDS)
+def test_pii_values_at_the_limit_are_accepted(field_name: str) -> None:
+    limit = PII_MAX_CHARS[field_name]
+    assert prepare({field_name: "x" * limit})[field_name] == "x" * limit
+    as_json = _json_of_length(limit)
+    assert prepare({field_name: as_json})[field_name] == as_json
+
+
+@pytest.mark.parametrize("field_name", PII_FIELDS)
+def test_pii_strings_over_the_limit_are_refused_and_named(field_name: str) -> None:
+    limit = PII_MAX_CHARS[field_name]
+    with pytest.raises(InvalidState) as refused:
+        prepare({field_name: "x" * (limit + 1)})
+    message = str(refused.value)
+    assert message.startswith(f"{field_name} is {limit + 1} characters long; "
+                              f"the limit is {limit}.")
+    assert "Store only" in message and "another field" in message
+
+
+@pytest.mark.parametrize("field_name", PII_FIELDS)
+@pytest.mark.parametrize("kind", ["dict", "list"])
+def test_non_string_pii_is_bounded_by_its_json_length(field_name: str, kind: str) -> None:
+    limit = PII_MAX_CHARS[field_name]
+    value: object = _json_of_length(limit + 1)
+    if kind == "list":
+        value = [1] * (limit // 2)  # "[1,1,...]" is 2 characters per item, plus one
+    length = len(orjson.dumps(value))
+    assert length > limit
+    with pytest.raises(InvalidState, match=rf"^{field_name} is {length} characters long "
+                                           rf"as JSON \(a {kind}\); the limit is {limit}\."):
+        prepare({field_name: value})
+
+
+def test_small_non_string_pii_and_none_are_accepted() -> None:
+    state = {"buyer_name": {"first": "Elena"}, "buyer_phone": 15551234567, "buyer_email": None}
+    assert prepare(state)["buyer_phone"] == 15551234567
+
+
+def test_a_state_with_an_oversized_name_writes_nothing(memory: SyncBuyerConversationMemory,
+                                                       raw: redis.Redis) -> None:
+    """prepare_state runs before any write: the stored record stays as it was."""
+    assert memory.save_state("long-name", {"buyer_name": "Elena Garcia"}) is True
+    before = raw.get("buyer_conversation_memory:long-name")
+    assert memory.save_state("long-name", {"buyer_name": "Elena " * 3000}) is False
+    assert memory.save_state("new-long-name", {"buyer_name": "Elena " * 3000}) is False
+    assert raw.get("buyer_conversation_memory:long-name") == before
+    assert raw.exists("buyer_conversation_memory:new-long-name") == 0
+
+
+def _hostile_state(word_count: int) -> tuple[dict[str, Any], list[str]]:
+    """A planted state: a name of ``word_count`` words, 50 messages of 4 KB repeating it."""
+    rng = random.Random(word_count)
+    words = ["".join(rng.choice(string.ascii_letters) for _ in range(rng.randint(3, 8)))
+             for _ in range(word_count)]
+    name = " ".join(words)
+    repeated = words[:MAX_NAME_FORMS]
+    history = [{"role": "user", "content": " ".join(
+        rng.choice(repeated + words[-10:]) for _ in range(700))[:4096]} for _ in range(50)]
+    return {"buyer_name": name, "buyer_phone": "+1 (555) 123-4567 " + name,
+            "buyer_email": name + "@example.com", "conversation_history": history}, repeated
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize("word_count", [3_000, 100_000])
+def test_masking_a_hostile_name_is_fast_and_still_masks_its_parts(word_count: int) -> None:
+    state, repeated = _hostile_state(word_count)
+    assert len(state["buyer_name"]) > 18_000
+    masked = mask_pii(state)
+    assert {masked[field_name] for field_name in PII_FIELDS} == {"***"}
+    contents = " ".join(m["content"] for m in masked["conversation_history"])
+    words_left = set(contents.lower().split())
+    assert not words_left & {word.lower() for word in repeated}
+    assert "***" in contents
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize("field_name", PII_FIELDS)
+def test_masking_a_megabyte_value_of_any_field_is_fast(field_name: str) -> None:
+    value = "7" * 500_000 + "a" * 500_000
+    history = [{"role": "user", "content": value[:4096]}, {"role": "user", "content": value}]
+    masked = mask_pii({field_name: value, "conversation_history": history})
+    assert masked[field_name] == "***"
+    assert len(masked["conversation_history"]) == 2
+
+
+@pytest.mark.timeout(10)
+def test_mask_text_is_linear() -> None:
+    assert mask_text("ab " * 300_000).startswith("a*** a***")
+    assert mask_text("5" * 1_000_000) == "***-5555"
+    assert mask_text("x" * 1_000_000 + "@example.com", email=True) == "x***@example.com"
+
+
+# repeats in the transcript ---------------------------------------------------------------
+
+def _masked_content(state: dict[str, Any], content: str) -> str:
+    masked = mask_pii({**state, "conversation_history": [{"role": "user", "content": content}]})
+    return str(masked["conversation_history"][0]["content"])
+
+
+@pytest.mark.parametrize(("content", "expected"), [
+    ("Thanks, Elena!", "Thanks, E***!"),
+    ("ELENA GARCIA here", "E*** G*** here"),
+    ("garcia", "G***"),
+    ("Elenas and Garcias stay", "Elenas and Garcias stay"),  # word boundaries
+    ("write to elena.garcia@Example.com", "write to E***@example.com"),  # email first
+    ("call (555) 123-4567", "call ***-4567"),
+    ("call +1 555.123.4567 now", "call ***-4567 now"),
+    ("call 1234567", "call ***-4567"),
+    ("ref 91234567 and 12345678", "ref 91234567 and 12345678"),  # other numbers
+    ("nothing here", "nothing here"),
+])
+def test_mask_pii_masks_repeats_in_the_transcript(content: str, expected: str) -> None:
+    state = {"buyer_name": "Elena Garcia", "buyer_phone": "+1-555-123-4567",
+             "buyer_email": "Elena.Garcia@example.com"}
+    assert _masked_content(state, content) == expected
+
+
+def test_the_whole_name_is_masked_even_with_short_parts() -> None:
+    """Short parts are masked only inside the whole name; longer overlapping forms win."""
+    state = {"buyer_name": "Jo Al Lee"}
+    assert _masked_content(state, "Hi Jo Al Lee, Jo and Al, Lee") == \
+        "Hi J*** A*** L***, Jo and Al, L***"
+    assert _masked_content({"buyer_name": "Mary Mary-Jane"}, "Mary-Jane") == "M***"
+
+
+def test_every_part_of_a_name_within_the_cap_is_masked() -> None:
+    parts = [f"P{i:02d}" for i in range(MAX_NAME_FORMS)]
+    name = " ".join(parts)
+    assert len(name) <= PII_MAX_CHARS["buyer_name"]
+    assert _masked_content({"buyer_name": name}, " ".join(reversed(parts))) == \
+        " ".join("P***" for _ in parts)
+
+
+def test_messages_that_are_not_text_are_left_alone() -> None:
+    history: list[Any] = ["Elena", {"role": "user"}, {"content": 42}, None]
+    masked = mask_pii({"buyer_name": "Elena", "conversation_history": history})
+    assert masked["conversation_history"] == history
