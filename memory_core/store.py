@@ -31,7 +31,7 @@ import redis.asyncio
 import zstandard
 
 from memory_core import dictionaries as dicts
-from memory_core import scripts
+from memory_core import keylocks, scripts
 from memory_core.breaker import CircuitBreaker
 from memory_core.config import MemoryConfig, load_config
 from memory_core.connection import (
@@ -468,6 +468,10 @@ class _MemoryLogic:
                        "nothing written", contact_id, retries + 1)
         return None
 
+    def _lock_key(self, contact_id: object) -> str:
+        """What serialises updates of one buyer in this process (see :mod:`keylocks`)."""
+        return f"{self.prefix}:{contact_id}"
+
     @staticmethod
     def _empty_state() -> dict[str, Any]:
         """What ``update_state`` hands ``fn`` for a buyer with no saved state."""
@@ -765,12 +769,15 @@ class SyncBuyerConversationMemory(_MemoryLogic):
                      ) -> dict[str, Any] | None:
         """Load, apply ``fn(state) -> state``, save unless another writer saved in between.
 
-        On a conflict it reloads and applies ``fn`` again (up to ``retries`` times, with a
-        short jittered back-off). Returns the saved state, or None when it gave up or Redis
-        is down (one log line). An exception from ``fn`` propagates unchanged.
+        Updates of one buyer from this process wait for each other; a save by another
+        process in between is a conflict, and then it reloads and applies ``fn`` again (up
+        to ``retries`` times, with a short jittered back-off). Returns the saved state, or
+        None when it gave up or Redis is down (one log line). An exception from ``fn``
+        propagates unchanged.
         """
-        return self._run("update", contact_id,
-                         self._update_steps(contact_id, fn, retries, ttl_override), None)
+        with keylocks.thread_locks.hold(self._lock_key(contact_id)):
+            return self._run("update", contact_id,
+                             self._update_steps(contact_id, fn, retries, ttl_override), None)
 
     def clear_state(self, contact_id: str) -> bool:
         """Delete the buyer's state; True when the key existed and was removed."""
@@ -939,12 +946,16 @@ class BuyerConversationMemory(_MemoryLogic):
                            ttl_override: int | None = None) -> dict[str, Any] | None:
         """Load, apply ``fn`` (plain or ``async def``), save unless another writer saved first.
 
-        On a conflict it reloads and applies ``fn`` again (up to ``retries`` times, with a
-        short jittered back-off). Returns the saved state, or None when it gave up or Redis
-        is down (one log line). An exception from ``fn`` propagates unchanged.
+        Updates of one buyer from this process wait for each other; a save by another
+        process in between is a conflict, and then it reloads and applies ``fn`` again (up
+        to ``retries`` times, with a short jittered back-off). Returns the saved state, or
+        None when it gave up or Redis is down (one log line). An exception from ``fn``
+        propagates unchanged.
         """
-        return await self._run("update", contact_id,
-                               self._update_steps(contact_id, fn, retries, ttl_override), None)
+        async with keylocks.task_locks.hold(self._lock_key(contact_id)):
+            return await self._run(
+                "update", contact_id, self._update_steps(contact_id, fn, retries, ttl_override),
+                None)
 
     async def clear_state(self, contact_id: str) -> bool:
         """Delete the buyer's state; True when the key existed and was removed."""
