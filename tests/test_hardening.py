@@ -13,13 +13,13 @@ import pytest
 import redis
 import zstandard
 
-from memory_core import BuyerConversationMemory, SyncBuyerConversationMemory
+from memory_core import BuyerConversationMemory, MemoryConfig, SyncBuyerConversationMemory
 from memory_core import dictionaries as dicts
 from memory_core.admin import clear_qa_seeds, migrate_legacy, parse_scenarios, qa_seed_ids
 from memory_core.cli import main as cli_main
 from memory_core.config import load_config
 from memory_core.connection import parse_target, redact_url
-from memory_core.errors import ConfigError, ConnectionURLError, InvalidState
+from memory_core.errors import ConfigError, ConnectionURLError, CorruptRecord, InvalidState
 from memory_core.inventory import _BatchReader, scan_summaries
 from memory_core.record import MAGIC, SEPARATOR
 from memory_core.state import mask_pii
@@ -300,3 +300,100 @@ def test_train_dictionary_arguments_are_checked(real_redis_url: str, args: list[
         cli_main(["--redis-url", real_redis_url, "train-dictionary", *args])
     assert stopped.value.code == 2
     assert "outside" in capsys.readouterr().err
+
+
+# a planted dictionary pointer, planted dictionaries, an oversized value ----------------
+
+def test_a_huge_current_dictionary_pointer_only_disables_the_dictionary(
+        store_url: str, raw: redis.Redis, make_buyer_state,  # type: ignore[no-untyped-def]
+        caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]) -> None:
+    """5,000 digits once made every large save fail (Python's int-conversion limit)."""
+    raw.set(dicts.current_dictionary_key(PREFIX), "9" * 5000)
+    caplog.set_level(logging.WARNING, logger="memory_core")
+    with SyncBuyerConversationMemory.from_url(store_url) as memory:
+        for number in range(3):
+            assert memory.save_state(f"large-{number}", make_buyer_state(number, messages=50))
+        record = memory.read_record("large-0")
+        stats = memory.get_stats()
+    assert record is not None and record.summary is not None
+    assert (record.summary.codec, record.summary.dictionary_id) == ("zstd", 0)
+    assert stats["errors"] == 0 and stats["refused"] == 0
+    logs = problem_logs(caplog)
+    assert len(logs) == 1 and "not a dictionary id" in logs[0].getMessage()
+    assert cli_main(["--redis-url", store_url, "stats"]) == 0
+    assert '"dictionary_id": null' in capsys.readouterr().out
+
+
+def padded_dictionary(base: zstandard.ZstdCompressionDict, dictionary_id: int,
+                      size: int) -> bytes:
+    """A valid zstd dictionary of ``size`` bytes with another id (content padded)."""
+    raw = bytearray(base.as_bytes())
+    raw[4:8] = dictionary_id.to_bytes(4, "little")
+    return bytes(raw) + b"x" * max(0, size - len(raw))
+
+
+def record_naming(dictionary_id: int) -> bytes:
+    payload = zstandard.ZstdCompressor().compress(b'{"a": 1}')
+    fields = [b"1.0", b"zstd", str(dictionary_id).encode(), b"8", str(len(payload)).encode(),
+              b"hot", b"", b"0", b"", b"0", b"0", b"0", b"1"]
+    return MAGIC + SEPARATOR.join(fields) + b"\n" + payload
+
+
+def test_planted_dictionaries_cannot_grow_the_cache_without_bound(
+        store_url: str, raw: redis.Redis,
+        zstd_dictionaries: tuple[zstandard.ZstdCompressionDict, ...]) -> None:
+    """40 records naming 40 planted dictionaries once took a process from 33 to 369 MB."""
+    for number in range(40):
+        dictionary_id = 1000 + number
+        raw.set(dicts.dictionary_key(PREFIX, dictionary_id),
+                padded_dictionary(zstd_dictionaries[0], dictionary_id, 1024 * 1024))
+        raw.set(key(f"planted-{number}"), record_naming(dictionary_id))
+    raw.set(dicts.dictionary_key(PREFIX, 9999),
+            padded_dictionary(zstd_dictionaries[0], 9999, 8 * 1024 * 1024))
+    raw.set(key("planted-huge"), record_naming(9999))
+    with SyncBuyerConversationMemory.from_url(store_url) as memory:
+        for number in range(40):  # each fetches and caches its 1 MiB dictionary
+            loaded = memory.load_state(f"planted-{number}")
+            assert loaded is not None and loaded["a"] == 1
+        assert memory.load_state("planted-huge") is None  # 8 MiB: refused unread
+        cache = memory._dictionaries
+        assert len(cache) == dicts.CACHED_DICTIONARIES
+        assert cache.cached_bytes <= dicts.CACHED_DICTIONARY_BYTES
+        assert memory.get_stats()["corrupt"] == 1
+    with pytest.raises(CorruptRecord, match="more than 1048576 bytes"):
+        dicts.DictionaryCache(60).add(b"\x37\xa4\x30\xec" + b"\0" * (2 * 1024 * 1024), 1)
+
+
+@pytest.mark.real_redis
+def test_an_oversized_value_is_refused_unread_and_opens_no_breaker(
+        real_redis_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    """A 300 MB value once timed out, counted as an outage and skipped honest buyers."""
+    config = MemoryConfig(max_state_bytes=64 * 1024)
+    raw = redis.Redis.from_url(real_redis_url)
+    raw.set(key("oversized"), b"BCM1" + b"x" * (20 * 1024 * 1024))
+    caplog.set_level(logging.WARNING, logger="memory_core")
+    with SyncBuyerConversationMemory.from_url(real_redis_url, config) as memory:
+        assert memory.save_state("honest", {"buyer_temperature": "hot"})
+        sent_before = int(raw.info("stats")["total_net_output_bytes"])
+        for _ in range(5):
+            assert memory.load_state("oversized") is None
+        sent = int(raw.info("stats")["total_net_output_bytes"]) - sent_before
+        honest = [memory.load_state("honest") for _ in range(20)]
+        stats = memory.get_stats()
+    assert sent < 5 * 200 * 1024  # about max_state_bytes per load, never the 20 MB
+    assert all(state is not None for state in honest)
+    assert stats["circuit_open"] is False and stats["skipped"] == 0
+    assert stats["corrupt"] == 5
+    assert "larger than" in problem_logs(caplog)[0].getMessage()
+
+
+def test_an_oversized_value_is_refused_by_the_async_store_too(store_url: str,
+                                                               raw: redis.Redis) -> None:
+    raw.set(key("oversized"), b"BCM1" + b"x" * (3 * 1024 * 1024))
+
+    async def load() -> tuple[object, dict[str, object]]:
+        async with BuyerConversationMemory.from_url(store_url) as memory:
+            return await memory.load_state("oversized"), await memory.get_stats()
+
+    loaded, stats = asyncio.run(load())
+    assert loaded is None and stats["corrupt"] == 1 and stats["circuit_open"] is False
