@@ -25,8 +25,9 @@ settings, memory = open_memory()
 
 @st.dialog("Clear this buyer?")
 def confirm_clear(contact_id: str, revision: int | None) -> None:
-    st.write(f"This deletes the saved conversation of **{md(contact_id)}**. The buyer will "
-             "start over at the next message. Type the contact id to confirm.")
+    st.write(f"This deletes the saved conversation of **{md(contact_id)}** (revision "
+             f"{revision}). The buyer will start over at the next message. If the bot saves "
+             "the buyer before you confirm, nothing is deleted. Type the contact id to confirm.")
     typed = st.text_input("Contact id", key="confirm_clear_id")
     if st.button("Delete permanently", type="primary", disabled=typed.strip() != contact_id):
         try:
@@ -116,6 +117,17 @@ def show_conversation(state: dict) -> None:
         st.caption("No objections recorded.")
 
 
+def reset_ttl_clicked(contact_id: str, revision: int | None) -> None:
+    """Runs before the page is drawn again, with the revision that was on screen."""
+    try:
+        reset_buyer_ttl(settings, memory, contact_id, revision)
+    except (ActionRefused, RevisionConflict, StoreUnavailable) as exc:
+        st.session_state["ttl_outcome"] = ("error", str(exc))
+        return
+    forget_scan()
+    st.session_state["ttl_outcome"] = ("done", f"TTL reset to {memory.config.ttl_days} days")
+
+
 def show_actions(contact_id: str, revision: int | None) -> None:
     """Clear and reset TTL act on the revision on screen, never on a newer save."""
     if settings.read_only:
@@ -124,13 +136,15 @@ def show_actions(contact_id: str, revision: int | None) -> None:
     left, right, _ = st.columns([1, 1, 3])
     if left.button("Clear this buyer", icon=":material/delete:"):
         confirm_clear(contact_id, revision)
-    if right.button("Reset TTL to default", icon=":material/timer:"):
-        try:
-            reset_buyer_ttl(settings, memory, contact_id, revision)
-            st.toast(f"TTL reset to {memory.config.ttl_days} days")
-            forget_scan()
-        except (ActionRefused, RevisionConflict, StoreUnavailable) as exc:
-            st.error(str(exc))
+    right.button("Reset TTL to default", icon=":material/timer:",
+                 on_click=reset_ttl_clicked, args=(contact_id, revision))
+    outcome = st.session_state.pop("ttl_outcome", None)
+    if outcome is not None:
+        kind, message = outcome
+        if kind == "done":
+            st.toast(message)
+        else:
+            st.error(message)
 
 
 st.title("Buyer")

@@ -30,7 +30,7 @@ from dashboard.actions import (
     seed_file,
 )
 from dashboard.settings import ALLOW_SEEDING_ENV, READ_ONLY_ENV, DashboardSettings
-from memory_core.errors import InvalidState
+from memory_core.errors import InvalidState, RevisionConflict
 from memory_core.seeding import SeedOptions, generate_buyers, generate_state
 from memory_core.state import QA_SEED_FIELD
 from memory_core.store import SyncBuyerConversationMemory
@@ -402,6 +402,59 @@ def test_reset_ttl_button_gives_the_default_ttl_back(
     assert not at.error
     assert 30 * DAY - 10 <= memory.client.ttl(key) <= 30 * DAY
     assert any("TTL reset to 30 days" in t.value for t in at.toast)
+
+
+def test_reset_ttl_refuses_when_the_bot_saved_since_the_page_was_drawn(
+        memory: SyncBuyerConversationMemory) -> None:
+    seed_named_buyer(memory, "contact-race")
+    key = memory.key_for("contact-race")
+    at = run_page(BUYER_PAGE, contact_id="contact-race")
+    assert "**Revision:** 1" in "\n".join(m.value for m in at.markdown)
+    assert memory.save_state("contact-race", {"buyer_temperature": "warm"}, ttl_override=DAY)
+    widget(at.button, "Reset TTL to default").click()
+    at.run()
+    assert not at.exception
+    assert any("saved by the bot since you looked" in e.value for e in at.error)
+    assert memory.client.ttl(key) <= DAY  # the bot's newer save keeps its own TTL
+
+
+def test_clearing_from_the_page_never_deletes_a_newer_save(
+        memory: SyncBuyerConversationMemory, real_redis_url: str) -> None:
+    """The dialog's action, called as its button would with the revision on screen."""
+    seed_named_buyer(memory, "contact-race")
+    shown = memory.read_record("contact-race")
+    assert shown is not None and shown.revision == 1
+    assert memory.save_state("contact-race", {"buyer_temperature": "warm"})
+    with pytest.raises(RevisionConflict, match=r"revision 1 -> 2"):
+        clear_buyer(settings_for(real_redis_url), memory, "contact-race", "contact-race",
+                    shown.revision)
+    assert memory.client.exists(memory.key_for("contact-race"))
+
+
+def test_every_page_survives_a_huge_current_dictionary_pointer(
+        memory: SyncBuyerConversationMemory) -> None:
+    """5,000 digits at <prefix>.zdict:current once made every dashboard page raise."""
+    seed_named_buyer(memory, "contact-pointer")
+    memory.client.set(f"{memory.prefix}.zdict:current", "9" * 5000)
+    for page, query in ((None, {}), (BUYER_PAGE, {"contact_id": "contact-pointer"}),
+                        (QA_PAGE, {})):
+        at = run_page(page, **query)
+        assert not at.error, [e.value for e in at.error]
+    sidebar = "\n".join(m.value for m in at.sidebar.markdown)
+    assert "Dictionary: **none**" in sidebar
+
+
+def test_qa_page_refuses_a_file_naming_a_real_buyer(
+        memory: SyncBuyerConversationMemory, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert memory.save_state("contact-real", {"buyer_temperature": "warm"})
+    content = b'[{"contact_id": "qa-fine", "buyer_temperature": "hot"},' \
+              b' {"contact_id": "contact-real", "buyer_temperature": "cold"}]'
+    at = upload_and_seed(monkeypatch, "clash.json", content, "application/json")
+    errors = "\n".join(e.value for e in at.error)
+    assert "hold real buyers" in errors and "contact-real" in errors
+    assert memory.load_state("qa-fine") is None
+    kept = memory.load_state("contact-real")
+    assert kept is not None and kept["buyer_temperature"] == "warm"
 
 
 # permissions ------------------------------------------------------------------------
