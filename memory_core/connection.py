@@ -5,20 +5,39 @@ every client opened on the same name (sync and async alike): for demos and quick
 never for production. Clients are built with short timeouts and no automatic retries,
 because the memory must fail fast and let the circuit breaker take over. URLs shown to
 people go through :func:`redact_url` so passwords never reach a log or a screen.
+
+Why the sync client has its own connection classes: redis-py applies ``socket_timeout``
+to each ``recv`` separately, so a server that trickles a few bytes just inside the timeout
+can hold one reply open for minutes (8 bytes every 0.3 s kept a load busy for 48 s with a
+0.5 s timeout). redis.asyncio wraps the whole read in one timeout; the ``ReplyDeadline*``
+classes give the sync client (CLI, dashboard) the same bound: reading one reply takes at
+most ``socket_timeout`` in total and then fails with ``redis.TimeoutError``, as before.
+
+Query options are checked by :func:`parse_target` with redis-py's own URL parser, so a bad
+value or an unknown option is one clear :class:`ConnectionURLError`, not a traceback later.
 """
 
 from __future__ import annotations
 
+import contextlib
+import inspect
+import math
 import re
+import socket
 import threading
+import time
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import SplitResult, parse_qs, unquote, urlsplit
 
 import redis
 import redis.asyncio
+import redis.asyncio.connection
+import redis.connection
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+from redis.utils import SENTINEL
 
 from memory_core.config import MemoryConfig
 from memory_core.errors import ConnectionURLError
@@ -98,21 +117,127 @@ def parse_target(url: str) -> Target:
     if parts.scheme == "memory":
         name = (parts.netloc + parts.path).strip("/") or "default"
         return Target("memory", name, None, 0, f"memory://{name}")
+    _check_url_is_unambiguous(url.strip(), parts)
+    options = _check_query_options(url.strip(), parts.scheme, parts.query)
     if parts.scheme == "unix":
         if not parts.path:
             raise ConnectionURLError("unix:// URL needs a socket path, e.g. "
                                      "unix:///run/redis/redis.sock?db=0")
-        db_text = dict(p.split("=", 1) for p in parts.query.split("&") if "=" in p).get("db", "0")
-        return Target("unix", parts.path, None, _parse_db(db_text, url), redact_url(url))
+        return Target("unix", parts.path, None, options.get("db", 0), redact_url(url))
     db_text = unquote(parts.path.lstrip("/")) or "0"
+    db = _parse_db(db_text, url)
     return Target(parts.scheme, parts.hostname or "localhost", port or 6379,
-                  _parse_db(db_text, url), redact_url(url))
+                  options.get("db", db), redact_url(url))
 
 
 def _parse_db(text: str, url: str) -> int:
     if not text.isdigit():
         raise ConnectionURLError(f"database {text!r} in {redact_url(url)!r} must be a number")
     return int(text)
+
+
+def _check_url_is_unambiguous(url: str, parts: SplitResult) -> None:
+    """Refuse a URL whose password holds a raw ``?``, ``#`` or ``/``.
+
+    URL parsers (redis-py's too) end the host part at such a character, so the rest of the
+    password would be read as host, path or query options, and could be quoted back in an
+    error message. :func:`redact_url` drops everything up to the last ``@`` textually, so
+    where the URL and its redacted form parse differently, either the password confused
+    the parser or an option value holds a raw ``@`` (which would confuse the redaction).
+    """
+    redacted = urlsplit(redact_url(url))
+    try:
+        same = (parts.hostname, parts.port, parts.path, sorted(parse_qs(parts.query))) == (
+            redacted.hostname, redacted.port, redacted.path, sorted(parse_qs(redacted.query)))
+    except ValueError:
+        same = False
+    if not same:
+        raise ConnectionURLError(
+            f"Redis URL {redact_url(url)!r} is ambiguous: write special characters in the "
+            "password, and any @ in option values, as %XX (%23 for #, %3F for ?, %2F for /, "
+            "%40 for @)")
+
+
+#: Options given as plain text that a URL may carry besides the ones redis-py converts
+#: (``URL_QUERY_ARGUMENT_PARSERS``); redis-py passes any other name through as a string,
+#: which its constructors reject (TypeError) or misread (``decode_responses=false`` is a
+#: true string, ``retry=...`` is not a Retry object).
+_TEXT_OPTIONS = frozenset({
+    "username", "password", "client_name", "ssl_keyfile", "ssl_certfile", "ssl_cert_reqs",
+    "ssl_ca_certs", "ssl_ca_data", "ssl_ca_path", "ssl_password", "ssl_ciphers"})
+#: In redis-py's table, but parsed as ``list(text)``: a list of characters, not errors.
+_REFUSED_OPTIONS = frozenset({"retry_on_error"})
+#: Numbers that must be above zero (0 would make the socket non-blocking or read nothing).
+_POSITIVE_OPTIONS = frozenset({"socket_timeout", "socket_connect_timeout", "socket_read_size"})
+_EXPECTED: dict[Any, str] = {int: "a whole number", float: "a number"}
+
+
+@cache
+def _accepted_options(scheme: str) -> frozenset[str]:
+    """Query options both the sync and the asyncio client take for ``scheme``."""
+    def parameters(*classes: type) -> set[str]:
+        names: set[str] = set()
+        for cls in classes:
+            for klass in cls.__mro__:
+                init = klass.__dict__.get("__init__")
+                if init is not None:
+                    names.update(inspect.signature(inspect.unwrap(init)).parameters)
+        return names
+
+    sync_class, async_class = {
+        "redis": (redis.connection.Connection, redis.asyncio.connection.Connection),
+        "rediss": (redis.connection.SSLConnection, redis.asyncio.connection.SSLConnection),
+        "unix": (redis.connection.UnixDomainSocketConnection,
+                 redis.asyncio.connection.UnixDomainSocketConnection),
+    }[scheme]
+    known = (parameters(sync_class, redis.connection.ConnectionPool)
+             & parameters(async_class, redis.asyncio.connection.ConnectionPool))
+    usable = set(redis.connection.URL_QUERY_ARGUMENT_PARSERS) | _TEXT_OPTIONS
+    return frozenset((known & usable) - _REFUSED_OPTIONS)
+
+
+def _check_query_options(url: str, scheme: str, query: str) -> dict[str, Any]:
+    """redis-py's reading of the URL's options; :class:`ConnectionURLError` names a bad one.
+
+    The query is read as redis-py reads it (``parse_qs``, first value of a repeated name),
+    values are converted by redis-py's own table and, last, by its ``parse_url`` itself.
+    Values are quoted in messages, except those of text options (passwords among them).
+    """
+    redacted = redact_url(url)
+    accepted = _accepted_options(scheme)
+    parsers = redis.connection.URL_QUERY_ARGUMENT_PARSERS
+    options = {name: values[0] for name, values in parse_qs(query).items() if values}
+    for name, text in options.items():
+        if name not in accepted:
+            hint = " (TLS options need a rediss:// URL)" if name.startswith("ssl_") else ""
+            raise ConnectionURLError(
+                f"Redis URL option {name[:40]!r} is not supported in {scheme}:// URLs{hint}; "
+                f"known options: {', '.join(sorted(accepted))}")
+        parser = parsers.get(name)
+        if parser is None:
+            continue
+        try:
+            parser(text)
+        except (TypeError, ValueError):
+            expected = _EXPECTED.get(parser, "a value redis-py accepts")
+            raise ConnectionURLError(
+                f"Redis URL option {name}={text[:40]!r} is invalid: expected {expected} "
+                f"(in {redacted!r})") from None
+    try:
+        parsed = redis.connection.parse_url(url)
+    except ValueError:  # its message is not shown: it could quote part of the password
+        raise ConnectionURLError(f"Redis URL {redacted!r} is not accepted by redis-py: "
+                                 "check its options") from None
+    for name in options:
+        value = parsed.get(name)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        if not math.isfinite(value) or value < 0 or (value == 0 and name in _POSITIVE_OPTIONS):
+            lowest = "above 0" if name in _POSITIVE_OPTIONS else "of 0 or more"
+            raise ConnectionURLError(
+                f"Redis URL option {name}={options[name][:40]!r} is invalid: expected "
+                f"a finite number {lowest} (in {redacted!r})")
+    return {name: parsed[name] for name in options if name in parsed}
 
 
 def _fake_server(name: str) -> Any:
@@ -123,6 +248,168 @@ def _fake_server(name: str) -> Any:
         if server is None:
             server = _fake_servers[name] = fakeredis.FakeServer()
         return server
+
+
+class _DeadlineSocket:
+    """A connected socket whose reads, while a reply is read, share one deadline.
+
+    Outside a reply (and for every call but ``recv``/``recv_into``) it is the socket
+    itself: :func:`_wrap_socket` gives it every public attribute of the wrapped socket's
+    class, so redis-py's health checks (``fileno`` for poll, ``pending`` on TLS only,
+    ``recv(1, MSG_PEEK)``), ``sendall``, ``shutdown`` and ``close`` behave as before.
+    During a reply the first read runs with the socket's own timeout, which starts the
+    clock; each later read waits at most the time left, and one that would start after
+    the deadline raises ``TimeoutError`` (``socket.timeout``), which redis-py turns into
+    ``redis.TimeoutError`` and a disconnect, as for a plain timeout. A reply that arrives
+    in one read costs a clock reading and no system call.
+    """
+
+    __slots__ = ("_deadline", "_limit", "_shortened", "_sock", "_timeout", "fileno", "sendall")
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self._timeout: float | None = sock.gettimeout()  # as last set by redis-py
+        self._limit: float | None = None  # seconds for the reply being read, None: idle
+        self._deadline: float | None = None  # set by the reply's first read
+        self._shortened = False  # the socket's timeout is, for now, below _timeout
+        # called once or more per command: the socket's own methods, no Python frame
+        self.fileno = sock.fileno
+        self.sendall = sock.sendall
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self._sock!r}>"
+
+    def settimeout(self, value: float | None) -> None:
+        self._sock.settimeout(value)
+        self._timeout = self._sock.gettimeout()
+        self._shortened = False
+
+    def setblocking(self, flag: bool) -> None:
+        self._sock.setblocking(flag)
+        self._timeout = self._sock.gettimeout()
+        self._shortened = False
+
+    def gettimeout(self) -> float | None:
+        return self._timeout
+
+    # The arguments go through untouched: ssl.SSLSocket.recv_into reads nothing when
+    # given nbytes=0 explicitly, where socket.socket reads the whole buffer.
+    def recv(self, *args: Any) -> bytes:
+        if self._limit is not None:
+            self._before_read()
+        return self._sock.recv(*args)
+
+    def recv_into(self, *args: Any) -> int:
+        if self._limit is not None:
+            self._before_read()
+        return self._sock.recv_into(*args)
+
+    def begin_reply(self, limit_seconds: float) -> bool:
+        """Start the deadline of one reply; False when a reply is being read already."""
+        if self._limit is not None:
+            return False
+        self._limit = limit_seconds
+        self._deadline = None
+        return True
+
+    def end_reply(self) -> None:
+        self._limit = None
+        if self._shortened:
+            self._shortened = False
+            with contextlib.suppress(OSError):  # closed by the disconnect after a timeout
+                self._sock.settimeout(self._timeout)
+
+    def _before_read(self) -> None:
+        """Give the coming read at most the time left until the reply's deadline."""
+        limit = self._limit
+        assert limit is not None
+        timeout = self._timeout
+        if self._deadline is None:  # the reply's first read starts the clock
+            self._deadline = time.monotonic() + limit
+            left = limit
+        else:
+            left = self._deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("timed out")  # what socket.timeout is since Python 3.10
+        if timeout is not None and timeout <= left:
+            if self._shortened:
+                self._sock.settimeout(timeout)
+                self._shortened = False
+            return
+        self._sock.settimeout(left)
+        self._shortened = True
+
+
+def _delegated(name: str) -> property:
+    return property(lambda self: getattr(self._sock, name), doc=f"The socket's {name}.")
+
+
+@cache
+def _deadline_socket_class(socket_class: type) -> type[_DeadlineSocket]:
+    """A :class:`_DeadlineSocket` with the public attributes of ``socket_class``.
+
+    Explicit properties rather than ``__getattr__``: redis-py asks ``hasattr(sock,
+    "pending")`` before every command, and a miss through ``__getattr__`` costs ~1.4 us.
+    """
+    delegated = {name: _delegated(name) for name in dir(socket_class)
+                 if not name.startswith("_") and not hasattr(_DeadlineSocket, name)}
+    return type(f"_DeadlineSocket_{socket_class.__name__}", (_DeadlineSocket,),
+                {"__slots__": (), **delegated})
+
+
+def _wrap_socket(sock: socket.socket) -> _DeadlineSocket:
+    return _deadline_socket_class(type(sock))(sock)
+
+
+class _ReplyDeadline:
+    """Mixin for redis-py's sync connection classes: one deadline per reply.
+
+    ``_connect`` wraps the socket in a :class:`_DeadlineSocket`; ``read_response`` gives
+    the reply ``socket_timeout`` (or the call's own ``timeout``) in total. Without a
+    timeout (None or 0) nothing changes.
+    """
+
+    _sock: Any
+    socket_timeout: float | None
+
+    def _connect(self) -> Any:
+        return _wrap_socket(super()._connect())  # type: ignore[misc]
+
+    def read_response(self, disable_decoding: bool = False, *,
+                      timeout: float | object | None = SENTINEL,
+                      disconnect_on_error: bool = True, push_request: bool = False) -> Any:
+        sock = self._sock
+        limit = self.socket_timeout if timeout is SENTINEL else timeout
+        timed = (limit is not None and limit > 0  # type: ignore[operator]
+                 and isinstance(sock, _DeadlineSocket) and sock.begin_reply(limit))
+        try:
+            return super().read_response(  # type: ignore[misc]
+                disable_decoding, timeout=timeout, disconnect_on_error=disconnect_on_error,
+                push_request=push_request)
+        finally:
+            if timed:
+                sock.end_reply()
+
+
+class ReplyDeadlineConnection(_ReplyDeadline, redis.connection.Connection):
+    """TCP (``redis://``) with one deadline per reply."""
+
+
+class ReplyDeadlineSSLConnection(_ReplyDeadline, redis.connection.SSLConnection):
+    """TLS (``rediss://``) with one deadline per reply."""
+
+
+class ReplyDeadlineUnixDomainSocketConnection(_ReplyDeadline,
+                                              redis.connection.UnixDomainSocketConnection):
+    """Unix socket (``unix://``) with one deadline per reply."""
+
+
+#: ``connection_class`` given to ``from_url`` replaces the scheme's class, so pick it here.
+_SYNC_CONNECTION_CLASSES: dict[str, type[redis.connection.AbstractConnection]] = {
+    "redis": ReplyDeadlineConnection,
+    "rediss": ReplyDeadlineSSLConnection,
+    "unix": ReplyDeadlineUnixDomainSocketConnection,
+}
 
 
 def _client_options(config: MemoryConfig) -> dict[str, Any]:
@@ -141,7 +428,9 @@ def connect(url: str, config: MemoryConfig | None = None) -> redis.Redis:
         import fakeredis
 
         return fakeredis.FakeRedis(server=_fake_server(target.host))
-    return redis.Redis.from_url(url.strip(), **_client_options(config or MemoryConfig()))
+    connection_class = _SYNC_CONNECTION_CLASSES[target.scheme]
+    return redis.Redis.from_url(url.strip(), connection_class=connection_class,
+                                **_client_options(config or MemoryConfig()))
 
 
 def connect_async(url: str, config: MemoryConfig | None = None) -> redis.asyncio.Redis:
