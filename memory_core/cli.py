@@ -76,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     inv = commands.add_parser("inventory", help="summary of every buyer key")
     inv.add_argument("--json", action="store_true", help="print one JSON object")
+    inv.add_argument("--verify", action="store_true",
+                     help="also read and decode every record, to find payloads that no "
+                          "longer decode (reads the whole keyspace)")
 
     show = commands.add_parser("show", help="print one buyer's state (PII masked)")
     show.add_argument("contact_id")
@@ -161,10 +164,13 @@ def _kept_note(kept_real: tuple[str, ...]) -> str:
 
 def _cmd_inventory(memory: SyncBuyerConversationMemory, args: argparse.Namespace) -> int:
     update, close = _progress_bar("keys")
+    verified, close_verified = _progress_bar("records verified")
     try:
-        frame = inventory.scan_summaries(memory, progress=update)
+        frame = inventory.scan_summaries(memory, progress=update, verify=args.verify,
+                                         verify_progress=verified)
     finally:
         close()
+        close_verified()
     report = inventory.summarize_inventory(frame)
     if args.json:
         report["problems"] = inventory.problem_records(frame).to_dict(orient="records")

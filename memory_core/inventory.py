@@ -27,7 +27,7 @@ import redis
 from memory_core import dictionaries as dicts
 from memory_core.errors import CorruptRecord, StoreUnavailable
 from memory_core.legacy import looks_legacy
-from memory_core.record import HEADER_READ_BYTES, MAGIC, header_revision, split_header
+from memory_core.record import HEADER_READ_BYTES, MAGIC, header_numbers, split_header
 from memory_core.store import SyncBuyerConversationMemory
 
 STATUS_OK = "ok"
@@ -64,7 +64,6 @@ return out
 """
 #: Replies per key: header window (None for another type), PTTL, STRLEN.
 _REPLIES_PER_KEY = 3
-_INT64_MAX = 2**63 - 1
 
 
 class _Columns:
@@ -102,15 +101,12 @@ class _Columns:
     def add_record(self, contact_id: str, fields: list[bytes], header_bytes: int,
                    ttl_ms: int, stored_bytes: int) -> None:
         """A readable record: every column from its header fields and its real length."""
-        original, dictionary_id = int(fields[3]), int(fields[2])  # ValueError if malformed
-        messages, last_interaction = int(fields[9]), int(fields[10])
-        revision = header_revision(fields)  # CorruptRecord if malformed
-        if header_bytes + int(fields[4]) != stored_bytes:
+        # the rules every reader applies; CorruptRecord if malformed
+        dictionary_id, original, payload, messages, last_interaction, revision = (
+            header_numbers(fields))
+        if header_bytes + payload != stored_bytes:
             raise CorruptRecord(f"record is {stored_bytes} bytes, its header says "
-                                f"{header_bytes + int(fields[4])} (truncated or overwritten)")
-        if (min(original, dictionary_id, messages, last_interaction) < 0
-                or max(original, dictionary_id, messages, last_interaction) > _INT64_MAX):
-            raise ValueError("a header number is out of range")
+                                f"{header_bytes + payload} (truncated or overwritten)")
         self.contact_id.append(contact_id)
         self.problem.append("")
         raw_labels = (fields[1] + b"+dict" if dictionary_id else fields[1], fields[0],
@@ -194,7 +190,9 @@ def is_qa_seed_header(header: object) -> bool:
 
 
 def scan_summaries(memory: SyncBuyerConversationMemory, *, batch_size: int = DEFAULT_BATCH,
-                   progress: ProgressCallback | None = None) -> pd.DataFrame:
+                   progress: ProgressCallback | None = None,
+                   verify: bool = False,
+                   verify_progress: ProgressCallback | None = None) -> pd.DataFrame:
     """One row per key under the memory's prefix, built from headers (and lengths) only.
 
     Columns: contact_id, status (ok/legacy/corrupt/foreign/missing_dictionary), problem,
@@ -203,6 +201,12 @@ def scan_summaries(memory: SyncBuyerConversationMemory, *, batch_size: int = DEF
     message_count, last_interaction_epoch, ttl_ms (-1: no TTL), revision, is_qualified, qa_seed,
     plus derived compression_ratio, ttl_days and last_interaction.
     ``progress(done, estimated_total)`` is called after each batch.
+
+    The headers tell a scan everything but whether a payload still decodes: a flipped
+    byte inside a compressed payload leaves its header intact. ``verify=True`` also reads
+    and decodes every readable record (bounded work each, as a load does) and marks the
+    ones that fail ``corrupt`` with the reason; it costs a full read of the keyspace, and
+    reports ``verify_progress(done, total)`` after each batch.
     Raises :class:`StoreUnavailable` if Redis cannot be reached.
     """
     client = memory.client
@@ -222,6 +226,8 @@ def scan_summaries(memory: SyncBuyerConversationMemory, *, batch_size: int = DEF
         # SCAN may return a key twice when the keyspace is rehashed during the walk.
         frame = columns.frame().drop_duplicates("contact_id", ignore_index=True)
         _mark_missing_dictionaries(memory, frame)
+        if verify:
+            _verify_payloads(memory, frame, verify_progress)
     except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
         raise StoreUnavailable(f"Redis unreachable during scan: {exc}") from exc
     return _with_derived_columns(frame)
@@ -310,6 +316,38 @@ class _BatchReader:
         return [None if isinstance(r, redis.ResponseError) else r for r in replies]
 
 
+#: Whole values read per round trip when verifying payloads.
+VERIFY_BATCH = 200
+
+
+def _verify_payloads(memory: SyncBuyerConversationMemory, frame: pd.DataFrame,
+                     progress: ProgressCallback | None) -> None:
+    """Decode every ok or legacy record; mark those that fail as corrupt, with the reason."""
+    rows = frame.index[frame["status"].isin([STATUS_OK, STATUS_LEGACY])]
+    failed_rows: list[int] = []
+    reasons: list[str] = []
+    for start in range(0, len(rows), VERIFY_BATCH):
+        chunk = rows[start:start + VERIFY_BATCH]
+        keys = [memory.raw_key_for(i) for i in frame.loc[chunk, "contact_id"]]
+        for row, problem in zip(chunk, memory.check_records(keys), strict=True):
+            if problem is not None:
+                failed_rows.append(row)
+                reasons.append(problem)
+        if progress:
+            progress(start + len(chunk), len(rows))
+    _mark(frame, failed_rows, STATUS_CORRUPT, reasons)
+
+
+def _mark(frame: pd.DataFrame, rows: Any, status: str, problems: list[str]) -> None:
+    """Give ``rows`` a problem status and their reasons."""
+    if len(problems) == 0:
+        return
+    if status not in frame["status"].cat.categories:
+        frame["status"] = frame["status"].cat.add_categories([status])
+    frame.loc[rows, "status"] = status
+    frame.loc[rows, "problem"] = problems
+
+
 def _mark_missing_dictionaries(memory: SyncBuyerConversationMemory, frame: pd.DataFrame) -> None:
     ids = [int(i) for i in frame.loc[frame["dictionary_id"] > 0, "dictionary_id"].unique()]
     if not ids:
@@ -321,12 +359,9 @@ def _mark_missing_dictionaries(memory: SyncBuyerConversationMemory, frame: pd.Da
     if not missing:
         return
     rows = frame["dictionary_id"].isin(missing)
-    frame["status"] = frame["status"].cat.add_categories(
-        [c for c in [STATUS_MISSING_DICTIONARY] if c not in frame["status"].cat.categories])
-    frame.loc[rows, "status"] = STATUS_MISSING_DICTIONARY
-    frame.loc[rows, "problem"] = [
+    _mark(frame, rows, STATUS_MISSING_DICTIONARY, [
         f"zstd dictionary {i} is missing from Redis; the state cannot be decompressed"
-        for i in frame.loc[rows, "dictionary_id"]]
+        for i in frame.loc[rows, "dictionary_id"]])
 
 
 def _with_derived_columns(frame: pd.DataFrame) -> pd.DataFrame:

@@ -293,6 +293,11 @@ def _gunzip(blob: bytes, max_bytes: int) -> bytes:
     return data
 
 
+def _no_number(constant: str) -> None:
+    """NaN, Infinity and -Infinity in the old system's JSON: no value."""
+    return None
+
+
 def decode_legacy(raw: bytes, max_bytes: int = 1024 * 1024) -> dict[str, Any]:
     """The state dict inside a legacy pickled envelope; :class:`CorruptRecord` if unsafe."""
     _prescan(raw)
@@ -314,7 +319,9 @@ def decode_legacy(raw: bytes, max_bytes: int = 1024 * 1024) -> dict[str, Any]:
             text = data
             if len(text) > max_bytes:
                 raise CorruptRecord(f"legacy payload is larger than max_state_bytes={max_bytes}")
-        state = json.loads(text)  # stdlib: the old system's json.dumps may have written NaN
+        # stdlib: the old system's json.dumps may have written NaN or Infinity, which no
+        # JSON (and so no save) can hold; they load as None so the state can be saved back
+        state = json.loads(text, parse_constant=_no_number)
     except (ValueError, TypeError, OSError, EOFError, zlib.error, RecursionError) as exc:
         raise CorruptRecord(f"legacy record payload is unreadable: {exc}") from None
     if not isinstance(state, dict):

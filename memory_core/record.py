@@ -36,6 +36,7 @@ HEADER_READ_BYTES = 256
 _TEXT_FIELD_LIMIT = 40  # bytes per text field of the header
 CODEC_NONE = "none"
 CODEC_ZSTD = "zstd"
+_CODECS = (CODEC_NONE.encode(), CODEC_ZSTD.encode())
 _HEADER_FIELDS = 13
 #: Records written before revisions existed: the same fields without the revision.
 _HEADER_FIELDS_WITHOUT_REVISION = 12
@@ -219,64 +220,67 @@ def stored_revision(window: bytes | None) -> int:
     return int(field) if field.isdigit() and len(field) <= MAX_REVISION_DIGITS else 0
 
 
+#: Digits a header number may have: a non-negative int64 (an epoch may also be negative).
+_MAX_NUMBER_DIGITS = 18
+
+
+def _number(field: bytes, name: str, *, signed: bool = False) -> int:
+    digits = field[1:] if signed and field[:1] == b"-" else field
+    if not digits.isdigit() or len(digits) > _MAX_NUMBER_DIGITS:
+        raise CorruptRecord(f"record header is malformed: {name} is {field[:20]!r}")
+    return int(field)
+
+
+def _flag(field: bytes, name: str) -> bool:
+    if field not in (b"0", b"1"):
+        raise CorruptRecord(f"record header is malformed: {name} is {field[:20]!r}")
+    return field == b"1"
+
+
+def header_numbers(parts: list[bytes]) -> tuple[int, int, int, int, int, int]:
+    """The checked numbers of split header fields, the same rules for every reader.
+
+    (dictionary id, original bytes, payload bytes, message count, last interaction epoch,
+    revision). The bot, the operator tools and the scan all apply these rules, so a record
+    one of them calls readable none of them calls corrupt. Raises CorruptRecord.
+    """
+    if parts[1] not in _CODECS:
+        raise CorruptRecord(f"record header is malformed: unknown codec {parts[1][:20]!r}")
+    try:
+        parts[0].decode()
+    except UnicodeDecodeError:
+        raise CorruptRecord("record header is malformed: the schema version is not "
+                            "UTF-8") from None
+    _flag(parts[7], "the qualified flag")
+    _flag(parts[11], "the QA flag")
+    return (_number(parts[2], "the dictionary id"), _number(parts[3], "the original size"),
+            _number(parts[4], "the payload size"), _number(parts[9], "the message count"),
+            _number(parts[10], "the last interaction", signed=True), header_revision(parts))
+
+
 def parse_summary(raw: bytes) -> RecordSummary:
-    """Read the header at the start of ``raw`` (a whole record or its first bytes)."""
+    """Read and check the header at the start of ``raw`` (a whole record or its first bytes)."""
     parts, header_bytes = split_header(raw)
-    try:
-        return RecordSummary(
-            schema_version=parts[0].decode(),
-            codec=parts[1].decode(),
-            dictionary_id=int(parts[2]),
-            original_bytes=int(parts[3]),
-            payload_bytes=int(parts[4]),
-            header_bytes=header_bytes,
-            temperature=parts[5].decode("utf-8", "replace"),
-            persona=parts[6].decode("utf-8", "replace"),
-            is_qualified=parts[7] == b"1",
-            journey_stage=parts[8].decode("utf-8", "replace"),
-            message_count=int(parts[9]),
-            last_interaction_epoch=int(parts[10]),
-            qa_seed=parts[11] == b"1",
-            revision=header_revision(parts),
-        )
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise CorruptRecord(f"record header is malformed: {exc}") from None
+    dictionary_id, original, payload, messages, last, revision = header_numbers(parts)
+    return RecordSummary(
+        schema_version=parts[0].decode(),
+        codec=parts[1].decode(),
+        dictionary_id=dictionary_id,
+        original_bytes=original,
+        payload_bytes=payload,
+        header_bytes=header_bytes,
+        temperature=parts[5].decode("utf-8", "replace"),
+        persona=parts[6].decode("utf-8", "replace"),
+        is_qualified=parts[7] == b"1",
+        journey_stage=parts[8].decode("utf-8", "replace"),
+        message_count=messages,
+        last_interaction_epoch=last,
+        qa_seed=parts[11] == b"1",
+        revision=revision,
+    )
 
 
-@dataclass(frozen=True, slots=True)
-class PayloadHeader:
-    """The header fields a load needs: the first five and the revision."""
-
-    schema_version: bytes
-    codec: str
-    dictionary_id: int
-    original_bytes: int
-    payload_bytes: int
-    header_bytes: int
-    revision: int
-
-
-def parse_payload_header(raw: bytes) -> PayloadHeader:
-    """The cheap part of the header, for the bot's hot load path."""
-    end = _header_end(raw)
-    header = raw[4:end]
-    separators = header.count(SEPARATOR)
-    if separators == _HEADER_FIELDS - 1:
-        revision = _revision(header[header.rfind(SEPARATOR) + 1:])
-    elif separators == _HEADER_FIELDS_WITHOUT_REVISION - 1:
-        revision = 0
-    else:
-        raise CorruptRecord(f"record header has {separators + 1} fields, "
-                            f"expected {_HEADER_FIELDS}")
-    parts = header.split(SEPARATOR, 5)
-    try:
-        return PayloadHeader(parts[0], parts[1].decode(), int(parts[2]), int(parts[3]),
-                             int(parts[4]), end + 1, revision)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise CorruptRecord(f"record header is malformed: {exc}") from None
-
-
-def decode_payload(raw: bytes, summary: PayloadHeader | RecordSummary,
+def decode_payload(raw: bytes, summary: RecordSummary,
                    dictionary: zstandard.ZstdCompressionDict | None = None,
                    max_bytes: int | None = None) -> bytes:
     """The state's JSON bytes from a whole record whose header is ``summary``.

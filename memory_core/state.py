@@ -162,26 +162,32 @@ def prepare_state(state: object, *, max_history_messages: int, now: datetime,
     if bad_keys:
         raise InvalidState(f"state keys must be strings; found {bad_keys[0]!r}")
     prepared = {**STATE_DEFAULTS, **state}
-    check_pii_lengths(prepared)
-    history = prepared["conversation_history"]
-    if history is None:
-        history = []
-    if not isinstance(history, list | tuple):
-        raise InvalidState("conversation_history must be a list of messages, got "
-                           f"{type(history).__name__}")
+    check_storable_shape(prepared)
+    history = prepared["conversation_history"] or []
     prepared["conversation_history"] = list(history[-max_history_messages:])
-    objections = prepared["objection_history"]
-    if objections is None:
-        objections = []
-    if not isinstance(objections, list | tuple):
-        raise InvalidState("objection_history must be a list")
-    prepared["objection_history"] = list(objections)  # never share the default's list
+    # a new list: never share the default's
+    prepared["objection_history"] = list(prepared["objection_history"] or [])
     if check_values:
         check_finite(prepared)
     prepared["last_interaction_timestamp"] = now.astimezone(UTC).isoformat()
     if not is_newer_than_known(prepared.get("state_version")):
         prepared["state_version"] = STATE_VERSION
     return prepared
+
+
+def check_storable_shape(state: dict[str, Any]) -> None:
+    """Refuse a state whose lists are not lists or whose PII is over the caps.
+
+    :func:`prepare_state` refuses such a state on save, and a load refuses it as a
+    corrupt record, with the same rule: whatever ``load_state`` returns, ``update_state``
+    can save back.
+    """
+    check_pii_lengths(state)
+    for name, what in (("conversation_history", "a list of messages"),
+                       ("objection_history", "a list")):
+        value = state.get(name)
+        if value is not None and not isinstance(value, list | tuple):
+            raise InvalidState(f"{name} must be {what}, got {type(value).__name__}")
 
 
 def check_pii_lengths(state: dict[str, Any]) -> None:

@@ -57,7 +57,6 @@ from memory_core.record import (
     decode_payload,
     encode_record_parts,
     is_record,
-    parse_payload_header,
     parse_summary,
     stored_revision,
 )
@@ -65,6 +64,7 @@ from memory_core.state import (
     STATE_DEFAULTS,
     STATE_VERSION,
     check_finite,
+    check_storable_shape,
     dump_json,
     load_json,
     prepare_state,
@@ -129,6 +129,12 @@ class _Sleep(_Effect):
 class _Apply(_Effect):
     fn: UpdateFn
     state: dict[str, Any]
+
+
+class _Replies(list[Command]):
+    """A pipeline whose error replies come back in the list instead of raising the first."""
+
+    __slots__ = ()
 
 
 class _CallerFault(Exception):
@@ -388,7 +394,7 @@ class _MemoryLogic:
         """The state in ``raw`` and its revision; CorruptRecord when it cannot be read."""
         self._check_value_size(raw)
         if is_record(raw):
-            header = parse_payload_header(raw)
+            header = parse_summary(raw)
             dictionary = None
             if header.dictionary_id:
                 dictionary = yield from self._dictionary_steps(header.dictionary_id)
@@ -406,6 +412,10 @@ class _MemoryLogic:
         if not isinstance(state, dict):
             raise CorruptRecord("payload is not a JSON object")
         state = self._upgrade(key, state)
+        try:
+            check_storable_shape(state)
+        except InvalidState as exc:
+            raise CorruptRecord(f"the state could not be saved back: {exc}") from None
         state[REVISION_FIELD] = revision
         return state, revision
 
@@ -504,6 +514,22 @@ class _MemoryLogic:
         commands = [("EVALSHA", scripts.DELETE.sha, 1, key, "", "seed") for key in keys]
         replies = yield from self._eval_batch_steps(commands, scripts.DELETE)
         return sum(1 for code, _ in replies if code == scripts.DONE)
+
+    def _check_records_steps(self, keys: list[bytes]) -> Steps[list[str | None]]:
+        """Why each of ``keys`` cannot be loaded (None: it loads, or it is gone)."""
+        raws = yield _Replies(self._value_command(key) for key in keys)
+        problems: list[str | None] = []
+        for key, raw in zip(keys, raws, strict=True):
+            problem = None
+            if isinstance(raw, redis.ResponseError):
+                problem = f"the key holds another Redis type, not a buyer record ({raw})"
+            elif raw:
+                try:
+                    yield from self._decode_steps(key.decode("utf-8", "replace"), raw)
+                except CorruptRecord as exc:
+                    problem = str(exc)
+            problems.append(problem)
+        return problems
 
     def _record_steps(self, contact_id: str) -> Steps[StoredRecord | None]:
         key = self.key_for(contact_id)
@@ -678,11 +704,11 @@ class SyncBuyerConversationMemory(_MemoryLogic):
     def _perform(self, command: Command | list[Command] | _Effect) -> Any:
         if type(command) is tuple:
             return self.client.execute_command(*command)
-        if type(command) is list:
+        if isinstance(command, list):
             pipe = self.client.pipeline(transaction=False)
             for item in command:
                 pipe.execute_command(*item)
-            return pipe.execute()
+            return pipe.execute(raise_on_error=not isinstance(command, _Replies))
         if isinstance(command, _Sleep):
             time.sleep(command.seconds)
             return None
@@ -833,6 +859,10 @@ class SyncBuyerConversationMemory(_MemoryLogic):
         """Delete one key if its revision (and QA tag) still match; ``(code, revision)``."""
         return self.run_strict(self._delete_steps(key, expected_revision, seeds_only))
 
+    def check_records(self, keys: list[bytes]) -> list[str | None]:
+        """For each key, why a load would find no state in it (None when it loads)."""
+        return self.run_strict(self._check_records_steps(keys))
+
     def delete_seeds(self, keys: list[bytes]) -> int:
         """Delete those of ``keys`` that hold a QA seed at the moment of deletion."""
         return self.run_strict(self._delete_seeds_steps(keys))
@@ -861,11 +891,11 @@ class BuyerConversationMemory(_MemoryLogic):
         await self.aclose()
 
     async def _effect(self, command: list[Command] | _Effect) -> Any:
-        if type(command) is list:
+        if isinstance(command, list):
             pipe = self.client.pipeline(transaction=False)
             for item in command:
                 pipe.execute_command(*item)
-            return await pipe.execute()
+            return await pipe.execute(raise_on_error=not isinstance(command, _Replies))
         if isinstance(command, _Sleep):
             await asyncio.sleep(command.seconds)
             return None

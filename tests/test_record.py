@@ -289,10 +289,30 @@ def test_malformed_header_values_are_corrupt(index: int, value: bytes) -> None:
 def test_unknown_codec_is_corrupt() -> None:
     state, data = prepared({})
     record = encode(state, data).replace(b"\x1fnone\x1f", b"\x1flz4\x1f", 1)
-    summary = parse_summary(record)
-    assert summary.codec == "lz4"
-    with pytest.raises(CorruptRecord, match="unknown codec 'lz4'"):
-        decode_payload(record, summary)
+    with pytest.raises(CorruptRecord, match="unknown codec b'lz4'"):
+        parse_summary(record)
+
+
+@pytest.mark.parametrize(("index", "value"), [
+    (7, b"yes"), (11, b"2"), (10, b"+5"), (9, b" 5"), (3, b"5_000"), (2, b"9" * 19),
+])
+def test_every_reader_applies_the_same_strict_number_rules(index: int, value: bytes) -> None:
+    """int() would accept " 5", "+5" and "5_000"; the scan and the bot must not differ."""
+    state, data = prepared({})
+    header, payload = encode(state, data).split(b"\n", 1)
+    parts = header[len(MAGIC):].split(SEPARATOR)
+    parts[index] = value
+    with pytest.raises(CorruptRecord, match="malformed"):
+        parse_summary(MAGIC + SEPARATOR.join(parts) + b"\n" + payload)
+
+
+def test_a_last_interaction_before_1970_is_readable() -> None:
+    state, data = prepared({})
+    header, payload = encode(state, data).split(b"\n", 1)
+    parts = header[len(MAGIC):].split(SEPARATOR)
+    parts[10] = b"-62135596800"
+    assert parse_summary(MAGIC + SEPARATOR.join(parts) + b"\n" + payload
+                         ).last_interaction_epoch == -62135596800
 
 
 # property: any JSON-able state survives the whole path -----------------------------------
