@@ -387,3 +387,23 @@ def test_python_dash_m_reports_an_unreachable_redis_in_one_line() -> None:
     assert result.returncode == 2
     assert "cannot reach Redis" in result.stderr
     assert "Traceback" not in result.stderr and "pw123" not in result.stderr
+
+
+def test_inventory_verify_finds_a_payload_the_header_cannot_show(
+        real_redis_url: str, raw: redis.Redis, memory: SyncBuyerConversationMemory,
+        make_buyer_state: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    assert memory.save_state("intact", make_buyer_state(1, messages=50))
+    assert memory.save_state("flipped", make_buyer_state(2, messages=50))
+    record = bytearray(raw.get(key("flipped")) or b"")
+    record[-40] ^= 0x10  # inside the zstd frame: the header still matches
+    raw.set(key("flipped"), bytes(record))
+    assert memory.load_state("flipped") is None
+    capsys.readouterr()
+    assert cli(real_redis_url, "inventory", "--json") == 0
+    assert json.loads(capsys.readouterr().out)["corrupt"] == 0  # headers only
+    assert cli(real_redis_url, "inventory", "--json", "--verify") == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["corrupt"] == 1 and report["buyers"] == 1
+    (problem,) = report["problems"]
+    assert problem["contact_id"] == "flipped" and problem["status"] == "corrupt"
+    assert "zstd" in problem["problem"]
