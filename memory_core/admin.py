@@ -140,8 +140,12 @@ def clear_qa_seeds(memory: SyncBuyerConversationMemory, contact_ids: Iterable[st
             # raw keys, not key_for: an id from the scan need not be one a bot could write
             keys = [memory.raw_key_for(i) for i in ids[start:start + DELETE_BATCH]]
             deleted += memory.delete_seeds(keys)
-    finally:
-        logger.warning("%s cleared %d QA-seeded buyers", actor, deleted)
+    except Exception:
+        # the batch in flight may have been deleted in part: its replies never came back
+        logger.warning("%s cleared at least %d QA-seeded buyers, then stopped on an error; "
+                       "run it again to finish", actor, deleted)
+        raise
+    logger.warning("%s cleared %d QA-seeded buyers", actor, deleted)
     return deleted
 
 

@@ -53,6 +53,9 @@ class MemoryConfig:
         0.5, "Redis read/write timeout; a slow Redis must not stall the bot.", 0.001, 60)
     socket_connect_timeout_seconds: float = _setting(
         0.5, "Redis connect timeout.", 0.001, 60)
+    max_connections: int = _setting(
+        1000, "Connections one memory opens to Redis at most; a call beyond that fails at "
+        "once (redis-py's default of 100 refused the 101st of a burst).", 1, 100_000)
     codec: str = _setting("zstd", "Compression codec for large states.", choices=CODECS)
     zstd_level: int = _setting(3, "zstd compression level.", 1, 22)
     use_dictionary: bool = _setting(

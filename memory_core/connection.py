@@ -418,6 +418,7 @@ def _client_options(config: MemoryConfig) -> dict[str, Any]:
         "socket_connect_timeout": config.socket_connect_timeout_seconds,
         "retry": Retry(NoBackoff(), 0),
         "decode_responses": False,
+        "max_connections": config.max_connections,
     }
 
 

@@ -631,6 +631,12 @@ class _MemoryLogic:
         elif isinstance(exc, MemoryCoreError):
             self._counters["refused"] += 1
             logger.warning("%s %s refused, nothing written: %s", operation, who, exc)
+        elif isinstance(exc, redis.exceptions.MaxConnectionsError):
+            # this process's own pool is full: Redis may be fine, so no breaker
+            self._counters["errors"] += 1
+            logger.warning("%s %s: all %d connections to Redis are busy; nothing done "
+                           "(raise max_connections if bursts are this large)", operation,
+                           who, self.config.max_connections)
         elif isinstance(exc, _CONNECTION_FAULTS):
             self._counters["errors"] += 1
             opened = self._breaker.record_failure(timed_out=isinstance(exc, _TIMEOUTS))

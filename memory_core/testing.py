@@ -1,16 +1,29 @@
 """A private redis-server for tests and benchmarks: its own port, its own data, no disk.
 
 Never the machine's shared Redis: :class:`RedisServer` starts ``redis-server`` on a free
-loopback port with persistence off, and can stop and restart it for fault tests.
+loopback port with persistence off, and can stop and restart it for fault tests. With
+``persistent=True`` it writes an append-only file (``appendfsync always``) in its own
+directory, so what it acknowledged survives :meth:`RedisServer.kill` (SIGKILL) and a
+restart.
+
+:class:`TcpProxy` sits between a client and a server to inject faults at a chosen
+point: run a hook once after a given number of bytes went to the server (kill it in the
+middle of a command), stop forwarding without closing anything (a hung server: it
+accepts and never answers), trickle replies a few bytes at a time, and resume.
 """
 
 from __future__ import annotations
 
+import contextlib
+import selectors
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -36,12 +49,20 @@ def redis_server_binary() -> str | None:
 
 
 class RedisServer:
-    """A private redis-server process on a fixed port, restartable for fault tests."""
+    """A private redis-server process on a fixed port, restartable for fault tests.
 
-    def __init__(self, binary: str, port: int, directory: Path) -> None:
+    ``persistent=False`` (the default) keeps nothing on disk: a restart starts empty.
+    ``persistent=True`` appends every write to an AOF in ``directory`` and fsyncs it
+    before replying (``--appendonly yes --appendfsync always``), so a restart after
+    :meth:`kill` finds every write the server acknowledged.
+    """
+
+    def __init__(self, binary: str, port: int, directory: Path, *,
+                 persistent: bool = False) -> None:
         self.binary = binary
         self.port = port
         self.directory = directory
+        self.persistent = persistent
         self.url = f"redis://127.0.0.1:{port}/0"
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -53,9 +74,11 @@ class RedisServer:
         if self.running:
             return
         log_file = self.directory / "redis-server.log"
+        persistence = (["--appendonly", "yes", "--appendfsync", "always"] if self.persistent
+                       else ["--appendonly", "no"])
         self._process = subprocess.Popen(
             [self.binary, "--port", str(self.port), "--bind", "127.0.0.1",
-             "--save", "", "--appendonly", "no", "--dir", str(self.directory),
+             "--save", "", *persistence, "--dir", str(self.directory),
              "--daemonize", "no", "--logfile", str(log_file)],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + _START_TIMEOUT_SECONDS
@@ -83,6 +106,19 @@ class RedisServer:
         if process is None or process.poll() is not None:
             return
         stop_process(process)
+
+    def kill(self) -> None:
+        """SIGKILL the server, as a crash or the OOM killer would: no shutdown, no save.
+
+        Safe to call from another thread (a :class:`TcpProxy` hook); :meth:`start`
+        brings it back on the same port and directory.
+        """
+        process, self._process = self._process, None
+        if process is None or process.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
 
     def flushall(self) -> None:
         client = redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=2)
@@ -121,12 +157,325 @@ def seed_buyers(memory: Any, count: int, *, seed: int = 1, now: datetime | None 
     return buyers
 
 
-def start_private_server(directory: Path | None = None) -> RedisServer:
-    """Start a private redis-server on a free port; raises RuntimeError if it cannot."""
+def start_private_server(directory: Path | None = None, *,
+                         persistent: bool = False) -> RedisServer:
+    """Start a private redis-server on a free port; raises RuntimeError if it cannot.
+
+    ``persistent=True``: an AOF fsynced on every write, in ``directory`` (see
+    :class:`RedisServer`).
+    """
     binary = redis_server_binary()
     if binary is None:
         raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
     server = RedisServer(binary, free_port(),
-                         directory or Path(tempfile.mkdtemp(prefix="memory-core-redis-")))
+                         directory or Path(tempfile.mkdtemp(prefix="memory-core-redis-")),
+                         persistent=persistent)
     server.start()
     return server
+
+
+# a fault-injecting TCP proxy -------------------------------------------------------------
+
+#: Bytes a proxy holds per direction of one connection before it stops reading that side.
+_PROXY_BUFFER_BYTES = 1024 * 1024
+_PROXY_CHUNK_BYTES = 64 * 1024
+
+
+class _Link:
+    """One client connection and its connection to the server, with what is in flight."""
+
+    __slots__ = ("client", "next_trickle_at", "server", "server_eof", "to_client",
+                 "to_server")
+
+    def __init__(self, client: socket.socket, server: socket.socket) -> None:
+        self.client = client
+        self.server = server
+        self.to_server = bytearray()
+        self.to_client = bytearray()
+        self.server_eof = False  # the server closed: close the client once replies are out
+        self.next_trickle_at = 0.0
+
+
+class TcpProxy:
+    """A TCP proxy on 127.0.0.1 (a free port) to a server, for fault injection in tests.
+
+    One thread forwards every connection both ways. Fault controls, usable from any
+    thread while connections are open:
+
+    - :meth:`on_bytes_to_server`: run a hook once, when exactly that many bytes (counted
+      over every connection, client to server) have been passed on; the rest of the
+      chunk that crossed the threshold is sent after the hook ran. Hook
+      ``server.kill`` and the server dies in the middle of a command.
+    - :meth:`hang`: stop forwarding in both directions without closing anything; new
+      connections are still accepted (and connected to the server) but nothing passes:
+      a hung server. :meth:`resume` passes everything held back, in order.
+    - :meth:`trickle`: replies reach clients ``nbytes`` at a time, every ``interval``
+      seconds per connection: a server that answers, very slowly.
+
+    When the server refuses a connection (it is down) the client's connection is closed
+    at once; when the server closes one, the client's is closed after the replies
+    already read. :meth:`stop` (or leaving the ``with`` block) closes everything and
+    joins the thread.
+    """
+
+    def __init__(self, target_port: int, target_host: str = "127.0.0.1") -> None:
+        self.target = (target_host, target_port)
+        self._listener = socket.create_server(("127.0.0.1", 0), backlog=1024)
+        self._listener.setblocking(False)
+        self.port = int(self._listener.getsockname()[1])
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self._wake_read, self._wake_write = socket.socketpair()
+        self._wake_read.setblocking(False)
+        self._wake_write.setblocking(False)
+        self._lock = threading.Lock()
+        self._links: list[_Link] = []
+        self._forwarding = True
+        self._trickle: tuple[int, float] | None = None
+        self._bytes_to_server = 0
+        self._hook: tuple[int, Callable[[], None]] | None = None
+        self.hook_fired = threading.Event()
+        self.hook_error: BaseException | None = None
+        self.connections_accepted = 0
+        self._stopping = False
+        self._selector = selectors.DefaultSelector()
+        self._thread = threading.Thread(target=self._serve, name=f"tcp-proxy-{self.port}",
+                                        daemon=True)
+        self._started = False
+
+    # control ------------------------------------------------------------------------
+    def start(self) -> TcpProxy:
+        if not self._started:
+            self._started = True
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Close every connection and the listener; join the thread."""
+        self._stopping = True
+        self._wake()
+        if self._started:
+            self._thread.join(timeout=10)
+        if self._thread.is_alive():
+            raise RuntimeError(f"TCP proxy thread on port {self.port} did not stop")
+        for link in self._links:
+            self._close_link(link)
+        self._links.clear()
+        for sock in (self._listener, self._wake_read, self._wake_write):
+            sock.close()
+        if not self._started:
+            self._selector.close()
+
+    def __enter__(self) -> TcpProxy:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    @property
+    def bytes_to_server(self) -> int:
+        """Bytes passed on from clients to the server so far, over every connection."""
+        return self._bytes_to_server
+
+    @property
+    def open_connections(self) -> int:
+        return len(self._links)
+
+    def on_bytes_to_server(self, threshold: int, hook: Callable[[], None]) -> None:
+        """Run ``hook`` once, in the proxy thread, when ``threshold`` bytes have gone on.
+
+        Forwarding pauses while the hook runs. An exception from it is kept in
+        ``hook_error``; ``hook_fired`` is set either way.
+        """
+        if threshold < 0:
+            raise ValueError(f"threshold={threshold} must be >= 0")
+        with self._lock:
+            self._hook = (threshold, hook)
+            self.hook_fired.clear()
+        self._wake()
+
+    def hang(self) -> None:
+        """Stop forwarding (both ways) without closing anything: a hung server."""
+        with self._lock:
+            self._forwarding = False
+        self._wake()
+
+    def resume(self) -> None:
+        """Forward again at full speed, starting with what was held back."""
+        with self._lock:
+            self._forwarding = True
+            self._trickle = None
+        self._wake()
+
+    def trickle(self, nbytes: int = 1, interval_seconds: float = 0.1) -> None:
+        """Pass replies to each client ``nbytes`` at a time, every ``interval_seconds``."""
+        if nbytes < 1 or interval_seconds <= 0:
+            raise ValueError("trickle needs nbytes >= 1 and interval_seconds > 0")
+        with self._lock:
+            self._forwarding = True
+            self._trickle = (nbytes, interval_seconds)
+        self._wake()
+
+    def _wake(self) -> None:
+        with contextlib.suppress(OSError):  # full (a wake-up is pending anyway) or closed
+            self._wake_write.send(b"x")
+
+    # the forwarding thread -----------------------------------------------------------
+    def _serve(self) -> None:
+        selector = self._selector
+        selector.register(self._listener, selectors.EVENT_READ, "accept")
+        selector.register(self._wake_read, selectors.EVENT_READ, "wake")
+        try:
+            while not self._stopping:
+                timeout = self._update_interest(selector)
+                for key, events in selector.select(timeout):
+                    if self._stopping:
+                        break
+                    self._handle(key, events)
+                self._fire_hook_if_due()
+        finally:
+            selector.close()
+
+    def _update_interest(self, selector: selectors.BaseSelector) -> float | None:
+        """Register what each socket waits for now; the time until the next trickle."""
+        with self._lock:
+            forwarding, trickle = self._forwarding, self._trickle
+        now = time.monotonic()
+        timeout: float | None = None
+        for link in list(self._links):
+            client_events = server_events = 0
+            if forwarding:
+                if len(link.to_server) < _PROXY_BUFFER_BYTES:
+                    client_events |= selectors.EVENT_READ
+                if (len(link.to_client) < _PROXY_BUFFER_BYTES and not link.server_eof):
+                    server_events |= selectors.EVENT_READ
+                if link.to_server and not self._hook_blocks():
+                    server_events |= selectors.EVENT_WRITE
+                if link.to_client:
+                    if trickle is None or link.next_trickle_at <= now:
+                        client_events |= selectors.EVENT_WRITE
+                    else:
+                        wait = link.next_trickle_at - now
+                        timeout = wait if timeout is None else min(timeout, wait)
+            self._set_events(selector, link.client, client_events, link)
+            self._set_events(selector, link.server, server_events, link)
+        return timeout
+
+    def _hook_blocks(self) -> bool:
+        """True while the hook is due but has not run: nothing more may reach the server."""
+        hook = self._hook
+        return hook is not None and self._bytes_to_server >= hook[0]
+
+    @staticmethod
+    def _set_events(selector: selectors.BaseSelector, sock: socket.socket, events: int,
+                    link: _Link) -> None:
+        try:
+            registered = selector.get_key(sock)
+        except KeyError:
+            registered = None
+        if registered is None:
+            if events:
+                selector.register(sock, events, link)
+        elif not events:
+            selector.unregister(sock)
+        elif registered.events != events:
+            selector.modify(sock, events, link)
+
+    def _handle(self, key: selectors.SelectorKey, events: int) -> None:
+        if key.data == "wake":
+            with contextlib.suppress(BlockingIOError):
+                while self._wake_read.recv(4096):
+                    pass
+            return
+        if key.data == "accept":
+            self._accept()
+            return
+        link: _Link = key.data
+        if link not in self._links:
+            return  # closed earlier in this round
+        try:
+            if key.fileobj is link.client:
+                self._client_ready(link, events)
+            else:
+                self._server_ready(link, events)
+        except OSError:
+            self._drop(link)
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            self.connections_accepted += 1
+            try:
+                server = socket.create_connection(self.target, timeout=2)
+            except OSError:
+                client.close()  # the server is down: the client sees its connection closed
+                continue
+            for sock in (client, server):
+                sock.setblocking(False)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self._links.append(_Link(client, server))
+
+    def _client_ready(self, link: _Link, events: int) -> None:
+        if events & selectors.EVENT_READ:
+            data = link.client.recv(_PROXY_CHUNK_BYTES)
+            if not data:
+                self._drop(link)  # the client went away: nothing more to deliver
+                return
+            link.to_server += data
+        if events & selectors.EVENT_WRITE and link.to_client:
+            trickle = self._trickle
+            size = len(link.to_client) if trickle is None else trickle[0]
+            sent = link.client.send(link.to_client[:size])
+            del link.to_client[:sent]
+            if trickle is not None:
+                link.next_trickle_at = time.monotonic() + trickle[1]
+            if link.server_eof and not link.to_client:
+                self._drop(link)
+
+    def _server_ready(self, link: _Link, events: int) -> None:
+        if events & selectors.EVENT_READ:
+            data = link.server.recv(_PROXY_CHUNK_BYTES)
+            if not data:
+                link.server_eof = True
+                if not link.to_client:
+                    self._drop(link)
+                return
+            link.to_client += data
+        if events & selectors.EVENT_WRITE and link.to_server:
+            size = len(link.to_server)
+            hook = self._hook
+            if hook is not None:
+                size = min(size, max(0, hook[0] - self._bytes_to_server))
+            if size:
+                sent = link.server.send(link.to_server[:size])
+                del link.to_server[:sent]
+                self._bytes_to_server += sent
+
+    def _fire_hook_if_due(self) -> None:
+        with self._lock:
+            hook = self._hook
+            if hook is None or self._bytes_to_server < hook[0]:
+                return
+            self._hook = None
+        try:
+            hook[1]()
+        except BaseException as exc:  # kept for the test to inspect; the proxy goes on
+            self.hook_error = exc
+        finally:
+            self.hook_fired.set()
+
+    def _drop(self, link: _Link) -> None:
+        if link in self._links:
+            self._links.remove(link)
+        for sock in (link.client, link.server):
+            with contextlib.suppress(KeyError, ValueError):
+                self._selector.unregister(sock)
+        self._close_link(link)
+
+    @staticmethod
+    def _close_link(link: _Link) -> None:
+        for sock in (link.client, link.server):
+            with contextlib.suppress(OSError):
+                sock.close()

@@ -956,3 +956,25 @@ def test_operator_read_record_reports_an_unreachable_redis(nothing_listening_url
     with SyncBuyerConversationMemory.from_url(nothing_listening_url) as memory, \
             pytest.raises(StoreUnavailable, match="Redis unreachable"):
         memory.read_record("buyer")
+
+
+@pytest.mark.real_redis
+def test_a_full_connection_pool_is_not_an_outage(real_redis_url: str,
+                                                 caplog: pytest.LogCaptureFixture) -> None:
+    """More concurrent calls than max_connections: the extra ones return at once, logged,
+    and the breaker stays closed for everyone else."""
+    caplog.set_level(logging.WARNING, logger="memory_core")
+
+    async def burst() -> tuple[list[Any], dict[str, Any], Any]:
+        config = MemoryConfig(max_connections=5)
+        async with BuyerConversationMemory.from_url(real_redis_url, config) as memory:
+            assert await memory.save_state("buyer", {"buyer_temperature": "hot"})
+            results = await asyncio.gather(*(memory.load_state("buyer") for _ in range(50)))
+            return list(results), await memory.get_stats(), await memory.load_state("buyer")
+
+    results, stats, after = asyncio.run(burst())
+    assert any(r is not None for r in results) and any(r is None for r in results)
+    assert stats["circuit_open"] is False and stats["skipped"] == 0
+    assert after is not None
+    busy = [r for r in problem_logs(caplog) if "connections to Redis are busy" in r.getMessage()]
+    assert len(busy) == results.count(None)
