@@ -294,24 +294,16 @@ class _MemoryLogic:
                                 f"than a record of max_state_bytes={self.config.max_state_bytes}"
                                 " can be; not read")
 
-    def _eval_steps(self, command: Command, script: scripts.Script) -> Steps[Any]:
-        """An EVALSHA; when Redis lost its script cache (restart, SCRIPT FLUSH), load and retry."""
+    def _eval_steps(self, command: Command | list[Command], script: scripts.Script
+                    ) -> Steps[Any]:
+        """An EVALSHA, or a pipeline of them; when Redis lost its script cache (a restart,
+        SCRIPT FLUSH), load the script and send again (nothing ran: every one said NOSCRIPT)."""
         try:
             return (yield command)
         except redis.exceptions.NoScriptError:
             pass
         yield ("SCRIPT", "LOAD", script.source)
         return (yield command)
-
-    def _eval_batch_steps(self, commands: list[Command], script: scripts.Script
-                          ) -> Steps[list[Any]]:
-        """EVALSHAs of one script as a pipeline, loading the script first when Redis lacks it."""
-        try:
-            return (yield commands)
-        except redis.exceptions.NoScriptError:
-            pass
-        yield ("SCRIPT", "LOAD", script.source)
-        return (yield commands)
 
     def _current_dictionary_steps(self) -> Steps[zstandard.ZstdCompressionDict | None]:
         if self._dictionaries.current_is_stale():
@@ -512,7 +504,7 @@ class _MemoryLogic:
     def _delete_seeds_steps(self, keys: list[bytes]) -> Steps[int]:
         """Delete those of ``keys`` that hold a QA seed right now, one pipeline per call."""
         commands = [("EVALSHA", scripts.DELETE.sha, 1, key, "", "seed") for key in keys]
-        replies = yield from self._eval_batch_steps(commands, scripts.DELETE)
+        replies = yield from self._eval_steps(commands, scripts.DELETE)
         return sum(1 for code, _ in replies if code == scripts.DONE)
 
     def _check_records_steps(self, keys: list[bytes]) -> Steps[list[str | None]]:
@@ -551,7 +543,7 @@ class _MemoryLogic:
 
         def flush() -> Steps[None]:
             nonlocal written
-            replies = yield from self._eval_batch_steps(
+            replies = yield from self._eval_steps(
                 [encoded.script_command(None, guard) for encoded in batch], scripts.SAVE)
             for encoded, (code, _) in zip(batch, replies, strict=True):
                 if code == scripts.DONE:

@@ -28,18 +28,25 @@ from memory_core.testing import RedisServer, free_port, redis_server_binary
 
 REAL_REDIS_MARK = "real_redis"
 BROWSER_MARK = "browser"
-_REAL_FIXTURES = ("redis_server", "real_redis_url")
+_REAL_FIXTURES = ("redis_binary", "redis_server", "real_redis_url")
 
 
 @pytest.fixture(scope="session")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+def redis_binary() -> str:
+    """The redis-server binary; skips the test without one, and fails it on CI."""
     binary = redis_server_binary()
     if binary is None:
         message = "redis-server is not installed; the real-Redis tests cannot run"
         if os.environ.get("CI"):
             pytest.fail(message + " (CI is set: real-Redis tests must never be skipped)")
         pytest.skip(message)
-    server = RedisServer(binary, free_port(), tmp_path_factory.mktemp("redis-server"))
+    return binary
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory,
+                 redis_binary: str) -> Iterator[RedisServer]:
+    server = RedisServer(redis_binary, free_port(), tmp_path_factory.mktemp("redis-server"))
     server.start()
     try:
         yield server

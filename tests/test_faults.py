@@ -38,7 +38,7 @@ from memory_core.cli import EXIT_USAGE
 from memory_core.connection import connect
 from memory_core.inventory import PROBLEM_STATUSES, STATUS_LEGACY, STATUS_OK, scan_summaries
 from memory_core.state import QA_SEED_FIELD
-from memory_core.testing import RedisServer, TcpProxy, redis_server_binary, start_private_server
+from memory_core.testing import RedisServer, TcpProxy, start_private_server
 
 pytestmark = pytest.mark.real_redis  # counted in the CI tally of real-Redis tests
 
@@ -68,13 +68,8 @@ def threads_are_stopped() -> Iterator[None]:
 
 
 @pytest.fixture
-def durable_server(tmp_path: Path) -> Iterator[RedisServer]:
+def durable_server(tmp_path: Path, redis_binary: str) -> Iterator[RedisServer]:
     """A private redis-server that fsyncs an AOF on every write: it survives SIGKILL."""
-    if redis_server_binary() is None:
-        message = "redis-server is not installed"
-        if os.environ.get("CI"):
-            pytest.fail(message + " (CI is set: real-Redis tests must never be skipped)")
-        pytest.skip(message)
     directory = tmp_path / "redis"
     directory.mkdir()
     server = start_private_server(directory, persistent=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,18 +11,13 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from memory_core.testing import RedisServer, redis_server_binary, start_private_server
+from memory_core.testing import RedisServer, start_private_server
 
 pytestmark = pytest.mark.real_redis  # counted in the CI tally of real-Redis tests
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[RedisServer]:
-    if redis_server_binary() is None:
-        message = "redis-server is not installed"
-        if os.environ.get("CI"):
-            pytest.fail(message + " (CI is set: real-Redis tests must never be skipped)")
-        pytest.skip(message)
+def server(tmp_path: Path, redis_binary: str) -> Iterator[RedisServer]:
     started = start_private_server(tmp_path)
     try:
         yield started
