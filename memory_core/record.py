@@ -237,13 +237,31 @@ def _flag(field: bytes, name: str) -> bool:
     return field == b"1"
 
 
+_FLAGS = (b"0", b"1")
+
+
 def header_numbers(parts: list[bytes]) -> tuple[int, int, int, int, int, int]:
     """The checked numbers of split header fields, the same rules for every reader.
 
     (dictionary id, original bytes, payload bytes, message count, last interaction epoch,
     revision). The bot, the operator tools and the scan all apply these rules, so a record
-    one of them calls readable none of them calls corrupt. Raises CorruptRecord.
+    one of them calls readable none of them calls corrupt. Raises CorruptRecord. The scan
+    calls this once per key, so an honest header takes one fast path of C-level checks.
     """
+    dictionary_id, original, payload, messages, last = (
+        parts[2], parts[3], parts[4], parts[9], parts[10])
+    unsigned_last = last[1:] if last[:1] == b"-" else last
+    if (parts[1] in _CODECS and parts[7] in _FLAGS and parts[11] in _FLAGS
+            and dictionary_id.isdigit() and original.isdigit() and payload.isdigit()
+            and messages.isdigit() and unsigned_last.isdigit() and parts[0].isascii()
+            and max(len(dictionary_id), len(original), len(payload), len(messages),
+                    len(unsigned_last)) <= _MAX_NUMBER_DIGITS):
+        return (int(dictionary_id), int(original), int(payload), int(messages), int(last),
+                header_revision(parts))
+    return _checked_numbers(parts)  # the slow path names what is wrong
+
+
+def _checked_numbers(parts: list[bytes]) -> tuple[int, int, int, int, int, int]:
     if parts[1] not in _CODECS:
         raise CorruptRecord(f"record header is malformed: unknown codec {parts[1][:20]!r}")
     try:
