@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import streamlit as st
 
 from dashboard.actions import ActionRefused, clear_buyer, reset_buyer_ttl
+from dashboard.markdown import md
 from dashboard.resources import forget_scan, open_memory, scan_inventory
 from memory_core.admin import current_revision
 from memory_core.errors import (
@@ -33,7 +34,7 @@ def confirm_clear(contact_id: str, revision: int | None) -> None:
         try:
             existed = clear_buyer(settings, memory, contact_id, typed, revision)
         except (ActionRefused, RevisionConflict, StoreUnavailable) as exc:
-            st.error(str(exc))
+            st.error(md(str(exc)))
             return
         st.session_state["cleared"] = (contact_id, existed)
         forget_scan()
@@ -45,12 +46,6 @@ def find_matches(prefix: str) -> list[str]:
     frame = scan_inventory(settings, memory, show_progress=False)
     ids = frame.loc[frame["contact_id"].str.startswith(prefix, na=False), "contact_id"]
     return sorted(ids.head(MAX_MATCHES * 4))[:MAX_MATCHES]
-
-
-def md(value: object) -> str:
-    """Text shown inside markdown, with its markdown characters escaped (masks use ***)."""
-    text = value if isinstance(value, str) else json.dumps(value, default=str)
-    return "".join("\\" + c if c in "\\`*_{}[]<>()#+-.!|~$" else c for c in text)
 
 
 def score(value: object) -> float | str:
@@ -122,7 +117,7 @@ def reset_ttl_clicked(contact_id: str, revision: int | None) -> None:
     try:
         reset_buyer_ttl(settings, memory, contact_id, revision)
     except (ActionRefused, RevisionConflict, StoreUnavailable) as exc:
-        st.session_state["ttl_outcome"] = ("error", str(exc))
+        st.session_state["ttl_outcome"] = ("error", md(str(exc)))
         return
     forget_scan()
     st.session_state["ttl_outcome"] = ("done", f"TTL reset to {memory.config.ttl_days} days")
@@ -150,8 +145,8 @@ def show_actions(contact_id: str, revision: int | None) -> None:
 st.title("Buyer")
 cleared = st.session_state.pop("cleared", None)
 if cleared:
-    st.success(f"Buyer **{cleared[0]}** was cleared: no saved state remains."
-               if cleared[1] else f"Buyer **{cleared[0]}** had no saved state to clear.")
+    st.success(f"Buyer **{md(cleared[0])}** was cleared: no saved state remains."
+               if cleared[1] else f"Buyer **{md(cleared[0])}** had no saved state to clear.")
 
 query = st.text_input("Contact id, or the start of one",
                       value=st.query_params.get("contact_id", ""),
@@ -167,7 +162,7 @@ if st.query_params.get("contact_id") != contact_id:
 try:
     record = memory.read_record(contact_id)
 except InvalidContactId as exc:
-    st.warning(f"That is not a valid contact id: {exc}")
+    st.warning(f"That is not a valid contact id: {md(str(exc))}")
     st.stop()
 except CorruptRecord as exc:
     st.error(f"The record of **{md(contact_id)}** cannot be read: {md(str(exc))}. The bot "

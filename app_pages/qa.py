@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard.actions import ActionRefused, remove_qa_seeds, seed_buyers, seed_file
+from dashboard.markdown import md
 from dashboard.resources import forget_scan, open_memory, scan_inventory
 from memory_core.errors import InvalidContactId, InvalidState, MemoryCoreError, StoreUnavailable
 from memory_core.seeding import SeedOptions
@@ -71,13 +72,13 @@ if upload is not None and st.button("Seed from file", disabled=not settings.can_
     try:
         result = seed_file(settings, memory, upload.getvalue(), upload.name)
         forget_scan()
-        st.success(f"Seeded {result.written} buyer(s) from {upload.name}.")
+        st.success(f"Seeded {result.written} buyer(s) from {md(upload.name)}.")
         if result.kept_real:
             st.warning(f"{len(result.kept_real)} buyer(s) were saved by the bot while seeding "
                        "ran and were left alone.")
     except (ActionRefused, InvalidState, InvalidContactId) as exc:
         problems = str(exc).split("; ")
-        st.error("\n".join(f"- {p}" for p in problems))
+        st.error("\n".join(f"- {md(p)}" for p in problems))
     except StoreUnavailable as exc:
         st.error(str(exc))
 

@@ -29,6 +29,7 @@ from dashboard.actions import (
     seed_buyers,
     seed_file,
 )
+from dashboard.markdown import md
 from dashboard.settings import ALLOW_SEEDING_ENV, READ_ONLY_ENV, DashboardSettings
 from memory_core.errors import InvalidState, RevisionConflict
 from memory_core.seeding import SeedOptions, generate_buyers, generate_state
@@ -451,10 +452,30 @@ def test_qa_page_refuses_a_file_naming_a_real_buyer(
               b' {"contact_id": "contact-real", "buyer_temperature": "cold"}]'
     at = upload_and_seed(monkeypatch, "clash.json", content, "application/json")
     errors = "\n".join(e.value for e in at.error)
-    assert "hold real buyers" in errors and "contact-real" in errors
+    assert "hold real buyers" in errors and md("contact-real") in errors
     assert memory.load_state("qa-fine") is None
     kept = memory.load_state("contact-real")
     assert kept is not None and kept["buyer_temperature"] == "warm"
+
+
+HOSTILE_ID = "![pixel](https://elsewhere.example/p.png)"
+
+
+def test_a_contact_id_holding_markdown_loads_no_image_in_any_message(
+        memory: SyncBuyerConversationMemory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Contact ids may hold any printable character; every message escapes them."""
+    assert memory.save_state(HOSTILE_ID, {"buyer_temperature": "warm"})
+    content = json.dumps([{"contact_id": HOSTILE_ID, "buyer_temperature": "hot"}]).encode()
+    at = upload_and_seed(monkeypatch, "![f](https://elsewhere.example/f.png).json", content)
+    at.query_params["contact_id"] = HOSTILE_ID
+    assert at.error, "the clash with a real buyer is reported"
+    page = run_page(BUYER_PAGE, contact_id=HOSTILE_ID)
+    assert memory.save_state(HOSTILE_ID, {"buyer_temperature": "cold"}, ttl_override=DAY)
+    widget(page.button, "Reset TTL to default").click()
+    page.run()
+    assert any("saved by the bot since you looked" in e.value for e in page.error)
+    for element in [*at.error, *page.error, *page.markdown, *page.success]:
+        assert "![" not in element.value and "](http" not in element.value, element.value
 
 
 # permissions ------------------------------------------------------------------------
@@ -516,7 +537,7 @@ def test_qa_page_seeds_an_uploaded_scenario_file(
     content = (b"- contact_id: qa-upload-1\n  buyer_temperature: hot\n"
                b"- contact_id: qa-upload-2\n  buyer_temperature: cold\n")
     at = upload_and_seed(monkeypatch, "two.yaml", content, "application/yaml")
-    assert any("Seeded 2 buyer(s) from two.yaml" in s.value for s in at.success)
+    assert any(f"Seeded 2 buyer(s) from {md('two.yaml')}" in s.value for s in at.success)
     for contact_id, temperature in (("qa-upload-1", "hot"), ("qa-upload-2", "cold")):
         state = memory.load_state(contact_id)
         assert state is not None
@@ -528,7 +549,7 @@ def test_qa_page_lists_the_bad_items_of_an_uploaded_file(
     content = b'[{"contact_id": "qa-ok", "buyer_temperature": "hot"}, {"contact_id": 7}]'
     at = upload_and_seed(monkeypatch, "bad.json", content)
     assert len(at.error) == 1
-    assert "item 2: contact_id must be a string" in at.error[0].value
+    assert md("item 2: contact_id must be a string") in at.error[0].value
     assert "nothing was written" in at.error[0].value
     assert memory.client.dbsize() == 0
 
@@ -538,7 +559,7 @@ def test_qa_page_reports_a_file_that_is_not_utf8(
     """Regression: a UTF-16 file (Windows Notepad's "Unicode") crashed the page."""
     content = '{"contact_id": "qa-utf16"}'.encode("utf-16")
     at = upload_and_seed(monkeypatch, "utf16.json", content)
-    assert any("utf16.json is not UTF-8 text" in e.value for e in at.error)
+    assert any(md("utf16.json is not UTF-8 text") in e.value for e in at.error)
     assert memory.client.dbsize() == 0
 
 
