@@ -232,10 +232,9 @@ class _MemoryLogic:
 
         A ``state_revision`` the caller passes is dropped: the stored count wins.
         """
-        if isinstance(state, dict) and REVISION_FIELD in state:
-            state = {k: v for k, v in state.items() if k != REVISION_FIELD}
         prepared = prepare_state(state, max_history_messages=self.config.max_history_messages,
                                  now=now or utc_now(), check_values=False)
+        prepared.pop(REVISION_FIELD, None)  # a new dict: the caller's state is untouched
         data = dump_json(prepared)
         if len(data) > self.config.max_state_bytes:
             raise InvalidState(
@@ -378,7 +377,7 @@ class _MemoryLogic:
                                                        expected_revision)
         if saved is None:
             logger.info("save %s: conflict, expected revision %s but revision %d is stored; "
-                        "nothing written", contact_id, expected_revision, revision)
+                        "nothing written", self._who(contact_id), expected_revision, revision)
             return False
         return True
 
@@ -465,9 +464,9 @@ class _MemoryLogic:
             if saved is not None:
                 return saved
             logger.debug("update %s: conflict (read revision %d, stored %d); retrying",
-                         contact_id, revision, stored)
+                         self._who(contact_id), revision, stored)
         logger.warning("update %s: gave up after %d conflicting saves by other writers; "
-                       "nothing written", contact_id, retries + 1)
+                       "nothing written", self._who(contact_id), retries + 1)
         return None
 
     def _lock_key(self, contact_id: object) -> str:
@@ -751,10 +750,13 @@ class SyncBuyerConversationMemory(_MemoryLogic):
 
     def _start_probe(self) -> None:
         def probe() -> None:
+            steps = self._probe_steps()
             try:
-                self._drive(self._probe_steps())
+                self._drive(steps)
             except Exception:  # never let a probe thread die noisily
-                self._breaker.probe_finished()
+                pass
+            finally:
+                steps.close()  # its finally releases the probe, however it ended
 
         threading.Thread(target=probe, name="memory-core-probe", daemon=True).start()
 
@@ -930,10 +932,13 @@ class BuyerConversationMemory(_MemoryLogic):
 
     def _start_probe(self) -> None:
         async def probe() -> None:
+            steps = self._probe_steps()
             try:
-                await self._drive(self._probe_steps())
+                await self._drive(steps)
             except Exception:  # never let a probe task die noisily
-                self._breaker.probe_finished()
+                pass
+            finally:
+                steps.close()  # its finally releases the probe, even when cancelled
 
         try:
             self._probe_task = asyncio.get_running_loop().create_task(probe())

@@ -177,6 +177,16 @@ def raw(store_url: str) -> Iterator[redis.Redis]:
 
 
 @pytest.fixture
+def real_raw(real_redis_url: str) -> Iterator[redis.Redis]:
+    """A plain client on the private redis-server, for tests that run on real Redis only."""
+    client = connect(real_redis_url)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+@pytest.fixture
 def memory(store_url: str) -> Iterator[SyncBuyerConversationMemory]:
     """A sync memory with default settings on ``store_url`` (fakeredis, then real Redis)."""
     with SyncBuyerConversationMemory.from_url(store_url) as opened:

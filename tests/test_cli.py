@@ -24,7 +24,6 @@ import redis
 from memory_core import SyncBuyerConversationMemory
 from memory_core import dictionaries as dicts
 from memory_core.cli import main
-from memory_core.connection import connect
 from memory_core.seeding import SeedOptions, generate_buyers
 from memory_core.state import mask_pii
 from memory_core.testing import free_port, stored_json
@@ -49,12 +48,9 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def raw(real_redis_url: str) -> Iterator[redis.Redis]:
-    client = connect(real_redis_url)
-    try:
-        yield client
-    finally:
-        client.close()
+def raw(real_raw: redis.Redis) -> redis.Redis:
+    """These tests run on real Redis only: ``raw`` is the private server's client."""
+    return real_raw
 
 
 @pytest.fixture

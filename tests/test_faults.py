@@ -80,12 +80,9 @@ def durable_server(tmp_path: Path, redis_binary: str) -> Iterator[RedisServer]:
 
 
 @pytest.fixture
-def raw(real_redis_url: str) -> Iterator[redis.Redis]:
-    client = connect(real_redis_url)
-    try:
-        yield client
-    finally:
-        client.close()
+def raw(real_raw: redis.Redis) -> redis.Redis:
+    """These tests run on real Redis only: ``raw`` is the private server's client."""
+    return real_raw
 
 
 def run_cli(url: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:

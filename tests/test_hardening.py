@@ -366,10 +366,10 @@ def test_planted_dictionaries_cannot_grow_the_cache_without_bound(
 
 @pytest.mark.real_redis
 def test_an_oversized_value_is_refused_unread_and_opens_no_breaker(
-        real_redis_url: str, caplog: pytest.LogCaptureFixture) -> None:
+        real_redis_url: str, real_raw: redis.Redis, caplog: pytest.LogCaptureFixture) -> None:
     """A 300 MB value once timed out, counted as an outage and skipped honest buyers."""
     config = MemoryConfig(max_state_bytes=64 * 1024)
-    raw = redis.Redis.from_url(real_redis_url)
+    raw = real_raw
     raw.set(key("oversized"), b"BCM1" + b"x" * (20 * 1024 * 1024))
     caplog.set_level(logging.WARNING, logger="memory_core")
     with SyncBuyerConversationMemory.from_url(real_redis_url, config) as memory:
