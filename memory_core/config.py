@@ -18,12 +18,25 @@ from typing import Any
 
 import yaml
 
+from memory_core.crypto import (
+    KEYS_ENV,
+    KEYS_FILE_ENV,
+    LOOKUP_KEY_ENV,
+    Keyring,
+    keyring_from_env,
+    lookup_secret_from_env,
+)
 from memory_core.errors import ConfigError
 
 CONFIG_PATH_ENV = "MEMORY_CORE_CONFIG"
 ENV_PREFIX = "MEMORY_CORE_"
 SECTION = ("buyer_bot", "conversation_memory")
 CODECS = ("zstd", "none")
+
+
+#: YAML names that look like key material: refused with a pointer to where keys go.
+_SECRET_NAMES = ("encryption_keys", "encryption_key", "keys", "key", "keyring",
+                 "lookup_key", "lookup_secret", "secret", "encryption")
 
 
 def _setting(default: Any, doc: str, low: float | None = None, high: float | None = None,
@@ -71,10 +84,24 @@ class MemoryConfig:
     failure_cooldown_seconds: float = _setting(
         1.0, "While the breaker is open, how often a background probe asks Redis whether "
         "it answers again.", 0, 3600)
+    # Key material: never a setting, never in a repr, a comparison or the settings table.
+    #: Encryption keys from MEMORY_CORE_ENCRYPTION_KEYS(_FILE); None leaves payloads clear.
+    keyring: Keyring | None = field(default=None, repr=False, compare=False,
+                                    metadata={"secret": True})
+    #: The HMAC secret of the phone/email lookup; None keeps no lookup.
+    lookup_secret: bytes | None = field(default=None, repr=False, compare=False,
+                                        metadata={"secret": True})
 
     def __post_init__(self) -> None:
-        for f in dataclasses.fields(self):
+        for f in _settings():
             _check_value(f, getattr(self, f.name))
+        if self.keyring is not None and not isinstance(self.keyring, Keyring):
+            raise ConfigError("keyring must be a memory_core.crypto.Keyring (see "
+                              f"{KEYS_ENV})")
+        if self.lookup_secret is not None and (not isinstance(self.lookup_secret, bytes)
+                                               or len(self.lookup_secret) < 16):
+            raise ConfigError("lookup_secret must be at least 16 bytes (see "
+                              f"{LOOKUP_KEY_ENV})")
         if self.ttl_days_min > self.ttl_days_max:
             raise ConfigError(
                 f"ttl_days_min={self.ttl_days_min} is greater than ttl_days_max="
@@ -105,6 +132,11 @@ class MemoryConfig:
 _KINDS: dict[str, type] = {"bool": bool, "int": int, "float": float, "str": str}
 
 
+def _settings() -> list[dataclasses.Field[Any]]:
+    """The fields that are settings (not key material)."""
+    return [f for f in dataclasses.fields(MemoryConfig) if not f.metadata.get("secret")]
+
+
 def _kind(f: dataclasses.Field[Any]) -> type:
     """The Python type of a setting (annotations are strings under __future__)."""
     return f.type if isinstance(f.type, type) else _KINDS[str(f.type)]
@@ -130,7 +162,7 @@ def _check_value(f: dataclasses.Field[Any], value: Any) -> None:
 
 def settings_table() -> list[tuple[str, Any, str]]:
     """(name, default, description) for every setting, for docs and the dashboard."""
-    return [(f.name, f.default, f.metadata["doc"]) for f in dataclasses.fields(MemoryConfig)]
+    return [(f.name, f.default, f.metadata["doc"]) for f in _settings()]
 
 
 def _parse_env_value(name: str, kind: type, raw: str) -> Any:
@@ -180,7 +212,13 @@ def load_config(path: str | os.PathLike[str] | None = None,
     if path is None and env.get(CONFIG_PATH_ENV):
         path = env[CONFIG_PATH_ENV]
     values: dict[str, Any] = _read_section(Path(path)) if path is not None else {}
-    fields = {f.name: f for f in dataclasses.fields(MemoryConfig)}
+    secrets_given = sorted(str(name) for name in values if str(name).lower() in _SECRET_NAMES)
+    if secrets_given:
+        raise ConfigError(
+            f"{', '.join(secrets_given)} in '{'.'.join(SECTION)}': keys are never read from "
+            f"the YAML file; put them in {KEYS_ENV} (or a file named by {KEYS_FILE_ENV}) and "
+            f"the lookup secret in {LOOKUP_KEY_ENV}, then remove them from the file")
+    fields = {f.name: f for f in _settings()}
     unknown = sorted(str(name) for name in set(values) - set(fields))
     if unknown:
         raise ConfigError(f"unknown setting(s) {', '.join(unknown)} in "
@@ -189,4 +227,6 @@ def load_config(path: str | os.PathLike[str] | None = None,
         raw = env.get(f"{ENV_PREFIX}{name.upper()}")
         if raw is not None:
             values[name] = _parse_env_value(name, _kind(f), raw)
-    return MemoryConfig(**values)
+    keyring = keyring_from_env(env)
+    return MemoryConfig(**values, keyring=keyring,
+                        lookup_secret=lookup_secret_from_env(env, keyring))

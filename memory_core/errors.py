@@ -41,6 +41,15 @@ class MissingDictionary(CorruptRecord):
         self.dictionary_id = dictionary_id
 
 
+class UndecryptableRecord(CorruptRecord):
+    """A record's payload is encrypted, and no configured key opens it."""
+
+    def __init__(self, key_id: str, reason: str) -> None:
+        super().__init__(f"cannot decrypt (key id {key_id!r}): {reason}")
+        self.key_id = key_id
+        self.reason = reason
+
+
 class RevisionConflict(MemoryCoreError):
     """Someone saved the buyer after the operator looked: the action was not carried out."""
 

@@ -11,8 +11,12 @@ next revision between the two halves that :func:`encode_record_parts` returns; r
 written before revisions existed have twelve fields and count as revision 0. A scan reads it with
 ``GETRANGE key 0 255`` and never touches the payload; a load reads the whole string.
 The payload is the state's JSON, zstd-compressed (optionally with a trained dictionary)
-when larger than the threshold. One string per buyer keeps Redis overhead to one key;
-a hash would need a field per summary value and a hashtable encoding for the payload.
+when larger than the threshold, then, when encryption keys are configured, AES-256-GCM
+encrypted (:mod:`memory_core.crypto`): the codec field then reads ``<codec>+<key id>``
+(``zstd+k1``) and the payload is nonce + ciphertext + tag, bound to the Redis key name,
+the codec field, the dictionary id and the original size. One string per buyer keeps
+Redis overhead to one key; a hash would need a field per summary value and a hashtable
+encoding for the payload.
 
 Pure functions only: compression dictionaries are passed in by the caller.
 """
@@ -25,7 +29,8 @@ from typing import Any
 
 import zstandard
 
-from memory_core.errors import CorruptRecord
+from memory_core.crypto import Keyring, is_key_id
+from memory_core.errors import CorruptRecord, UndecryptableRecord
 from memory_core.state import QA_SEED_FIELD, parse_timestamp
 
 MAGIC = b"BCM1"
@@ -37,6 +42,8 @@ _TEXT_FIELD_LIMIT = 40  # bytes per text field of the header
 CODEC_NONE = "none"
 CODEC_ZSTD = "zstd"
 _CODECS = (CODEC_NONE.encode(), CODEC_ZSTD.encode())
+#: Joins the compression codec and the encryption key id in the codec field.
+KEY_ID_SEPARATOR = "+"
 _HEADER_FIELDS = 13
 #: Records written before revisions existed: the same fields without the revision.
 _HEADER_FIELDS_WITHOUT_REVISION = 12
@@ -63,6 +70,8 @@ class RecordSummary:
     last_interaction_epoch: int
     qa_seed: bool
     revision: int
+    #: The id of the key the payload is encrypted with; "" when it is not encrypted.
+    key_id: str = ""
 
     @property
     def stored_bytes(self) -> int:
@@ -118,25 +127,39 @@ class _Codecs(threading.local):
 _codecs = _Codecs()
 
 
+def associated_data(key_name: bytes, codec_field: bytes, dictionary_id: int,
+                    original_bytes: int) -> bytes:
+    """What an encrypted payload is bound to: where it is stored and how to decode it."""
+    return SEPARATOR.join((MAGIC, key_name, codec_field, str(dictionary_id).encode(),
+                           str(original_bytes).encode()))
+
+
 def encode_record_parts(state: dict[str, Any], data: bytes, *, compress_threshold_bytes: int,
                         codec: str, zstd_level: int,
-                        dictionary: zstandard.ZstdCompressionDict | None = None
+                        dictionary: zstandard.ZstdCompressionDict | None = None,
+                        keyring: Keyring | None = None, key_name: bytes = b""
                         ) -> tuple[bytes, bytes]:
     """The record of a prepared ``state`` (serialised to ``data``) around its revision.
 
     ``head + b"<revision>" + tail`` is the stored record; the split lets the server fill in
-    the revision it counts, in the same step as the write.
+    the revision it counts, in the same step as the write. With a ``keyring`` the payload
+    is encrypted under its first key and bound to ``key_name`` (the Redis key).
     """
     used_codec, dictionary_id, payload = CODEC_NONE, 0, data
     if codec == CODEC_ZSTD and len(data) > compress_threshold_bytes:
         payload = _codecs.compressor(zstd_level, dictionary).compress(data)
         used_codec = CODEC_ZSTD
         dictionary_id = dictionary.dict_id() if dictionary is not None else 0
+    codec_field = used_codec.encode()
+    if keyring is not None:
+        codec_field += (KEY_ID_SEPARATOR + keyring.primary_id).encode()
+        payload = keyring.encrypt(payload, associated_data(key_name, codec_field,
+                                                           dictionary_id, len(data)))
     last = parse_timestamp(state.get("last_interaction_timestamp"))
     history = state.get("conversation_history")
     fields = (
         _header_text(state.get("state_version")),
-        used_codec.encode(),
+        codec_field,
         str(dictionary_id).encode(),
         str(len(data)).encode(),
         str(len(payload)).encode(),
@@ -154,11 +177,13 @@ def encode_record_parts(state: dict[str, Any], data: bytes, *, compress_threshol
 def encode_record(state: dict[str, Any], data: bytes, *, compress_threshold_bytes: int,
                   codec: str, zstd_level: int,
                   dictionary: zstandard.ZstdCompressionDict | None = None,
-                  revision: int = 1) -> bytes:
+                  revision: int = 1, keyring: Keyring | None = None,
+                  key_name: bytes = b"") -> bytes:
     """The stored record bytes for a prepared ``state`` already serialised to ``data``."""
     head, tail = encode_record_parts(state, data,
                                      compress_threshold_bytes=compress_threshold_bytes,
-                                     codec=codec, zstd_level=zstd_level, dictionary=dictionary)
+                                     codec=codec, zstd_level=zstd_level, dictionary=dictionary,
+                                     keyring=keyring, key_name=key_name)
     return head + str(revision).encode() + tail
 
 
@@ -231,6 +256,19 @@ def _number(field: bytes, name: str, *, signed: bool = False) -> int:
     return int(field)
 
 
+def split_codec(field: bytes) -> tuple[str, str]:
+    """(compression codec, key id) of a header's codec field; the key id is "" in the clear."""
+    if field in _CODECS:
+        return field.decode(), ""
+    codec, separator, key_id = field.partition(KEY_ID_SEPARATOR.encode())
+    if not separator or codec not in _CODECS:
+        raise CorruptRecord(f"record header is malformed: unknown codec {field[:20]!r}")
+    text = key_id.decode("ascii", "replace")
+    if not is_key_id(text):
+        raise CorruptRecord(f"record header is malformed: invalid key id {key_id[:20]!r}")
+    return codec.decode(), text
+
+
 def _flag(field: bytes, name: str) -> bool:
     if field not in (b"0", b"1"):
         raise CorruptRecord(f"record header is malformed: {name} is {field[:20]!r}")
@@ -251,7 +289,8 @@ def header_numbers(parts: list[bytes]) -> tuple[int, int, int, int, int, int]:
     dictionary_id, original, payload, messages, last = (
         parts[2], parts[3], parts[4], parts[9], parts[10])
     unsigned_last = last[1:] if last[:1] == b"-" else last
-    if (parts[1] in _CODECS and parts[7] in _FLAGS and parts[11] in _FLAGS
+    if ((parts[1] in _CODECS or _is_encrypted_codec(parts[1])) and parts[7] in _FLAGS
+            and parts[11] in _FLAGS
             and dictionary_id.isdigit() and original.isdigit() and payload.isdigit()
             and messages.isdigit() and unsigned_last.isdigit() and parts[0].isascii()
             and max(len(dictionary_id), len(original), len(payload), len(messages),
@@ -261,9 +300,15 @@ def header_numbers(parts: list[bytes]) -> tuple[int, int, int, int, int, int]:
     return _checked_numbers(parts)  # the slow path names what is wrong
 
 
+def _is_encrypted_codec(field: bytes) -> bool:
+    try:
+        return bool(split_codec(field)[1])
+    except CorruptRecord:
+        return False
+
+
 def _checked_numbers(parts: list[bytes]) -> tuple[int, int, int, int, int, int]:
-    if parts[1] not in _CODECS:
-        raise CorruptRecord(f"record header is malformed: unknown codec {parts[1][:20]!r}")
+    split_codec(parts[1])  # raises naming what is wrong
     try:
         parts[0].decode()
     except UnicodeDecodeError:
@@ -280,9 +325,10 @@ def parse_summary(raw: bytes) -> RecordSummary:
     """Read and check the header at the start of ``raw`` (a whole record or its first bytes)."""
     parts, header_bytes = split_header(raw)
     dictionary_id, original, payload, messages, last, revision = header_numbers(parts)
+    codec, key_id = split_codec(parts[1])
     return RecordSummary(
         schema_version=parts[0].decode(),
-        codec=parts[1].decode(),
+        codec=codec,
         dictionary_id=dictionary_id,
         original_bytes=original,
         payload_bytes=payload,
@@ -295,16 +341,20 @@ def parse_summary(raw: bytes) -> RecordSummary:
         last_interaction_epoch=last,
         qa_seed=parts[11] == b"1",
         revision=revision,
+        key_id=key_id,
     )
 
 
 def decode_payload(raw: bytes, summary: RecordSummary,
                    dictionary: zstandard.ZstdCompressionDict | None = None,
-                   max_bytes: int | None = None) -> bytes:
+                   max_bytes: int | None = None, *, keyring: Keyring | None = None,
+                   key_name: bytes = b"") -> bytes:
     """The state's JSON bytes from a whole record whose header is ``summary``.
 
     ``max_bytes`` bounds what a record may expand to: a few KB in Redis must not become
     hundreds of MB in the bot (a decompression bomb planted by anyone who can write keys).
+    An encrypted payload needs the ``keyring`` and the Redis ``key_name`` it was bound to;
+    without them it raises :class:`UndecryptableRecord`.
     """
     if max_bytes is not None and summary.original_bytes > max_bytes:
         raise CorruptRecord(f"record claims {summary.original_bytes} bytes of JSON, more "
@@ -313,6 +363,13 @@ def decode_payload(raw: bytes, summary: RecordSummary,
     if len(payload) != summary.payload_bytes:
         raise CorruptRecord(f"payload is {len(payload)} bytes, header says "
                             f"{summary.payload_bytes} (truncated or overwritten)")
+    if summary.key_id:
+        if keyring is None:
+            raise UndecryptableRecord(summary.key_id, "no encryption keys are configured "
+                                      "(MEMORY_CORE_ENCRYPTION_KEYS)")
+        codec_field = f"{summary.codec}{KEY_ID_SEPARATOR}{summary.key_id}".encode()
+        payload = memoryview(keyring.decrypt(summary.key_id, payload, associated_data(
+            key_name, codec_field, summary.dictionary_id, summary.original_bytes)))
     if summary.codec == CODEC_NONE:
         return bytes(payload)
     if summary.codec != CODEC_ZSTD:
