@@ -11,17 +11,26 @@ Whoever can write keys can plant dictionaries and records that name them, so a r
 accepts dictionaries up to :data:`MAX_DICTIONARY_BYTES`, caches a bounded number of them,
 and reads the current-dictionary pointer strictly (a bad pointer only disables the
 dictionary).
+
+A dictionary holds fragments of the states it was trained on, so it is trained on
+states with the buyer's name, phone and email (and any phone or email in the messages)
+replaced by placeholders (:func:`training_sample`), and, with encryption keys configured,
+stored encrypted (:func:`stored_value`) like the records themselves.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from collections import OrderedDict
 from collections.abc import Iterable
+from typing import Any
 
 import zstandard
 
-from memory_core.errors import CorruptRecord, InvalidState
+from memory_core.crypto import Keyring, is_key_id
+from memory_core.errors import CorruptRecord, InvalidState, UndecryptableRecord
+from memory_core.state import MAX_NAME_FORMS, PII_FIELDS, dump_json
 
 DEFAULT_DICTIONARY_BYTES = 64 * 1024
 MIN_TRAINING_SAMPLES = 20
@@ -54,6 +63,83 @@ def parse_dictionary_id(raw: bytes | str | None) -> int | None:
         return None
     value = int(text)
     return value if 0 < value <= _MAX_DICTIONARY_ID else None
+
+
+#: An encrypted dictionary value: this magic, the key id, a newline, nonce+ciphertext+tag.
+ENCRYPTED_MAGIC = b"BCMD1"
+PLACEHOLDERS = {"buyer_name": "{name}", "buyer_phone": "{phone}", "buyer_email": "{email}"}
+#: Any token holding an "@", and any run of 7+ digits with phone separators. Both start
+#: only at a token boundary and never backtrack past one, so the work is linear.
+_EMAIL_TOKEN = re.compile(r"(?<!\S)\S*@\S*")
+_PHONE_RUN = re.compile(r"(?<![\w+])\+?\(?\d[\d\s().\-/]{5,}\d")
+#: Strings in one state scrubbed at most (a state is bounded by max_state_bytes anyway).
+_MAX_SCRUBBED_STRINGS = 100_000
+
+
+def _phone_placeholder(match: re.Match[str]) -> str:
+    digits = sum(c.isdigit() for c in match[0])
+    return PLACEHOLDERS["buyer_phone"] if digits >= 7 else match[0]
+
+
+def training_sample(state: dict[str, Any]) -> bytes:
+    """A state's JSON with its PII replaced by placeholders, to train a dictionary on.
+
+    The buyer's name (and each word of it), phone and email become ``{name}``, ``{phone}``
+    and ``{email}`` wherever they appear, and so does any email-like token or phone-like
+    number in any text, whoever's it is.
+    """
+    names = []
+    name = state.get("buyer_name")
+    if isinstance(name, str) and name.strip():
+        names = sorted({name.strip(), *(w for w in name.split()[:MAX_NAME_FORMS]
+                                        if len(w) >= 3)}, key=len, reverse=True)
+    name_pattern = (re.compile("|".join(re.escape(n) for n in names), re.IGNORECASE)
+                    if names else None)
+    budget = [_MAX_SCRUBBED_STRINGS]
+
+    def scrub(value: Any) -> Any:
+        if isinstance(value, str):
+            budget[0] -= 1
+            if budget[0] < 0:
+                return ""
+            text = _EMAIL_TOKEN.sub(PLACEHOLDERS["buyer_email"], value)
+            text = _PHONE_RUN.sub(_phone_placeholder, text)
+            return name_pattern.sub(PLACEHOLDERS["buyer_name"], text) if name_pattern else text
+        if isinstance(value, dict):
+            return {key: scrub(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [scrub(item) for item in value]
+        return value
+
+    scrubbed = scrub(state)
+    for field_name in PII_FIELDS:
+        if scrubbed.get(field_name) not in (None, ""):
+            scrubbed[field_name] = PLACEHOLDERS[field_name]
+    return dump_json(scrubbed)
+
+
+def stored_value(dictionary: zstandard.ZstdCompressionDict, keyring: Keyring | None,
+                 key_name: str) -> bytes:
+    """The bytes to store a dictionary as: encrypted (bound to its key) when keys are set."""
+    raw = dictionary.as_bytes()
+    if keyring is None:
+        return raw
+    return (ENCRYPTED_MAGIC + keyring.primary_id.encode() + b"\n"
+            + keyring.encrypt(raw, key_name.encode()))
+
+
+def opened_value(value: bytes, keyring: Keyring | None, key_name: str) -> bytes:
+    """A stored dictionary value as plain dictionary bytes (decrypted when encrypted)."""
+    if not value.startswith(ENCRYPTED_MAGIC):
+        return value
+    end = value.find(b"\n", len(ENCRYPTED_MAGIC), len(ENCRYPTED_MAGIC) + 20)
+    key_id = value[len(ENCRYPTED_MAGIC):end].decode("ascii", "replace") if end > 0 else ""
+    if not is_key_id(key_id):
+        raise CorruptRecord(f"{key_name} is an encrypted dictionary with a malformed header")
+    if keyring is None:
+        raise UndecryptableRecord(key_id, f"{key_name} is encrypted and no encryption keys "
+                                  "are configured")
+    return keyring.decrypt(key_id, memoryview(value)[end + 1:], key_name.encode())
 
 
 def train_dictionary(samples: Iterable[bytes],

@@ -337,12 +337,13 @@ class _MemoryLogic:
         found = self._dictionaries.get(dictionary_id)
         if found is not None:
             return found
-        raw = yield from self._read_steps(
-            ("GETRANGE", dicts.dictionary_key(self.prefix, dictionary_id), 0,
-             dicts.MAX_DICTIONARY_BYTES))
+        key = dicts.dictionary_key(self.prefix, dictionary_id)
+        # room for the encrypted form's header, nonce and tag
+        raw = yield from self._read_steps(("GETRANGE", key, 0, dicts.MAX_DICTIONARY_BYTES + 64))
         if not raw:
             raise MissingDictionary(dictionary_id)
-        return self._dictionaries.add(raw, expected_id=dictionary_id)
+        return self._dictionaries.add(dicts.opened_value(raw, self.config.keyring, key),
+                                      expected_id=dictionary_id)
 
     def _encode_steps(self, contact_id: object, state: object, ttl_override: object,
                       now: datetime | None = None) -> Steps[_Encoded]:
@@ -355,7 +356,8 @@ class _MemoryLogic:
             dictionary = yield from self._current_dictionary_steps()
         head, tail = encode_record_parts(
             prepared, data, compress_threshold_bytes=self.config.compress_threshold_bytes,
-            codec=self.config.codec, zstd_level=self.config.zstd_level, dictionary=dictionary)
+            codec=self.config.codec, zstd_level=self.config.zstd_level, dictionary=dictionary,
+            keyring=self.config.keyring, key_name=key.encode())
         return _Encoded(str(contact_id), key, prepared, head, tail, ttl)
 
     def _write_steps(self, contact_id: object, state: object, ttl_override: object,
@@ -390,7 +392,8 @@ class _MemoryLogic:
             if header.dictionary_id:
                 dictionary = yield from self._dictionary_steps(header.dictionary_id)
             data = decode_payload(raw, header, dictionary,
-                                  max_bytes=self.config.max_state_bytes)
+                                  max_bytes=self.config.max_state_bytes,
+                                  keyring=self.config.keyring, key_name=key.encode())
             try:
                 state = load_json(data)
             except ValueError as exc:
