@@ -4,7 +4,9 @@
 every client opened on the same name (sync and async alike): for demos and quick tries,
 never for production. Clients are built with short timeouts and no automatic retries,
 because the memory must fail fast and let the circuit breaker take over. URLs shown to
-people go through :func:`redact_url` so passwords never reach a log or a screen.
+people go through :func:`redact_url` so passwords never reach a log or a screen, and
+clients are given :func:`normalise_url`'s form, so a password holding a raw ``#``, ``?``,
+``/`` or ``@`` is read whole instead of as host, port or database.
 
 Why the sync client has its own connection classes: redis-py applies ``socket_timeout``
 to each ``recv`` separately, so a server that trickles a few bytes just inside the timeout
@@ -29,7 +31,7 @@ import time
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
-from urllib.parse import SplitResult, parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 import redis
 import redis.asyncio
@@ -46,7 +48,10 @@ REDIS_URL_ENV = "REDIS_URL"
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 SCHEMES = ("redis", "rediss", "unix", "memory")
 
-_PASSWORD_PARAMETER = re.compile(r"(?i)([?&]password=)[^&#]*")
+_PASSWORD_PARAMETER = re.compile(r"(?i)([?&]\w*password=)[^&#]*")
+#: User information that ends inside a password option, as a parser would read it:
+#: ``?password=a@b`` puts the last ``@`` in the option's value.
+_OPEN_PASSWORD_PARAMETER = re.compile(r"(?i)\?(?:[^#&]*&)*\w*password=[^&#]*$")
 _fake_servers: dict[str, Any] = {}  # name -> fakeredis.FakeServer
 _fake_servers_lock = threading.Lock()
 
@@ -83,19 +88,92 @@ def redact_url(url: str) -> str:
 
     Works on the text, not on a parse, so a password holding an unescaped ``#``, ``?`` or
     ``/`` (which confuses URL parsers) is still hidden: everything between ``user:`` and
-    the last ``@`` goes, and so does a ``password=`` query parameter, which redis-py reads.
+    the last ``@`` goes, and so does a ``password=`` (or ``ssl_password=``) query
+    parameter, which redis-py reads. Where the last ``@`` may sit inside such a parameter
+    (``?password=a@b``), the text after it is hidden too.
     """
     if not isinstance(url, str):
         return "<not a URL>"
     scheme, separator, rest = url.partition("://")
     if not separator:
         return "<unparseable URL>" if "@" in url or "password" in url.lower() else url
-    userinfo, at, host_and_path = rest.rpartition("@")
-    if at:
+    end = _userinfo_end(scheme.lower(), rest)
+    if end >= 0:
+        userinfo, host_and_path = rest[:end], rest[end + 1:]
         user, colon, _ = userinfo.partition(":")
+        if _OPEN_PASSWORD_PARAMETER.search(userinfo):
+            host_and_path = re.sub(r"^[^&#]*", "***", host_and_path)
         rest = f"{user}:***@{host_and_path}" if colon else f"***@{host_and_path}"
     rest = _PASSWORD_PARAMETER.sub(r"\1***", rest)
     return f"{scheme}://{rest}"
+
+
+def normalise_url(url: str) -> str:
+    """``url`` with its user name and password percent-encoded, as redis-py must read them.
+
+    A password may hold any character, ``#``, ``?``, ``/``, ``@`` and ``:`` included: the
+    user information runs from ``//`` to the last ``@`` (for ``unix://``, the last ``@/``,
+    where the socket path starts), and its first ``:`` ends the user name. URL parsers
+    (redis-py's too) stop the host part at the first ``/``, ``?`` or ``#`` instead, so
+    ``redis://u:1234#Secret@host`` would connect to host ``u`` port 1234, and an error or a
+    label would show part of the password. Encoded here, every parser reads it the same.
+    ``memory://`` URLs, and URLs with no user information, are returned as they are.
+
+    Raises :class:`ConnectionURLError` when the text has two sensible readings: the last
+    ``@`` is in what a parser reads as valid options (``redis://h:6379?client_name=a@b``,
+    which could also be user ``h`` with password ``6379?client_name=a``). The message
+    says to write the character as ``%XX``.
+    """
+    scheme, separator, rest = url.partition("://")
+    end = _userinfo_end(scheme.lower(), rest)
+    if not separator or scheme.lower() not in ("redis", "rediss", "unix") or end < 0:
+        return url
+    userinfo, host_and_path = rest[:end], rest[end + 1:]
+    if any(c in userinfo for c in "/?#"):
+        _check_not_an_option_value(url, scheme.lower())
+    user, colon, password = userinfo.partition(":")
+    encoded = quote(unquote(user), safe="") + (
+        ":" + quote(unquote(password), safe="") if colon else "")
+    return f"{scheme}://{encoded}@{host_and_path}"
+
+
+def _userinfo_end(scheme: str, rest: str) -> int:
+    """Where the ``@`` ending the user information is in ``rest`` (after ``//``); -1: none.
+
+    The last ``@``, or for ``unix://`` the last ``@/`` (its path may hold an ``@``).
+    A URL of ours whose authority is empty (``unix:///path``) has none.
+    """
+    if scheme in ("redis", "rediss", "unix") and rest.startswith("/"):
+        return -1
+    end = rest.rfind("@/") if scheme == "unix" else -1
+    return end if end >= 0 else rest.rfind("@")
+
+
+def _check_not_an_option_value(url: str, scheme: str) -> None:
+    """Refuse a URL that also makes sense with its last ``@`` inside an option value.
+
+    That other reading (a URL parser's) is sensible when the port, the database and every
+    option it finds are valid: ``redis://h:6379/0?client_name=ops@host``. Where they are
+    not (``redis://u:1234?db=Secret@host``), the ``@`` can only end a password.
+    """
+    try:
+        parts = urlsplit(url)
+        _ = parts.port
+        names = parse_qs(parts.query)
+    except ValueError:
+        return
+    database = unquote(parts.path.lstrip("/"))
+    if "@" not in parts.query or not names or (
+            scheme != "unix" and database and not database.isdigit()):
+        return
+    try:
+        _check_query_options(url, scheme, parts.query)
+    except ConnectionURLError:
+        return
+    raise ConnectionURLError(
+        f"Redis URL {redact_url(url)!r} is ambiguous: write special characters in the "
+        "password, and any @ in option values, as %XX (%23 for #, %3F for ?, %2F for /, "
+        "%40 for @)")
 
 
 def parse_target(url: str) -> Target:
@@ -103,13 +181,15 @@ def parse_target(url: str) -> Target:
     if not isinstance(url, str) or not url.strip():
         raise ConnectionURLError("Redis URL is empty; set REDIS_URL or pass --redis-url, "
                                  "e.g. redis://localhost:6379/0")
+    text = url.strip()
+    clean = normalise_url(text)  # the password read up to the last @, whatever it holds
     try:
-        parts = urlsplit(url.strip())
+        parts = urlsplit(clean)
         port = parts.port
     except ValueError:  # the parser's message can quote part of the password: not shown
         raise ConnectionURLError(
-            f"Redis URL {redact_url(url)!r} is malformed: check the host and port, and write "
-            "special characters in the password as %XX (e.g. %23 for #)") from None
+            f"Redis URL {redact_url(text)!r} is malformed: check the host and port, and "
+            "write special characters in option values as %XX (e.g. %40 for @)") from None
     if parts.scheme not in SCHEMES:
         raise ConnectionURLError(
             f"Redis URL scheme {parts.scheme!r} is not supported; use one of "
@@ -117,45 +197,22 @@ def parse_target(url: str) -> Target:
     if parts.scheme == "memory":
         name = (parts.netloc + parts.path).strip("/") or "default"
         return Target("memory", name, None, 0, f"memory://{name}")
-    _check_url_is_unambiguous(url.strip(), parts)
-    options = _check_query_options(url.strip(), parts.scheme, parts.query)
+    options = _check_query_options(clean, parts.scheme, parts.query)
     if parts.scheme == "unix":
         if not parts.path:
             raise ConnectionURLError("unix:// URL needs a socket path, e.g. "
                                      "unix:///run/redis/redis.sock?db=0")
-        return Target("unix", parts.path, None, options.get("db", 0), redact_url(url))
+        return Target("unix", parts.path, None, options.get("db", 0), redact_url(text))
     db_text = unquote(parts.path.lstrip("/")) or "0"
-    db = _parse_db(db_text, url)
+    db = _parse_db(db_text, text)
     return Target(parts.scheme, parts.hostname or "localhost", port or 6379,
-                  options.get("db", db), redact_url(url))
+                  options.get("db", db), redact_url(text))
 
 
 def _parse_db(text: str, url: str) -> int:
     if not text.isdigit():
         raise ConnectionURLError(f"database {text!r} in {redact_url(url)!r} must be a number")
     return int(text)
-
-
-def _check_url_is_unambiguous(url: str, parts: SplitResult) -> None:
-    """Refuse a URL whose password holds a raw ``?``, ``#`` or ``/``.
-
-    URL parsers (redis-py's too) end the host part at such a character, so the rest of the
-    password would be read as host, path or query options, and could be quoted back in an
-    error message. :func:`redact_url` drops everything up to the last ``@`` textually, so
-    where the URL and its redacted form parse differently, either the password confused
-    the parser or an option value holds a raw ``@`` (which would confuse the redaction).
-    """
-    redacted = urlsplit(redact_url(url))
-    try:
-        same = (parts.hostname, parts.port, parts.path, sorted(parse_qs(parts.query))) == (
-            redacted.hostname, redacted.port, redacted.path, sorted(parse_qs(redacted.query)))
-    except ValueError:
-        same = False
-    if not same:
-        raise ConnectionURLError(
-            f"Redis URL {redact_url(url)!r} is ambiguous: write special characters in the "
-            "password, and any @ in option values, as %XX (%23 for #, %3F for ?, %2F for /, "
-            "%40 for @)")
 
 
 #: Options given as plain text that a URL may carry besides the ones redis-py converts
@@ -430,7 +487,8 @@ def connect(url: str, config: MemoryConfig | None = None) -> redis.Redis:
 
         return fakeredis.FakeRedis(server=_fake_server(target.host))
     connection_class = _SYNC_CONNECTION_CLASSES[target.scheme]
-    return redis.Redis.from_url(url.strip(), connection_class=connection_class,
+    return redis.Redis.from_url(normalise_url(url.strip()),
+                                connection_class=connection_class,
                                 **_client_options(config or MemoryConfig()))
 
 
@@ -441,4 +499,5 @@ def connect_async(url: str, config: MemoryConfig | None = None) -> redis.asyncio
         import fakeredis
 
         return fakeredis.FakeAsyncRedis(server=_fake_server(target.host))
-    return redis.asyncio.Redis.from_url(url.strip(), **_client_options(config or MemoryConfig()))
+    return redis.asyncio.Redis.from_url(normalise_url(url.strip()),
+                                        **_client_options(config or MemoryConfig()))

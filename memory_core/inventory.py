@@ -39,6 +39,10 @@ PROBLEM_STATUSES = (STATUS_CORRUPT, STATUS_FOREIGN, STATUS_MISSING_DICTIONARY)
 
 #: Rows handed to ``progress`` at a time; also the keys per SCAN call and per read.
 DEFAULT_BATCH = 1000
+#: Most JSON bytes a header may claim per stored payload byte. Buyer states compress 3 to
+#: 20 times (more with a dictionary); a header claiming more is lying about its size, and
+#: one such record (300 MB "original" on 200 bytes) would skew every ratio and size chart.
+MAX_PLAUSIBLE_RATIO = 1000
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -77,7 +81,9 @@ class _Columns:
     _INTS = ("stored_bytes", "original_bytes", "dictionary_id", "message_count",
              "last_interaction_epoch", "ttl_ms", "revision")
 
-    def __init__(self) -> None:
+    def __init__(self, max_original_bytes: int | None = None) -> None:
+        #: Largest original size a header may claim: a load refuses more (max_state_bytes).
+        self.max_original_bytes = max_original_bytes
         self.contact_id: list[str] = []
         self.problem: list[str] = []
         self.labels: dict[str, list[str]] = {name: [] for name in self._LABELS}
@@ -107,6 +113,11 @@ class _Columns:
         if header_bytes + payload != stored_bytes:
             raise CorruptRecord(f"record is {stored_bytes} bytes, its header says "
                                 f"{header_bytes + payload} (truncated or overwritten)")
+        if original > payload * MAX_PLAUSIBLE_RATIO or (
+                self.max_original_bytes is not None and original > self.max_original_bytes
+        ) or (fields[1] == b"none" and original != payload):
+            raise CorruptRecord(implausible_size(fields[1], original, payload,
+                                                 self.max_original_bytes))
         self.contact_id.append(contact_id)
         self.problem.append("")
         raw_labels = (fields[1] + b"+dict" if dictionary_id else fields[1], fields[0],
@@ -178,6 +189,18 @@ class _Columns:
         return pd.DataFrame(data)
 
 
+def implausible_size(codec_field: bytes, original: int, payload: int,
+                     max_original_bytes: int | None) -> str:
+    """Why a header's sizes cannot be true; the record is flagged, not charted."""
+    claim = f"header claims {original:,} bytes of JSON in a {payload:,}-byte payload"
+    if max_original_bytes is not None and original > max_original_bytes:
+        return f"{claim}, more than max_state_bytes={max_original_bytes:,} (a load refuses it)"
+    if codec_field == b"none":
+        return f"{claim}, but codec none stores the JSON as it is (sizes forged)"
+    return (f"{claim}, more than {MAX_PLAUSIBLE_RATIO}x compression (sizes forged or "
+            "damaged)")
+
+
 def is_qa_seed_header(header: object) -> bool:
     """Whether a header window belongs to a readable record tagged as a QA seed."""
     if not isinstance(header, bytes):
@@ -200,7 +223,11 @@ def scan_summaries(memory: SyncBuyerConversationMemory, *, batch_size: int = DEF
     temperature, persona, journey_stage, stored_bytes, original_bytes, dictionary_id,
     message_count, last_interaction_epoch, ttl_ms (-1: no TTL), revision, is_qualified, qa_seed,
     plus derived compression_ratio, ttl_days and last_interaction.
-    ``progress(done, estimated_total)`` is called after each batch.
+    ``progress(done, estimated_total)`` is called after each batch. A header is trusted
+    only as far as it is plausible: a payload length other than the stored one, or an
+    original size above max_state_bytes, beyond :data:`MAX_PLAUSIBLE_RATIO` times the
+    payload, or unequal to it with codec none, marks the record corrupt with the reason,
+    so forged sizes never reach the totals and charts.
 
     The headers tell a scan everything but whether a payload still decodes: a flipped
     byte inside a compressed payload leaves its header intact. ``verify=True`` also reads
@@ -210,7 +237,7 @@ def scan_summaries(memory: SyncBuyerConversationMemory, *, batch_size: int = DEF
     Raises :class:`StoreUnavailable` if Redis cannot be reached.
     """
     client = memory.client
-    columns = _Columns()
+    columns = _Columns(max_original_bytes=memory.config.max_state_bytes)
     try:
         estimated_total = int(client.dbsize()) if progress else 0
         for keys, replies in _read_ahead(_batches(memory, batch_size)):

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from memory_core.errors import CorruptRecord
+from memory_core.safetext import printable
 
 #: Opcodes a legacy pickle may hold. An honest envelope takes about 15, so a
 #: hundredfold margin still keeps the unpickler's work and memo small.
@@ -63,8 +64,12 @@ _ALLOWED_OPCODES = _SCALAR_OPCODES | _PUT_OPCODES | _GET_OPCODES | frozenset({
 
 
 def _shown(text: str, limit: int = 60) -> str:
-    """Hostile text made safe for a log line: ASCII escapes, no control characters, short."""
-    return ascii(text[:limit])[1:-1]
+    """Hostile text made safe for a log line: no control or bidi characters, short.
+
+    A module or class name in a planted pickle is anyone's text: a newline in it would
+    forge a log line, an ESC sequence would reach an operator's terminal.
+    """
+    return printable(text, limit)
 
 
 class _PlainDataUnpickler(pickle.Unpickler):
@@ -228,7 +233,7 @@ def _opcodes(raw: bytes) -> Iterator[tuple[str, Any, int]]:
             return
         except ValueError as exc:
             raise CorruptRecord("legacy record cannot be read safely: the opcode at byte "
-                                f"{position} is unreadable ({str(exc)[:200]})") from None
+                                f"{position} is unreadable ({_shown(str(exc), 200)})") from None
         yield opcode.name, arg, position
 
 
@@ -304,7 +309,8 @@ def decode_legacy(raw: bytes, max_bytes: int = 1024 * 1024) -> dict[str, Any]:
     try:
         envelope = _PlainDataUnpickler(io.BytesIO(raw)).load()
     except Exception as exc:  # any unpickling failure means an unreadable record
-        raise CorruptRecord(f"legacy record cannot be read safely: {exc}") from None
+        raise CorruptRecord(f"legacy record cannot be read safely: {_shown(str(exc), 200)}"
+                            ) from None
     _check_plain(envelope)
     if not isinstance(envelope, dict) or "data" not in envelope:
         raise CorruptRecord("legacy record is not a {'compressed', 'data'} envelope")
@@ -323,7 +329,8 @@ def decode_legacy(raw: bytes, max_bytes: int = 1024 * 1024) -> dict[str, Any]:
         # JSON (and so no save) can hold; they load as None so the state can be saved back
         state = json.loads(text, parse_constant=_no_number)
     except (ValueError, TypeError, OSError, EOFError, zlib.error, RecursionError) as exc:
-        raise CorruptRecord(f"legacy record payload is unreadable: {exc}") from None
+        raise CorruptRecord(f"legacy record payload is unreadable: {_shown(str(exc), 200)}"
+                            ) from None
     if not isinstance(state, dict):
         raise CorruptRecord("legacy record does not hold a JSON object")
     return state

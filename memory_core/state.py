@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from memory_core.errors import InvalidContactId, InvalidState
+from memory_core.safetext import printable
 
 STATE_VERSION = "1.0"
 MAX_CONTACT_ID_LENGTH = 256
@@ -68,8 +69,40 @@ def validate_contact_id(contact_id: object) -> str:
     # isprintable() is False for control and non-ASCII space characters; " " is the rest.
     if not contact_id.isprintable() or " " in contact_id:
         raise InvalidContactId(
-            f"contact_id {contact_id[:40]!r} contains whitespace or control characters")
+            f"contact_id '{shown_contact_id(contact_id)}' contains whitespace or control "
+            "characters")
     return contact_id
+
+
+#: Phone-like runs (7 or more digits, with the separators people write between them) and
+#: email-like words in a contact id; both patterns do bounded work per character.
+_PHONE_LIKE = re.compile(r"\+?\d(?:[\s./()\-]{0,4}\d){6,}")
+_EMAIL_LIKE = re.compile(r"[^\s@]{1,200}@[^\s@]{1,200}")
+#: The end of a text cut short: its last word, and the phone-like run before it, which
+#: the cut may have left too short to be recognised and masked.
+_CUT_TOKEN = re.compile(r"[\d\s./()+-]*[\w.+@-]*$")
+
+
+def shown_contact_id(contact_id: object, limit: int = 40) -> str:
+    """A contact id fit for a log line or an error, however invalid it is.
+
+    An invalid id is often a phone number or an email typed where the CRM id belongs, and
+    it may hold newlines or terminal escapes: phones and emails are masked as
+    :func:`mask_text` masks them, control and bidi characters are escaped
+    (:func:`~memory_core.safetext.printable`), and at most ``limit`` characters are shown.
+    A token cut off by that limit is dropped, never shown in part.
+    """
+    if not isinstance(contact_id, str):
+        return f"<{type(contact_id).__name__}>"
+    window = contact_id[:4 * limit]  # masking shortens: mask more than is shown, then cut
+    cut = len(window) < len(contact_id)
+    if cut:
+        window = _CUT_TOKEN.sub("", window)
+    window = _EMAIL_LIKE.sub(lambda m: mask_text(m[0], email=True), window)
+    window = _PHONE_LIKE.sub(lambda m: mask_text(m[0]), window)
+    if len(window) > limit:
+        window, cut = _CUT_TOKEN.sub("", window[:limit]), True
+    return printable(window) + ("…" if cut else "")
 
 
 def utc_now() -> datetime:
@@ -290,10 +323,12 @@ def _repeat_pass(field_name: str, value: str, *, within_cap: bool) -> _RepeatPas
         digits = re.sub(r"\D", "", value)[-10:]
         if len(digits) >= 7:
             # the subscriber number with any separators, optionally after the area code
-            number = r"[\s.-]*".join(digits[-7:])
+            number = r"\(?" + _PHONE_GAP.join(digits[-7:])
             pattern = number
             if len(digits) >= 10:  # optional country code and area code before it
-                pattern = rf"(?:(?:\+?\d{{1,3}}[\s.-]*)?\(?{digits[:3]}\)?[\s.-]*)?{number}"
+                area = _PHONE_GAP.join(digits[:3])
+                pattern = (rf"(?:(?:\+?\d{{1,3}}{_PHONE_GAP})?\(?{area}{_PHONE_GAP})?"
+                           f"{number}")
             return _RepeatPass(re.compile(rf"(?<!\d)({pattern})(?!\d)"),
                                [mask_text(value) if within_cap else "***"])
     forms = [value] if within_cap else []
@@ -306,6 +341,13 @@ def _repeat_pass(field_name: str, value: str, *, within_cap: bool) -> _RepeatPas
     alternation = "|".join(f"({re.escape(form)})" for form in forms)
     return _RepeatPass(re.compile(rf"\b(?:{alternation})\b", re.IGNORECASE),
                        [mask_text(form, email=email) for form in forms])
+
+
+#: What may stand between two digits of a phone number as people write it: spaces, dots,
+#: dashes, slashes and parentheses ("(555) 123-4567", "555/123/4567", "555 . 123 . 4567").
+#: At most four of them, so each place in a transcript costs a bounded number of steps:
+#: an unbounded run would let a planted transcript make masking slow.
+_PHONE_GAP = r"[\s./()\-]{0,4}"
 
 
 def _name_parts(value: str, *, limit: int) -> list[str]:

@@ -8,6 +8,7 @@ per-reply deadline must.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import select
 import shutil
@@ -35,7 +36,9 @@ from memory_core.connection import (
     ReplyDeadlineUnixDomainSocketConnection,
     connect,
     connect_async,
+    normalise_url,
     parse_target,
+    redact_url,
 )
 from memory_core.errors import ConnectionURLError
 from memory_core.store import SyncBuyerConversationMemory
@@ -421,9 +424,14 @@ def test_a_password_query_value_is_never_shown() -> None:
 
 def test_a_password_with_a_raw_question_mark_is_not_read_as_options() -> None:
     url = "redis://:pa?socket_timeout=HUNTER2@127.0.0.1:1/0"
-    with pytest.raises(ConnectionURLError) as caught:
-        parse_target(url)
-    assert "HUNTER2" not in str(caught.value)
+    target = parse_target(url)  # "HUNTER2@127..." is no valid timeout: the @ ends a password
+    assert (target.host, target.port) == ("127.0.0.1", 1)
+    assert "HUNTER2" not in target.redacted_url + target.label
+    assert redis.connection.parse_url(normalise_url(url))["password"] == (
+        "pa?socket_timeout=HUNTER2")
+    with pytest.raises(ConnectionURLError) as caught:  # port 6379 and a name: two readings
+        parse_target("redis://:6379?client_name=HUNTER2@127.0.0.1:1/0")
+    assert "HUNTER2" not in str(caught.value) and "%3F" in str(caught.value)
 
 
 def test_a_raw_at_sign_in_an_option_value_must_be_escaped() -> None:
@@ -458,3 +466,118 @@ def test_the_cli_reports_a_bad_option_in_one_line(capsys: pytest.CaptureFixture[
     assert code == 2
     assert err.count("\n") == 1 and "Traceback" not in err
     assert "socket_timeout" in err and "'abc'" in err
+
+
+# passwords holding URL delimiters ---------------------------------------------------------
+
+#: (password as written in the URL, the password it means, a fragment that must never show)
+NASTY_PASSWORDS = [
+    ("4242#Secret", "4242#Secret", "Secret"),
+    ("1234/topsecret", "1234/topsecret", "topsecret"),
+    ("9876?db=Hidden", "9876?db=Hidden", "Hidden"),
+    ("5150?socket_timeout=Sneaky", "5150?socket_timeout=Sneaky", "Sneaky"),
+    ("12@34#Mixed/Bits?x=y", "12@34#Mixed/Bits?x=y", "Mixed"),
+    ("77:88@99/Colons#", "77:88@99/Colons#", "Colons"),
+    ("3141%23Encoded%2F%40%3F", "3141#Encoded/@?", "Encoded"),
+    ("2718%Raw#Percent", "2718%Raw#Percent", "Percent"),
+]
+
+
+def _shown_forms(url: str) -> str:
+    """Everything a person can see of a URL: its redaction, the label, or the error."""
+    try:
+        target = parse_target(url)
+    except ConnectionURLError as exc:
+        return f"{redact_url(url)} {exc}"
+    return f"{redact_url(url)} {target.redacted_url} {target.label} {target!r}"
+
+
+@pytest.mark.parametrize(("written", "meant", "fragment"), NASTY_PASSWORDS)
+@pytest.mark.parametrize("user", ["bot", ""])
+def test_a_password_is_read_up_to_the_last_at_and_never_shown(
+        written: str, meant: str, fragment: str, user: str) -> None:
+    url = f"redis://{user}:{written}@cache.example:6390/3"
+    target = parse_target(url)
+    assert (target.host, target.port, target.db) == ("cache.example", 6390, 3)
+    assert target.redacted_url == f"redis://{user}:***@cache.example:6390/3"
+    shown = _shown_forms(url)
+    assert fragment not in shown and written.split("#")[0].split("/")[0] not in shown
+    options = redis.connection.parse_url(normalise_url(url))
+    assert options["password"] == meant
+    assert options.get("username") == (user or None)
+    assert (options["host"], options["port"], options["db"]) == ("cache.example", 6390, 3)
+
+
+@pytest.mark.parametrize(("written", "meant", "fragment"), NASTY_PASSWORDS[:3])
+def test_nasty_passwords_in_tls_and_unix_urls(written: str, meant: str, fragment: str) -> None:
+    tls = parse_target(f"rediss://bot:{written}@cache.example/1")
+    assert (tls.host, tls.port, tls.db) == ("cache.example", 6379, 1)
+    unix_url = f"unix://:{written}@/run/redis@1/redis.sock?db=2"
+    unix = parse_target(unix_url)
+    assert (unix.host, unix.db) == ("/run/redis@1/redis.sock", 2)
+    for url in (f"rediss://bot:{written}@cache.example/1", unix_url):
+        assert fragment not in _shown_forms(url)
+        assert redis.connection.parse_url(normalise_url(url))["password"] == meant
+
+
+@pytest.mark.parametrize(("written", "meant", "fragment"), NASTY_PASSWORDS)
+def test_the_cli_never_shows_a_nasty_password(written: str, meant: str, fragment: str,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    port = free_tcp_port()
+    assert main(["--redis-url", f"redis://bot:{written}@127.0.0.1:{port}/0", "stats"]) == 2
+    err = capsys.readouterr().err
+    assert f"127.0.0.1:{port}" in err  # the real host was tried, not "bot:4242"
+    assert fragment not in err and "bot:" + written[:4] not in err.replace("***", "")
+
+
+def free_tcp_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def acl_user(real_raw: redis.Redis, name: str, password: str) -> Iterator[None]:
+    real_raw.execute_command("ACL", "SETUSER", name, "reset", "on", f">{password}", "~*",
+                             "+@all")
+    try:
+        yield
+    finally:
+        real_raw.execute_command("ACL", "DELUSER", name)
+
+
+@pytest.mark.parametrize(("written", "meant", "fragment"), NASTY_PASSWORDS)
+def test_clients_authenticate_with_the_whole_nasty_password(
+        real_redis_url: str, real_raw: redis.Redis, written: str, meant: str,
+        fragment: str) -> None:
+    port = parse_target(real_redis_url).port
+    url = f"redis://nasty:{written}@127.0.0.1:{port}/0"
+    with acl_user(real_raw, "nasty", meant):
+        client = connect(url)
+        try:
+            assert client.execute_command("ACL", "WHOAMI") == b"nasty"
+        finally:
+            client.close()
+
+        async def whoami() -> bytes:
+            async_client = connect_async(url)
+            try:
+                return bytes(await async_client.execute_command("ACL", "WHOAMI"))
+            finally:
+                await async_client.aclose()
+
+        assert asyncio.run(whoami()) == b"nasty"
+        with SyncBuyerConversationMemory.from_url(url) as memory:
+            assert memory.save_state("acl-buyer", {"buyer_temperature": "hot"})
+            assert memory.load_state("acl-buyer") is not None
+
+
+def test_a_wrong_nasty_password_is_refused_without_being_shown(
+        real_redis_url: str, real_raw: redis.Redis, capsys: pytest.CaptureFixture[str]) -> None:
+    port = parse_target(real_redis_url).port
+    with acl_user(real_raw, "nasty", "right#Password"):
+        code = main(["--redis-url", f"redis://nasty:4242#WrongPass/x?y@127.0.0.1:{port}/0",
+                     "stats"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert "WrongPass" not in err and f"127.0.0.1:{port}" in err

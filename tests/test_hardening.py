@@ -23,6 +23,7 @@ from memory_core.errors import ConfigError, ConnectionURLError, CorruptRecord, I
 from memory_core.inventory import _BatchReader, scan_summaries
 from memory_core.record import MAGIC, SEPARATOR
 from memory_core.state import mask_pii
+from memory_core.testing import buyer_key_count
 
 PREFIX = "buyer_conversation_memory"
 
@@ -250,7 +251,7 @@ def test_odd_keys_neither_merge_nor_block_the_qa_cleanup(
     frame = scan_summaries(memory)
     assert len(frame) == 5 and frame["contact_id"].is_unique
     assert clear_qa_seeds(memory, qa_seed_ids(memory)) == 4
-    assert raw.dbsize() == 1 and raw.exists(key("real-buyer"))
+    assert buyer_key_count(raw) == 1 and raw.exists(key("real-buyer"))
 
 
 def test_migration_keeps_a_save_the_bot_made_meanwhile(
