@@ -3,8 +3,10 @@
 Unlike the bot-facing calls these raise (:class:`StoreUnavailable`, :class:`InvalidState`,
 :class:`RevisionConflict`, ...) so the operator sees why something failed. Destructive
 actions log what they did at WARNING level, by contact id and count only (never names,
-phones or emails). Every write checks on the server, in the same step, that it does not
-replace or delete a state a bot saved in between: by revision, or by the QA-seed tag.
+phones or emails), and every write appends an entry to the audit stream
+(:mod:`memory_core.audit`) naming its ``actor``. Every write checks on the server, in the
+same step, that it does not replace or delete a state a bot saved in between: by
+revision, or by the QA-seed tag.
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ from typing import Any
 import pandas as pd
 import redis
 import yaml
+import zstandard
 
+from memory_core import audit, scripts
 from memory_core import dictionaries as dicts
-from memory_core import scripts
 from memory_core.errors import (
     CorruptRecord,
     InvalidContactId,
@@ -39,6 +42,7 @@ from memory_core.inventory import (
 from memory_core.legacy import decode_legacy
 from memory_core.migrations import migrate
 from memory_core.record import HEADER_READ_BYTES, stored_revision
+from memory_core.safetext import printable
 from memory_core.state import (
     QA_SEED_FIELD,
     dump_json,
@@ -60,6 +64,12 @@ def _unavailable(exc: BaseException) -> StoreUnavailable:
     return StoreUnavailable(f"Redis unreachable: {type(exc).__name__}: {exc}")
 
 
+def _audit(memory: SyncBuyerConversationMemory, actor: str, action: str, outcome: str, *,
+           contact_id: str = "", detail: str = "") -> None:
+    audit.append_event(memory.client, memory.prefix, actor=actor, action=action,
+                       contact_id=contact_id, outcome=outcome, detail=detail)
+
+
 def _changed_since(contact_id: str, expected: int | None, stored: int, action: str
                    ) -> RevisionConflict:
     return RevisionConflict(
@@ -78,15 +88,19 @@ def delete_buyer(memory: SyncBuyerConversationMemory, contact_id: str, *,
     code, revision = memory.delete_key(memory.raw_key_for(validate_contact_id(contact_id)),
                                        expected_revision=expected_revision)
     if code == scripts.CONFLICT:
+        _audit(memory, actor, "clear", "conflict", contact_id=contact_id,
+               detail=f"expected revision {expected_revision}, stored {revision}")
         raise _changed_since(contact_id, expected_revision, revision, "deleted")
     deleted = code == scripts.DONE
-    logger.warning("%s cleared buyer %s (existed: %s, revision %s)", actor, contact_id,
-                   deleted, revision if deleted else "-")
+    _audit(memory, actor, "clear", "deleted" if deleted else "absent", contact_id=contact_id,
+           detail=f"revision {revision}" if deleted else "")
+    logger.warning("%s cleared buyer %s (existed: %s, revision %s)", printable(actor, 120),
+                   printable(contact_id, 120), deleted, revision if deleted else "-")
     return deleted
 
 
 def reset_ttl(memory: SyncBuyerConversationMemory, contact_id: str, *,
-              expected_revision: int | None = None) -> bool:
+              expected_revision: int | None = None, actor: str = "operator") -> bool:
     """Give a buyer the default TTL again; False if there is no such key.
 
     With ``expected_revision``, only if no save happened since (a save renews the TTL
@@ -94,9 +108,13 @@ def reset_ttl(memory: SyncBuyerConversationMemory, contact_id: str, *,
     """
     code, revision = memory.reset_ttl(contact_id, expected_revision)
     if code == scripts.CONFLICT:
+        _audit(memory, actor, "reset_ttl", "conflict", contact_id=contact_id,
+               detail=f"expected revision {expected_revision}, stored {revision}")
         raise _changed_since(contact_id, expected_revision, revision, "changed")
     changed = code == scripts.DONE
-    logger.info("TTL of buyer %s reset to %s days (existed: %s)", contact_id,
+    _audit(memory, actor, "reset_ttl", "done" if changed else "absent", contact_id=contact_id,
+           detail=f"{memory.config.ttl_days} days")
+    logger.info("TTL of buyer %s reset to %s days (existed: %s)", printable(contact_id, 120),
                 memory.config.ttl_days, changed)
     return changed
 
@@ -140,12 +158,15 @@ def clear_qa_seeds(memory: SyncBuyerConversationMemory, contact_ids: Iterable[st
             # raw keys, not key_for: an id from the scan need not be one a bot could write
             keys = [memory.raw_key_for(i) for i in ids[start:start + DELETE_BATCH]]
             deleted += memory.delete_seeds(keys)
-    except Exception:
+    except Exception as exc:
         # the batch in flight may have been deleted in part: its replies never came back
         logger.warning("%s cleared at least %d QA-seeded buyers, then stopped on an error; "
-                       "run it again to finish", actor, deleted)
+                       "run it again to finish", printable(actor, 120), deleted)
+        _audit(memory, actor, "clear_qa_seeds", "failed",
+               detail=f"at least {deleted} deleted, then {type(exc).__name__}")
         raise
-    logger.warning("%s cleared %d QA-seeded buyers", actor, deleted)
+    logger.warning("%s cleared %d QA-seeded buyers", printable(actor, 120), deleted)
+    _audit(memory, actor, "clear_qa_seeds", "done", detail=f"{deleted} deleted")
     return deleted
 
 
@@ -160,7 +181,7 @@ class LegacyMigration:
 
 
 def migrate_legacy(memory: SyncBuyerConversationMemory, *,
-                   dry_run: bool = False) -> LegacyMigration:
+                   dry_run: bool = False, actor: str = "operator") -> LegacyMigration:
     """Rewrite pickled records of the old system in the new format, keeping their TTL."""
     frame = scan_summaries(memory)
     report = LegacyMigration(dry_run=dry_run)
@@ -179,6 +200,10 @@ def migrate_legacy(memory: SyncBuyerConversationMemory, *,
     logger.warning("legacy migration%s: %d found, %d migrated, %d failed",
                    " (dry run)" if dry_run else "", report.found, report.migrated,
                    len(report.failed))
+    if not dry_run:
+        _audit(memory, actor, "migrate_legacy", "done",
+               detail=f"{report.found} found, {report.migrated} migrated, "
+               f"{len(report.failed)} failed")
     return report
 
 
@@ -220,10 +245,12 @@ class TrainedDictionary:
 
 def train_dictionary_from_store(memory: SyncBuyerConversationMemory, *, sample_size: int = 2000,
                                 dict_size_bytes: int = dicts.DEFAULT_DICTIONARY_BYTES,
-                                ) -> TrainedDictionary:
+                                actor: str = "operator") -> TrainedDictionary:
     """Train a zstd dictionary on stored states and make it the one writers use.
 
-    Older dictionaries stay stored, so records written with them remain readable.
+    Trained on the states with their PII replaced by placeholders, and stored encrypted
+    when keys are configured. Older dictionaries stay stored, so records written with
+    them remain readable.
     """
     frame = scan_summaries(memory)
     sample_ids = frame.loc[frame["status"] == STATUS_OK, "contact_id"].head(sample_size)
@@ -234,19 +261,32 @@ def train_dictionary_from_store(memory: SyncBuyerConversationMemory, *, sample_s
         except (CorruptRecord, InvalidContactId):
             continue  # a damaged record is no sample; the scan already reports it
         if record is not None:
-            samples.append(dump_json(record.state))
+            samples.append(dicts.training_sample(record.state))
     dictionary = dicts.train_dictionary(samples, dict_size_bytes)
-    raw = dictionary.as_bytes()
     dictionary_id = dictionary.dict_id()
     try:
-        memory.client.set(dicts.dictionary_key(memory.prefix, dictionary_id), raw, nx=True)
-        memory.client.set(dicts.current_dictionary_key(memory.prefix), str(dictionary_id))
+        stored = store_dictionary(memory, dictionary)
     except _FAULTS as exc:
         raise _unavailable(exc) from exc
-    memory.follow_new_dictionary()
     logger.warning("trained zstd dictionary %d (%d bytes) on %d states; writers now use it",
-                   dictionary_id, len(raw), len(samples))
-    return TrainedDictionary(dictionary_id, len(raw), len(samples))
+                   dictionary_id, stored, len(samples))
+    _audit(memory, actor, "train_dictionary", "done",
+           detail=f"dictionary {dictionary_id}, {stored} bytes, {len(samples)} samples")
+    return TrainedDictionary(dictionary_id, stored, len(samples))
+
+
+def store_dictionary(memory: SyncBuyerConversationMemory,
+                     dictionary: zstandard.ZstdCompressionDict) -> int:
+    """Store a trained dictionary (encrypted when keys are set) and make writers use it.
+
+    Returns the stored size. A dictionary id is immutable once stored (``NX``).
+    """
+    key = dicts.dictionary_key(memory.prefix, dictionary.dict_id())
+    value = dicts.stored_value(dictionary, memory.config.keyring, key)
+    memory.client.set(key, value, nx=True)
+    memory.client.set(dicts.current_dictionary_key(memory.prefix), str(dictionary.dict_id()))
+    memory.follow_new_dictionary()
+    return len(value)
 
 
 # scenario files ------------------------------------------------------------------------
@@ -363,14 +403,18 @@ def seed_scenarios(memory: SyncBuyerConversationMemory, scenarios: list[Scenario
             f"{shown}. Seeding never replaces a real buyer: use other ids, or pass "
             "--overwrite-real to replace them (logged)")
     if real:
-        logger.warning("%s overwrote %d real buyer(s) with QA seeds: %s", actor, len(real),
-                       ", ".join(display_id(i) for i in real))
-    return memory.save_seeds(items, overwrite_real=overwrite_real)
+        logger.warning("%s overwrote %d real buyer(s) with QA seeds: %s", printable(actor, 120),
+                       len(real), ", ".join(printable(display_id(i), 120) for i in real))
+    result = memory.save_seeds(items, overwrite_real=overwrite_real)
+    _audit(memory, actor, "seed", "done",
+           detail=f"{result.written} written from a file, {len(result.kept_real)} real kept"
+           + (f", {len(real)} real overwritten" if real and overwrite_real else ""))
+    return result
 
 
 def seed_generated(memory: SyncBuyerConversationMemory, items: Iterable[SaveItem],
                    total: int, progress: Callable[[int, int], None] | None = None,
-                   batch_size: int = 500) -> SeedWrite:
+                   batch_size: int = 500, *, actor: str = "operator") -> SeedWrite:
     """Write generated buyers in pipelined batches, reporting progress after each batch.
 
     An id that already holds a real buyer is left alone (checked on the server with each
@@ -396,6 +440,8 @@ def seed_generated(memory: SyncBuyerConversationMemory, items: Iterable[SaveItem
     if batch:
         flush()
     logger.info("seeded %d QA buyers; %d ids left alone as real buyers", written, len(kept))
+    _audit(memory, actor, "seed", "done",
+           detail=f"{written} generated, {len(kept)} real kept")
     return SeedWrite(written, tuple(kept))
 
 

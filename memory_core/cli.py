@@ -20,12 +20,15 @@ import orjson
 import redis
 from tqdm import tqdm
 
-from memory_core import admin, inventory
+from memory_core import admin, audit, erasure, inventory, rotation
 from memory_core.config import CONFIG_PATH_ENV, load_config
 from memory_core.connection import DEFAULT_REDIS_URL, REDIS_URL_ENV, parse_target
-from memory_core.errors import MemoryCoreError, StoreUnavailable
+from memory_core.crypto import KEYS_ENV, KEYS_FILE_ENV, generate_key_pair
+from memory_core.errors import ConfigError, InvalidState, MemoryCoreError, StoreUnavailable
+from memory_core.passwords import hash_password
+from memory_core.safetext import LOG_CHARS, printable, printable_json
 from memory_core.seeding import SeedOptions, generate_buyers
-from memory_core.state import mask_pii
+from memory_core.state import mask_pii, validate_contact_id
 from memory_core.store import SyncBuyerConversationMemory
 
 EXIT_OK, EXIT_NOT_FOUND, EXIT_USAGE = 0, 1, 2
@@ -61,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"YAML config file (default: ${CONFIG_PATH_ENV}, then built-in "
                              "defaults)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
+    parser.add_argument("--actor", default=None,
+                        help="who runs this, for the audit trail (default: the OS user)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     seed = commands.add_parser("seed", help="write QA test buyers (tagged as QA seeds)")
@@ -102,12 +107,42 @@ def build_parser() -> argparse.ArgumentParser:
                        help="states to train on (20-100000)")
     train.add_argument("--size-kb", type=_bounded_int(1, 1024), default=64,
                        help="dictionary size in KiB (1-1024)")
+
+    generate = commands.add_parser("generate-key",
+                                   help="print a fresh KEY_ID:BASE64 encryption key pair")
+    generate.add_argument("--key-id", default=None,
+                          help="1-16 characters of A-Z a-z 0-9 _ - (default: k<date><random>)")
+    commands.add_parser("hash-password",
+                        help="print a salted hash of a dashboard password (read from a "
+                             "prompt, or from stdin when piped)")
+    reencrypt = commands.add_parser(
+        "reencrypt", help="rewrite every record under the first encryption key (resumable)")
+    reencrypt.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+
+    find = commands.add_parser("find", help="contact ids whose state has a phone or email")
+    _add_identifier_arguments(find, required=True)
+    erase = commands.add_parser(
+        "erase", help="delete every state of a contact id, phone or email (a 'delete my "
+                      "data' request) and print a receipt as JSON")
+    erase.add_argument("contact_id", nargs="?", help="the contact id to erase")
+    _add_identifier_arguments(erase, required=False)
+    erase.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     return parser
 
 
+def _add_identifier_arguments(command: argparse.ArgumentParser, *, required: bool) -> None:
+    which = command.add_mutually_exclusive_group(required=required)
+    which.add_argument("--phone", help="a phone number with its country code, any format")
+    which.add_argument("--email", help="an email address, any case")
+    command.add_argument("--scan", action="store_true",
+                         help="read every record instead of the lookup (finds records saved "
+                              "before the lookup existed; slow on a big store)")
+
+
 def _print_json(value: Any) -> None:
-    sys.stdout.write(orjson.dumps(value, option=orjson.OPT_INDENT_2,
-                                  default=str).decode() + "\n")
+    """Indented JSON; text from Redis holds no raw control, bidi or separator character."""
+    sys.stdout.write(printable_json(orjson.dumps(value, option=orjson.OPT_INDENT_2,
+                                                 default=str).decode()) + "\n")
 
 
 def _progress_bar(unit: str) -> tuple[Callable[[int, int], None], Callable[[], None]]:
@@ -137,7 +172,7 @@ def _cmd_seed(memory: SyncBuyerConversationMemory, args: argparse.Namespace) -> 
             raise MemoryCoreError(f"cannot read {args.from_file}: {exc.strerror}") from None
         scenarios = admin.parse_scenarios(content, str(args.from_file))
         result = admin.seed_scenarios(memory, scenarios, overwrite_real=args.overwrite_real,
-                                      actor=f"cli user {_os_user()}")
+                                      actor=_actor(args))
         print(f"seeded {result.written} buyer(s) from {args.from_file}"
               + _kept_note(result.kept_real))
         return EXIT_OK
@@ -146,7 +181,8 @@ def _cmd_seed(memory: SyncBuyerConversationMemory, args: argparse.Namespace) -> 
     update, close = _progress_bar("buyers")
     try:
         items = (buyer.as_save_item() for buyer in generate_buyers(options))
-        result = admin.seed_generated(memory, items, options.count, update)
+        result = admin.seed_generated(memory, items, options.count, update,
+                                      actor=_actor(args))
     finally:
         close()
     print(f"seeded {result.written} QA buyers (seed {options.seed})"
@@ -157,7 +193,7 @@ def _cmd_seed(memory: SyncBuyerConversationMemory, args: argparse.Namespace) -> 
 def _kept_note(kept_real: tuple[str, ...]) -> str:
     if not kept_real:
         return ""
-    shown = ", ".join(inventory.display_id(i) for i in kept_real[:10])
+    shown = ", ".join(printable(inventory.display_id(i), 80) for i in kept_real[:10])
     return (f"; {len(kept_real)} id(s) hold real buyers and were left alone: {shown}"
             + (" ..." if len(kept_real) > 10 else ""))
 
@@ -191,7 +227,8 @@ def _cmd_inventory(memory: SyncBuyerConversationMemory, args: argparse.Namespace
     ]
     problems = inventory.problem_records(frame)
     for row in problems.head(20).itertuples():
-        lines.append(f"  {row.status}: {row.contact_id}: {row.problem}")
+        lines.append(f"  {row.status}: {printable(row.contact_id, 120)}: "
+                     f"{printable(row.problem, 300)}")
     if len(problems) > 20:
         lines.append(f"  ... and {len(problems) - 20} more (use --json)")
     print("\n".join(lines))
@@ -199,25 +236,29 @@ def _cmd_inventory(memory: SyncBuyerConversationMemory, args: argparse.Namespace
 
 
 def _counts(values: dict[str, int]) -> str:
-    return ", ".join(f"{k} {v}" for k, v in values.items()) or "-"
+    """``label count, ...``; labels are header fields anyone who can write a key chose."""
+    return ", ".join(f"{printable(k, 60)} {v}" for k, v in values.items()) or "-"
 
 
 def _cmd_show(memory: SyncBuyerConversationMemory, args: argparse.Namespace) -> int:
     record = memory.read_record(args.contact_id)
     if record is None:
-        print(f"no saved state for contact {args.contact_id} (never saved, expired or cleared)",
-              file=sys.stderr)
+        print(f"no saved state for contact {printable(args.contact_id, 120)} (never saved, "
+              "expired or cleared)", file=sys.stderr)
         return EXIT_NOT_FOUND
+    if args.reveal_pii:
+        audit.append_event(memory.client, memory.prefix, actor=_actor(args),
+                           action="reveal_pii", contact_id=record.contact_id, outcome="shown")
     state = record.state if args.reveal_pii else mask_pii(record.state)
     if args.json:
         _print_json(state)
         return EXIT_OK
     summary = record.summary
     ttl = "no expiry" if record.ttl_seconds is None else f"{record.ttl_seconds / 86400:.1f} days"
-    print(f"contact {record.contact_id}: revision {record.revision}, TTL {ttl}"
+    print(f"contact {printable(record.contact_id, 120)}: revision {record.revision}, TTL {ttl}"
           + ("  (legacy pickled record)" if record.legacy else "")
           + (f"  stored {summary.stored_bytes} B of {summary.original_bytes} B, "
-             f"codec {summary.codec}"
+             f"codec {printable(summary.codec, 40)}"
              + (f" with dictionary {summary.dictionary_id}" if summary.dictionary_id else "")
              if summary else ""))
     _print_json(state)
@@ -230,15 +271,12 @@ def _confirm(question: str) -> bool:
     return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
 
 
-def _os_user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
+def _actor(args: argparse.Namespace) -> str:
+    return audit.cli_actor(args.actor)
 
 
 def _cmd_clear(memory: SyncBuyerConversationMemory, args: argparse.Namespace) -> int:
-    actor = f"cli user {_os_user()}"
+    actor = _actor(args)
     if args.qa_seeds:
         ids = admin.qa_seed_ids(memory)
         if not ids:
@@ -250,30 +288,31 @@ def _cmd_clear(memory: SyncBuyerConversationMemory, args: argparse.Namespace) ->
             return EXIT_USAGE
         print(f"deleted {admin.clear_qa_seeds(memory, ids, actor=actor)} QA-seeded buyers")
         return EXIT_OK
+    shown = printable(args.contact_id, 120)
     revision = admin.current_revision(memory, args.contact_id)
     if revision is None:
-        print(f"no saved state for contact {args.contact_id}; nothing deleted", file=sys.stderr)
+        print(f"no saved state for contact {shown}; nothing deleted", file=sys.stderr)
         return EXIT_NOT_FOUND
     if not args.yes and not _confirm(
-            f"delete the saved state of {args.contact_id} (revision {revision})?"):
+            f"delete the saved state of {shown} (revision {revision})?"):
         print("not confirmed; nothing deleted (pass --yes to skip the question)",
               file=sys.stderr)
         return EXIT_USAGE
     if not admin.delete_buyer(memory, args.contact_id, expected_revision=revision,
                               actor=actor):
-        print(f"no saved state for contact {args.contact_id}; nothing deleted", file=sys.stderr)
+        print(f"no saved state for contact {shown}; nothing deleted", file=sys.stderr)
         return EXIT_NOT_FOUND
-    print(f"cleared {args.contact_id}")
+    print(f"cleared {shown}")
     return EXIT_OK
 
 
 def _cmd_migrate(memory: SyncBuyerConversationMemory, args: argparse.Namespace) -> int:
-    report = admin.migrate_legacy(memory, dry_run=args.dry_run)
+    report = admin.migrate_legacy(memory, dry_run=args.dry_run, actor=_actor(args))
     verb = "would migrate" if args.dry_run else "migrated"
     print(f"legacy records: {report.found} found, {verb} {report.migrated}, "
           f"{len(report.failed)} failed")
     for contact_id, reason in report.failed.items():
-        print(f"  {contact_id}: {reason}")
+        print(f"  {printable(contact_id, 120)}: {printable(reason, 300)}")
     return EXIT_OK
 
 
@@ -290,15 +329,114 @@ def _cmd_stats(memory: SyncBuyerConversationMemory, args: argparse.Namespace) ->
 
 def _cmd_train(memory: SyncBuyerConversationMemory, args: argparse.Namespace) -> int:
     trained = admin.train_dictionary_from_store(memory, sample_size=args.samples,
-                                                dict_size_bytes=args.size_kb * 1024)
+                                                dict_size_bytes=args.size_kb * 1024,
+                                                actor=_actor(args))
     print(f"trained dictionary {trained.dictionary_id} ({trained.dictionary_bytes} bytes) on "
           f"{trained.samples} states; new saves use it, older records stay readable")
     return EXIT_OK
 
 
+def _cmd_reencrypt(memory: SyncBuyerConversationMemory, args: argparse.Namespace) -> int:
+    keyring = memory.config.keyring
+    if keyring is None:
+        raise ConfigError(f"no encryption keys are configured: set {KEYS_ENV} (or "
+                          f"{KEYS_FILE_ENV}) with the new key first; make one with "
+                          "`python -m memory_core generate-key`")
+    pending, done = rotation.pending_contact_ids(memory)
+    print(f"{len(pending)} record(s) to rewrite under key {keyring.primary_id}; "
+          f"{done} already are")
+    if pending and not args.yes and not _confirm(
+            f"rewrite {len(pending)} record(s) under key {keyring.primary_id}?"):
+        print("not confirmed; nothing rewritten (pass --yes to skip the question)",
+              file=sys.stderr)
+        return EXIT_USAGE
+    update, close = _progress_bar("records")
+    try:
+        report = rotation.reencrypt_store(memory, actor=_actor(args), progress=update)
+    finally:
+        close()
+    print(f"rewritten {report.rewritten}, skipped {report.skipped}, failed {report.failed}"
+          f" (dictionaries rewritten: {report.dictionaries_rewritten})")
+    if report.changed_meanwhile:
+        print(f"  {report.changed_meanwhile} were saved by a bot while this ran; run again "
+              "to check they are under the first key")
+    for contact_id, reason in report.failures.items():
+        print(f"  failed {printable(contact_id, LOG_CHARS)}: {printable(reason)}")
+    return EXIT_OK if not report.failed else EXIT_NOT_FOUND
+
+
+def _cmd_find(memory: SyncBuyerConversationMemory, args: argparse.Namespace) -> int:
+    found = erasure.find_contact_ids(memory, phone=args.phone, email=args.email,
+                                     scan=args.scan)
+    for contact_id in found:
+        print(printable(contact_id, LOG_CHARS))
+    if not found:
+        print("no stored state has that " + ("phone number" if args.phone else "email")
+              + _scan_hint(memory, args), file=sys.stderr)
+        return EXIT_NOT_FOUND
+    return EXIT_OK
+
+
+def _scan_hint(memory: SyncBuyerConversationMemory, args: argparse.Namespace) -> str:
+    if args.scan or memory.config.lookup_secret is None:
+        return ""
+    return ("; states saved before the lookup existed (or under another lookup secret) "
+            "are found with --scan")
+
+
+def _cmd_erase(memory: SyncBuyerConversationMemory, args: argparse.Namespace) -> int:
+    if (args.contact_id is None) == (args.phone is None and args.email is None):
+        raise InvalidState("give a contact id, or --phone, or --email (exactly one)")
+    if args.contact_id is not None:
+        ids = [validate_contact_id(args.contact_id)]
+    else:
+        ids = erasure.find_contact_ids(memory, phone=args.phone, email=args.email,
+                                       scan=args.scan)
+        if not ids:
+            print("no stored state has that " + ("phone number" if args.phone else "email")
+                  + "; nothing erased" + _scan_hint(memory, args), file=sys.stderr)
+            return EXIT_NOT_FOUND
+    shown = ", ".join(printable(i, LOG_CHARS) for i in ids[:10]) + (" ..." if len(ids) > 10
+                                                                     else "")
+    if not args.yes and not _confirm(f"erase {len(ids)} buyer(s) ({shown}) permanently?"):
+        print("not confirmed; nothing erased (pass --yes to skip the question)",
+              file=sys.stderr)
+        return EXIT_USAGE
+    if args.contact_id is not None:
+        receipt = erasure.erase(memory, contact_ids=ids, actor=_actor(args))
+    else:
+        receipt = erasure.erase(memory, phone=args.phone, email=args.email,
+                                actor=_actor(args), scan=args.scan)
+    print(receipt.to_json())
+    return EXIT_OK if receipt.erased else EXIT_NOT_FOUND
+
+
 COMMANDS: dict[str, Callable[[SyncBuyerConversationMemory, argparse.Namespace], int]] = {
     "seed": _cmd_seed, "inventory": _cmd_inventory, "show": _cmd_show, "clear": _cmd_clear,
     "migrate-legacy": _cmd_migrate, "stats": _cmd_stats, "train-dictionary": _cmd_train,
+    "reencrypt": _cmd_reencrypt, "find": _cmd_find, "erase": _cmd_erase,
+}
+
+
+def _cmd_generate_key(args: argparse.Namespace) -> int:
+    print(generate_key_pair(args.key_id))
+    return EXIT_OK
+
+
+def _cmd_hash_password(args: argparse.Namespace) -> int:
+    if sys.stdin.isatty():
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Again: ") != password:
+            raise InvalidState("the two passwords differ; nothing printed")
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    print(hash_password(password))
+    return EXIT_OK
+
+
+#: Commands that need no Redis (and no configuration).
+OFFLINE_COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "generate-key": _cmd_generate_key, "hash-password": _cmd_hash_password,
 }
 
 
@@ -306,28 +444,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    if args.command in OFFLINE_COMMANDS:
+        try:
+            return OFFLINE_COMMANDS[args.command](args)
+        except MemoryCoreError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
     url = args.redis_url or os.environ.get(REDIS_URL_ENV) or DEFAULT_REDIS_URL
     try:
         config = load_config(args.config)
         target = parse_target(url)
         memory = SyncBuyerConversationMemory.from_url(url, config)
     except MemoryCoreError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {printable(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     try:
         return COMMANDS[args.command](memory, args)
     except StoreUnavailable as exc:
-        print(f"error: cannot reach Redis at {target.redacted_url} ({exc}); check that it runs "
+        print(f"error: cannot reach Redis at {target.redacted_url} "
+              f"({printable(str(exc))}); check that it runs "
               "and that --redis-url / REDIS_URL is right. Every buyer is written or deleted "
               "whole or not at all: rerun the command once Redis answers to finish the job",
               file=sys.stderr)
         return EXIT_USAGE
     except MemoryCoreError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {printable(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except redis.RedisError as exc:
-        print(f"error: Redis at {target.redacted_url} refused the command: {exc}",
-              file=sys.stderr)
+        print(f"error: Redis at {target.redacted_url} refused the command: "
+              f"{printable(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     finally:
         memory.close()

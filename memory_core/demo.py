@@ -15,9 +15,10 @@ from datetime import datetime
 
 import orjson
 
-from memory_core.dictionaries import current_dictionary_key, dictionary_key, train_dictionary
+from memory_core.admin import store_dictionary
+from memory_core.dictionaries import train_dictionary, training_sample
 from memory_core.seeding import SeedOptions, generate_buyers
-from memory_core.state import QA_SEED_FIELD, dump_json
+from memory_core.state import QA_SEED_FIELD
 from memory_core.store import SyncBuyerConversationMemory
 
 logger = logging.getLogger(__name__)
@@ -43,10 +44,7 @@ def seed_demo_store(memory: SyncBuyerConversationMemory, count: int = DEMO_BUYER
     # The first tenth is written before a dictionary exists, like records from before
     # `train-dictionary` ran; the rest is compressed with one trained on the whole set.
     memory.save_many(items[:len(items) // 10])
-    trained = train_dictionary([dump_json(state) for _, state, _, _ in items])
-    memory.client.set(dictionary_key(memory.prefix, trained.dict_id()), trained.as_bytes())
-    memory.client.set(current_dictionary_key(memory.prefix), str(trained.dict_id()))
-    memory.follow_new_dictionary()
+    store_dictionary(memory, train_dictionary([training_sample(s) for _, s, _, _ in items]))
     memory.save_many(items[len(items) // 10:])
     for contact_id, *_ in items[1:4]:
         memory.client.persist(memory.key_for(contact_id))

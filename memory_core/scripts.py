@@ -10,7 +10,8 @@ The stored revision is read from the record header (:mod:`memory_core.record`) w
 exactly as :func:`memory_core.record.stored_revision` does, so a caller that found no
 readable state can still replace it with ``expected_revision=0``.
 
-Replies are ``{code, revision}``: code 1 done, 0 nothing there (delete and expire only),
+Replies are ``{code, revision}``: code 1 done, 0 nothing there (delete, expire, and a
+save that keeps the TTL),
 -1 the revision did not match, -2 the key holds something that is not a QA seed.
 """
 
@@ -22,6 +23,8 @@ from dataclasses import dataclass, field
 from memory_core.record import HEADER_READ_BYTES, MAGIC, MAX_REVISION_DIGITS
 
 DONE, ABSENT, CONFLICT, NOT_A_SEED = 1, 0, -1, -2
+#: The save script's TTL argument that keeps the key's own TTL (and writes only if it exists).
+KEEP_TTL = "keep"
 
 #: Shared by every script: what is stored at KEYS[1] (revision, QA flag, whether a value is
 #: there). ``redis.pcall`` turns WRONGTYPE into a table: a key of another type exists,
@@ -52,16 +55,23 @@ local function matches(expected, revision)
 end
 """
 
-#: ARGV: expected revision ('' for any), TTL seconds, record head, record tail, and
-#: 'seed' to write only over nothing or a QA seed. The next revision goes between head
-#: and tail; it wraps before it would need more digits than a header allows.
+#: ARGV: expected revision ('' for any), TTL seconds (or 'keep': the key's own TTL, for
+#: rewrites such as re-encryption), record head, record tail, and 'seed' to write only
+#: over nothing or a QA seed. The next revision goes between head and tail; it wraps
+#: before it would need more digits than a header allows.
 _SAVE = _INSPECT + f"""
 local revision, qa, exists = inspect(KEYS[1])
 if not matches(ARGV[1], revision) then return {{{CONFLICT}, revision}} end
 if ARGV[5] == 'seed' and exists and not qa then return {{{NOT_A_SEED}, revision}} end
+if ARGV[2] == '{KEEP_TTL}' and not exists then return {{{ABSENT}, 0}} end
 if revision >= {10 ** MAX_REVISION_DIGITS - 1} then revision = 0 end
 revision = revision + 1
-redis.call('SET', KEYS[1], ARGV[3] .. string.format('%d', revision) .. ARGV[4], 'EX', ARGV[2])
+local record = ARGV[3] .. string.format('%d', revision) .. ARGV[4]
+if ARGV[2] == '{KEEP_TTL}' then
+  redis.call('SET', KEYS[1], record, 'KEEPTTL')
+else
+  redis.call('SET', KEYS[1], record, 'EX', ARGV[2])
+end
 return {{{DONE}, revision}}
 """
 

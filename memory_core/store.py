@@ -31,7 +31,7 @@ import redis.asyncio
 import zstandard
 
 from memory_core import dictionaries as dicts
-from memory_core import keylocks, scripts
+from memory_core import keylocks, lookup, scripts
 from memory_core.breaker import CircuitBreaker
 from memory_core.config import MemoryConfig, load_config
 from memory_core.connection import (
@@ -60,6 +60,7 @@ from memory_core.record import (
     parse_summary,
     stored_revision,
 )
+from memory_core.safetext import LOG_CHARS, printable
 from memory_core.state import (
     STATE_DEFAULTS,
     STATE_VERSION,
@@ -68,6 +69,7 @@ from memory_core.state import (
     dump_json,
     load_json,
     prepare_state,
+    shown_contact_id,
     utc_now,
     validate_contact_id,
 )
@@ -159,9 +161,11 @@ class _Encoded:
     def record(self, revision: int) -> bytes:
         return self.head + str(revision).encode() + self.tail
 
-    def script_command(self, expected_revision: int | None, guard: str = "") -> Command:
+    def script_command(self, expected_revision: int | None, guard: str = "", *,
+                       keep_ttl: bool = False) -> Command:
+        ttl = scripts.KEEP_TTL if keep_ttl else self.ttl_seconds
         return ("EVALSHA", scripts.SAVE.sha, 1, self.key, scripts.expected_arg(expected_revision),
-                self.ttl_seconds, self.head, self.tail, guard)
+                ttl, self.head, self.tail, guard)
 
 
 class _MemoryLogic:
@@ -371,7 +375,38 @@ class _MemoryLogic:
             self._counters["conflicts"] += 1
             return None, int(revision)
         self._counters["saves"] += 1
+        if self.config.lookup_secret is not None:
+            yield from self._lookup_steps(encoded.contact_id, lookup.index_commands(
+                self.prefix, self.config.lookup_secret, encoded.contact_id, encoded.prepared,
+                encoded.ttl_seconds))
         return {**encoded.prepared, REVISION_FIELD: int(revision)}, int(revision)
+
+    def _lookup_steps(self, contact_id: str, commands: list[Command]) -> Steps[None]:
+        """Keep the phone/email lookup in step; the save stands even if this fails.
+
+        Lookups are verified against the state when used, so a missed update costs a
+        stale entry (removed when found), never a wrong answer.
+        """
+        if not commands:
+            return
+        try:
+            yield commands
+        except (redis.RedisError, OSError) as exc:
+            logger.warning("save %s: the phone/email lookup was not updated (%s); the state "
+                           "was saved", self._who(contact_id), type(exc).__name__)
+
+    def _rewrite_steps(self, contact_id: str, state: dict[str, Any], expected_revision: int,
+                       now: datetime | None, ttl_seconds: int | None
+                       ) -> Steps[tuple[int, int]]:
+        encoded = yield from self._encode_steps(contact_id, state, None, now)
+        code, revision = yield from self._eval_steps(
+            encoded.script_command(expected_revision, keep_ttl=True), scripts.SAVE)
+        if code == scripts.DONE and self.config.lookup_secret is not None:
+            # the lookup secret may be new too (derived from a new first key)
+            yield from self._lookup_steps(contact_id, lookup.index_commands(
+                self.prefix, self.config.lookup_secret, contact_id, encoded.prepared,
+                ttl_seconds or encoded.ttl_seconds))
+        return int(code), int(revision)
 
     def _save_steps(self, contact_id: object, state: object, ttl_override: object,
                     expected_revision: object = None) -> Steps[bool]:
@@ -465,6 +500,10 @@ class _MemoryLogic:
             saved, stored = yield from self._write_steps(
                 contact_id, state if updated is None else updated, ttl_override, revision)
             if saved is not None:
+                if current is not None and self.config.lookup_secret is not None:
+                    yield from self._lookup_steps(str(contact_id), lookup.unindex_commands(
+                        self.prefix, self.config.lookup_secret, str(contact_id), current,
+                        saved))
                 return saved
             logger.debug("update %s: conflict (read revision %d, stored %d); retrying",
                          self._who(contact_id), revision, stored)
@@ -599,17 +638,22 @@ class _MemoryLogic:
 
     @staticmethod
     def _who(contact_id: object) -> str:
-        """A contact id fit for a log line: only a valid id as is, so none can forge lines."""
+        """A contact id fit for a log line: only a valid id as is, so none can forge lines.
+
+        An invalid one is often a phone number or an email typed in the wrong field: it is
+        logged masked, escaped and cut short (:func:`shown_contact_id`), never as it is.
+        """
         try:
             return validate_contact_id(contact_id)
         except MemoryCoreError:
-            return repr(contact_id)[:80]
+            return f"'{shown_contact_id(contact_id)}'"
 
     def _log_corrupt(self, operation: str, contact_id: object, exc: CorruptRecord) -> None:
+        """One ERROR line; the reason can quote bytes from Redis, so it is escaped."""
         self._counters["errors"] += 1
         self._counters["corrupt"] += 1
         logger.error("%s %s: stored record is unreadable, treating as no saved state: %s",
-                     operation, self._who(contact_id), exc)
+                     operation, self._who(contact_id), printable(str(exc), LOG_CHARS))
 
     def _on_fault(self, operation: str, contact_id: object, exc: BaseException) -> None:
         """Log one line and count a failed call; open the breaker on connection faults.
@@ -624,7 +668,8 @@ class _MemoryLogic:
             self._log_corrupt(operation, contact_id, exc)
         elif isinstance(exc, MemoryCoreError):
             self._counters["refused"] += 1
-            logger.warning("%s %s refused, nothing written: %s", operation, who, exc)
+            logger.warning("%s %s refused, nothing written: %s", operation, who,
+                           printable(str(exc), LOG_CHARS))
         elif isinstance(exc, redis.exceptions.MaxConnectionsError):
             # this process's own pool is full: Redis may be fine, so no breaker
             self._counters["errors"] += 1
@@ -636,7 +681,7 @@ class _MemoryLogic:
             opened = self._breaker.record_failure(timed_out=isinstance(exc, _TIMEOUTS))
             probe_seconds = max(self.config.failure_cooldown_seconds, _MIN_PROBE_SECONDS)
             logger.warning("%s %s: Redis unreachable (%s: %s)%s", operation, who,
-                           type(exc).__name__, exc,
+                           type(exc).__name__, printable(str(exc), LOG_CHARS),
                            f"; circuit breaker open: skipping Redis, probing it every "
                            f"{probe_seconds:g}s" if opened else "")
             if opened:
@@ -645,7 +690,8 @@ class _MemoryLogic:
                     self._start_probe()
         elif isinstance(exc, redis.RedisError):
             self._counters["errors"] += 1
-            logger.error("%s %s: Redis error: %s", operation, who, exc)
+            logger.error("%s %s: Redis error: %s", operation, who,
+                         printable(str(exc), LOG_CHARS))
         else:
             self._counters["errors"] += 1
             logger.exception("%s %s: unexpected failure", operation, who)
@@ -844,6 +890,19 @@ class SyncBuyerConversationMemory(_MemoryLogic):
         """The SET command of a save at ``revision``, without sending it; raises on bad input."""
         encoded = self.run_strict(self._encode_steps(contact_id, state, ttl_override, now))
         return ("SET", encoded.key, encoded.record(revision), "EX", encoded.ttl_seconds)
+
+    def rewrite_record(self, contact_id: str, state: dict[str, Any], *, expected_revision: int,
+                       now: datetime | None = None, ttl_seconds: int | None = None
+                       ) -> tuple[int, int]:
+        """Write ``state`` again in today's format and key, keeping the key's TTL.
+
+        Only while the key exists at ``expected_revision`` (re-encryption must never
+        overwrite a save made since it read the record). ``ttl_seconds`` is what is left
+        of that TTL, for the phone/email lookup. Returns ``(code, revision)`` with a code
+        of :mod:`memory_core.scripts`; raises on bad input.
+        """
+        return self.run_strict(self._rewrite_steps(contact_id, state, expected_revision, now,
+                                                   ttl_seconds))
 
     def follow_new_dictionary(self) -> None:
         """Pick up a newly trained dictionary on the next save instead of within a minute."""

@@ -145,6 +145,12 @@ def stored_json(state: dict[str, Any]) -> bytes:
     return dump_json({k: v for k, v in state.items() if k != "state_revision"})
 
 
+def buyer_key_count(client: Any, prefix: str = "buyer_conversation_memory") -> int:
+    """Keys in the buyer keyspace (``<prefix>:*``), leaving out the audit stream and the
+    other ``<prefix>.<name>`` keys that writes may add beside it."""
+    return sum(1 for _ in client.scan_iter(match=f"{prefix}:*", count=1000))
+
+
 def seed_buyers(memory: Any, count: int, *, seed: int = 1, now: datetime | None = None,
                 **options: Any) -> list[Any]:
     """Generate ``count`` QA buyers deterministically and save them; returns the buyers."""

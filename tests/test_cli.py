@@ -26,7 +26,7 @@ from memory_core import dictionaries as dicts
 from memory_core.cli import main
 from memory_core.seeding import SeedOptions, generate_buyers
 from memory_core.state import mask_pii
-from memory_core.testing import free_port, stored_json
+from memory_core.testing import buyer_key_count, free_port, stored_json
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 PREFIX = "buyer_conversation_memory"
@@ -255,7 +255,7 @@ def test_clear_qa_seeds_without_yes_and_without_a_tty_deletes_nothing(
     monkeypatch.setattr(sys, "stdin", io.StringIO("y\n"))  # not a TTY, even if it says y
     assert cli(real_redis_url, "clear", "--qa-seeds") == 2
     assert "nothing deleted" in capsys.readouterr().err
-    assert raw.dbsize() == 4
+    assert buyer_key_count(raw) == 4
 
 
 def test_clear_qa_seeds_with_yes_deletes_only_qa_seeds(
