@@ -449,7 +449,7 @@ def frame_for_export(frame: pd.DataFrame) -> pd.DataFrame:
     """The inventory table with the columns an operator exports (no PII is in it)."""
     columns = ["contact_id", "status", "temperature", "persona", "journey_stage",
                "message_count", "stored_bytes", "original_bytes", "compression_ratio",
-               "codec", "ttl_days", "last_interaction", "revision", "qa_seed"]
+               "codec", "key_id", "ttl_days", "last_interaction", "revision", "qa_seed"]
     return frame[columns]
 
 

@@ -220,6 +220,8 @@ def _cmd_inventory(memory: SyncBuyerConversationMemory, args: argparse.Namespace
         "persona: " + _counts(report["by_persona"]),
         "journey stage: " + _counts(report["by_journey_stage"]),
         "codec: " + _counts(report["by_codec"]),
+        "encryption key: " + _counts(report["by_key_id"])
+        + (f"  undecryptable: {report['undecryptable']}" if report["undecryptable"] else ""),
         f"stored: {report['stored_bytes']:,} bytes  original: {report['original_bytes']:,} "
         f"bytes  ratio: {ratio if ratio is not None else '-'}",
         f"TTL: no TTL {report['ttl']['no_ttl']}, expiring in 24h {report['ttl']['expiring_24h']}"

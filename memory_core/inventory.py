@@ -25,7 +25,7 @@ import pandas as pd
 import redis
 
 from memory_core import dictionaries as dicts
-from memory_core.errors import CorruptRecord, StoreUnavailable
+from memory_core.errors import CorruptRecord, StoreUnavailable, UndecryptableRecord
 from memory_core.legacy import looks_legacy
 from memory_core.record import HEADER_READ_BYTES, MAGIC, header_numbers, split_header
 from memory_core.store import SyncBuyerConversationMemory
@@ -35,7 +35,12 @@ STATUS_LEGACY = "legacy"  # pickled record of the old system: readable, not summ
 STATUS_CORRUPT = "corrupt"
 STATUS_FOREIGN = "foreign"  # a key of another Redis type under our prefix
 STATUS_MISSING_DICTIONARY = "missing_dictionary"
-PROBLEM_STATUSES = (STATUS_CORRUPT, STATUS_FOREIGN, STATUS_MISSING_DICTIONARY)
+#: Encrypted with a key this process does not have, or failing authentication.
+STATUS_UNDECRYPTABLE = "undecryptable"
+PROBLEM_STATUSES = (STATUS_CORRUPT, STATUS_FOREIGN, STATUS_MISSING_DICTIONARY,
+                    STATUS_UNDECRYPTABLE)
+#: The key_id label of a record stored in the clear.
+NOT_ENCRYPTED = "none"
 
 #: Rows handed to ``progress`` at a time; also the keys per SCAN call and per read.
 DEFAULT_BATCH = 1000
@@ -68,6 +73,7 @@ return out
 """
 #: Replies per key: header window (None for another type), PTTL, STRLEN.
 _REPLIES_PER_KEY = 3
+_CLEAR = NOT_ENCRYPTED.encode()
 
 
 class _Columns:
@@ -77,7 +83,8 @@ class _Columns:
     labels up five at a time and appends through pre-bound methods.
     """
 
-    _LABELS = ("status", "codec", "schema_version", "temperature", "persona", "journey_stage")
+    _LABELS = ("status", "codec", "schema_version", "temperature", "persona", "journey_stage",
+               "key_id")
     _INTS = ("stored_bytes", "original_bytes", "dictionary_id", "message_count",
              "last_interaction_epoch", "ttl_ms", "revision")
 
@@ -115,23 +122,26 @@ class _Columns:
                                 f"{header_bytes + payload} (truncated or overwritten)")
         if original > payload * MAX_PLAUSIBLE_RATIO or (
                 self.max_original_bytes is not None and original > self.max_original_bytes
-        ) or (fields[1] == b"none" and original != payload):
+        ) or (fields[1] == b"none" and original != payload):  # (encrypted: "none+k1")
             raise CorruptRecord(implausible_size(fields[1], original, payload,
                                                  self.max_original_bytes))
         self.contact_id.append(contact_id)
         self.problem.append("")
-        raw_labels = (fields[1] + b"+dict" if dictionary_id else fields[1], fields[0],
-                      fields[5], fields[6], fields[8])
+        # "zstd+k1": the codec, then the key id (already checked by header_numbers)
+        compression, _, key_id = fields[1].partition(b"+")
+        raw_labels = (compression + b"+dict" if dictionary_id else compression, fields[0],
+                      fields[5], fields[6], fields[8], key_id or _CLEAR)
         labels = self._label_rows.get(raw_labels)
         if labels is None:
             labels = self._label_rows[raw_labels] = tuple(map(self._label, raw_labels))
         self._status_append(STATUS_OK)
-        codec, schema, temperature, persona, stage = self._label_appends
+        codec, schema, temperature, persona, stage, key_ids = self._label_appends
         codec(labels[0])
         schema(labels[1])
         temperature(labels[2])
         persona(labels[3])
         stage(labels[4])
+        key_ids(labels[5])
         stored, original_bytes, dictionary, message_count, last, ttl, revisions = (
             self._int_appends)
         stored(stored_bytes)
@@ -253,6 +263,7 @@ def scan_summaries(memory: SyncBuyerConversationMemory, *, batch_size: int = DEF
         # SCAN may return a key twice when the keyspace is rehashed during the walk.
         frame = columns.frame().drop_duplicates("contact_id", ignore_index=True)
         _mark_missing_dictionaries(memory, frame)
+        _mark_unknown_keys(memory, frame)
         if verify:
             _verify_payloads(memory, frame, verify_progress)
     except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
@@ -349,20 +360,27 @@ VERIFY_BATCH = 200
 
 def _verify_payloads(memory: SyncBuyerConversationMemory, frame: pd.DataFrame,
                      progress: ProgressCallback | None) -> None:
-    """Decode every ok or legacy record; mark those that fail as corrupt, with the reason."""
+    """Decode every ok or legacy record; mark those that fail, with the reason.
+
+    A payload no configured key opens is undecryptable (a key missing here, or bytes
+    changed), anything else that fails is corrupt.
+    """
     rows = frame.index[frame["status"].isin([STATUS_OK, STATUS_LEGACY])]
-    failed_rows: list[int] = []
-    reasons: list[str] = []
+    failed: dict[str, tuple[list[int], list[str]]] = {STATUS_CORRUPT: ([], []),
+                                                      STATUS_UNDECRYPTABLE: ([], [])}
     for start in range(0, len(rows), VERIFY_BATCH):
         chunk = rows[start:start + VERIFY_BATCH]
         keys = [memory.raw_key_for(i) for i in frame.loc[chunk, "contact_id"]]
         for row, problem in zip(chunk, memory.check_records(keys), strict=True):
             if problem is not None:
-                failed_rows.append(row)
-                reasons.append(problem)
+                status = (STATUS_UNDECRYPTABLE if isinstance(problem, UndecryptableRecord)
+                          else STATUS_CORRUPT)
+                failed[status][0].append(row)
+                failed[status][1].append(str(problem))
         if progress:
             progress(start + len(chunk), len(rows))
-    _mark(frame, failed_rows, STATUS_CORRUPT, reasons)
+    for status, (failed_rows, reasons) in failed.items():
+        _mark(frame, failed_rows, status, reasons)
 
 
 def _mark(frame: pd.DataFrame, rows: Any, status: str, problems: list[str]) -> None:
@@ -389,6 +407,25 @@ def _mark_missing_dictionaries(memory: SyncBuyerConversationMemory, frame: pd.Da
     _mark(frame, rows, STATUS_MISSING_DICTIONARY, [
         f"zstd dictionary {i} is missing from Redis; the state cannot be decompressed"
         for i in frame.loc[rows, "dictionary_id"]])
+
+
+def _mark_unknown_keys(memory: SyncBuyerConversationMemory, frame: pd.DataFrame) -> None:
+    """With keys configured, records naming a key id that is not among them.
+
+    Without keys nothing is marked: the overview needs none, and the payloads stay
+    unread (``--verify`` with the keys tells which really decrypt).
+    """
+    keyring = memory.config.keyring
+    if keyring is None:
+        return
+    key_ids = [str(k) for k in frame.loc[frame["status"] == STATUS_OK, "key_id"].unique()]
+    unknown = [k for k in key_ids if k != NOT_ENCRYPTED and not keyring.knows(k)]
+    if not unknown:
+        return
+    rows = (frame["status"] == STATUS_OK) & frame["key_id"].isin(unknown)
+    _mark(frame, rows, STATUS_UNDECRYPTABLE, [
+        f"encrypted with key id {k!r}, which is not configured here" for k in
+        frame.loc[rows, "key_id"]])
 
 
 def _with_derived_columns(frame: pd.DataFrame) -> pd.DataFrame:
@@ -439,11 +476,13 @@ def summarize_inventory(frame: pd.DataFrame, now: datetime | None = None) -> dic
         "by_persona": counts("persona"),
         "by_journey_stage": counts("journey_stage"),
         "by_codec": counts("codec"),
+        "by_key_id": counts("key_id"),
         "by_schema_version": counts("schema_version"),
         "qualified": int(ok["is_qualified"].sum()),
         "qa_seeded": int(frame["qa_seed"].sum()),
         "corrupt": int(frame["status"].isin(PROBLEM_STATUSES).sum()),
         "legacy": int((frame["status"] == STATUS_LEGACY).sum()),
+        "undecryptable": int((frame["status"] == STATUS_UNDECRYPTABLE).sum()),
         "stored_bytes": stored,
         "original_bytes": original,
         "compression_ratio": round(original / stored, 3) if stored else None,

@@ -548,19 +548,20 @@ class _MemoryLogic:
         replies = yield from self._eval_steps(commands, scripts.DELETE)
         return sum(1 for code, _ in replies if code == scripts.DONE)
 
-    def _check_records_steps(self, keys: list[bytes]) -> Steps[list[str | None]]:
+    def _check_records_steps(self, keys: list[bytes]) -> Steps[list[CorruptRecord | None]]:
         """Why each of ``keys`` cannot be loaded (None: it loads, or it is gone)."""
         raws = yield _Replies(self._value_command(key) for key in keys)
-        problems: list[str | None] = []
+        problems: list[CorruptRecord | None] = []
         for key, raw in zip(keys, raws, strict=True):
             problem = None
             if isinstance(raw, redis.ResponseError):
-                problem = f"the key holds another Redis type, not a buyer record ({raw})"
+                problem = CorruptRecord(
+                    f"the key holds another Redis type, not a buyer record ({raw})")
             elif raw:
                 try:
                     yield from self._decode_steps(key.decode("utf-8", "replace"), raw)
                 except CorruptRecord as exc:
-                    problem = str(exc)
+                    problem = exc
             problems.append(problem)
         return problems
 
@@ -921,7 +922,7 @@ class SyncBuyerConversationMemory(_MemoryLogic):
         """Delete one key if its revision (and QA tag) still match; ``(code, revision)``."""
         return self.run_strict(self._delete_steps(key, expected_revision, seeds_only))
 
-    def check_records(self, keys: list[bytes]) -> list[str | None]:
+    def check_records(self, keys: list[bytes]) -> list[CorruptRecord | None]:
         """For each key, why a load would find no state in it (None when it loads)."""
         return self.run_strict(self._check_records_steps(keys))
 

@@ -222,3 +222,44 @@ def test_nonces_are_fresh_per_save(store_url: str, raw: redis.Redis) -> None:
     second_payload = second[parse_summary(second).header_bytes:]
     assert first_payload[:12] != second_payload[:12]
     assert first_payload != second_payload
+
+
+# the inventory: headers only, no key needed ------------------------------------------------------
+
+def test_the_inventory_works_without_keys_and_names_each_records_key(
+        store_url: str, raw: redis.Redis) -> None:
+    from memory_core.inventory import STATUS_OK, scan_summaries, summarize_inventory
+
+    with SyncBuyerConversationMemory.from_url(store_url, MemoryConfig()) as plain:
+        plain.save_state("clear", a_state())
+    with SyncBuyerConversationMemory.from_url(store_url, encrypted_config()) as memory:
+        memory.save_state("secret", a_state())
+    with SyncBuyerConversationMemory.from_url(store_url, MemoryConfig()) as keyless:
+        frame = scan_summaries(keyless).set_index("contact_id")
+        assert frame.loc["secret", "status"] == STATUS_OK  # no key, still summarised
+        assert frame.loc["secret", "key_id"] == "k1" and frame.loc["secret", "codec"] == "zstd"
+        assert frame.loc["clear", "key_id"] == "none"
+        assert frame.loc["secret", "temperature"] == "hot"
+        report = summarize_inventory(frame.reset_index())
+        assert report["by_key_id"] == {"k1": 1, "none": 1} and report["undecryptable"] == 0
+
+
+def test_the_inventory_lists_undecryptable_records(store_url: str, raw: redis.Redis) -> None:
+    from memory_core.inventory import STATUS_UNDECRYPTABLE, scan_summaries
+
+    with SyncBuyerConversationMemory.from_url(store_url, encrypted_config(K2)) as other:
+        other.save_state("under-k2", a_state())
+    with SyncBuyerConversationMemory.from_url(store_url, encrypted_config()) as memory:
+        memory.save_state("good", a_state())
+        memory.save_state("tampered", a_state())
+        stored = bytearray(raw.get(f"{PREFIX}:tampered") or b"")
+        stored[-2] ^= 0x10
+        raw.set(f"{PREFIX}:tampered", bytes(stored))
+        frame = scan_summaries(memory).set_index("contact_id")
+        assert frame.loc["under-k2", "status"] == STATUS_UNDECRYPTABLE
+        assert "'k2'" in frame.loc["under-k2", "problem"]
+        assert frame.loc["tampered", "status"] == "ok"  # the header cannot tell
+        verified = scan_summaries(memory, verify=True).set_index("contact_id")
+        assert verified.loc["tampered", "status"] == STATUS_UNDECRYPTABLE
+        assert "authentication failed" in verified.loc["tampered", "problem"]
+        assert verified.loc["good", "status"] == "ok"
