@@ -147,10 +147,12 @@ def _non_finite_path(value: Any, path: str) -> str:
 
 
 def version_key(version: str) -> tuple[int, ...] | None:
-    try:
-        return tuple(int(part) for part in version.split("."))
-    except ValueError:
+    """``"1.0"`` as ``(1, 0)``; None for anything but a few dot-separated ASCII numbers
+    (``int()`` would also take whitespace and other scripts' digits from a planted state)."""
+    parts = version.split(".", 8)
+    if len(version) > 40 or not all(p.isascii() and p.isdigit() for p in parts):
         return None
+    return tuple(int(part) for part in parts)
 
 
 def is_newer_than_known(version: object) -> bool:

@@ -259,7 +259,7 @@ class _MemoryLogic:
             return state  # the common case, kept off the migration machinery
         if isinstance(version, str) and is_newer_than_known(version):
             logger.warning("%s was written with schema %s, newer than %s; returned as is",
-                           key, version, STATE_VERSION)
+                           printable(key, LOG_CHARS), printable(version, 40), STATE_VERSION)
             return state
         try:
             return migrate(state)

@@ -398,3 +398,24 @@ def test_an_oversized_value_is_refused_by_the_async_store_too(store_url: str,
 
     loaded, stats = asyncio.run(load())
     assert loaded is None and stats["corrupt"] == 1 and stats["circuit_open"] is False
+
+
+@pytest.mark.parametrize("version", ["99.0\n2026-01-01 INFO forged line", "\n9",
+                                     "9\x1b]0;title\x07", "\u0661.0"])
+def test_a_planted_schema_version_cannot_forge_a_log_line(
+        real_redis_url: str, real_raw: redis.Redis, caplog: pytest.LogCaptureFixture,
+        version: str) -> None:
+    from memory_core.record import encode_record
+    from memory_core.state import dump_json
+
+    state = {"state_version": version, "conversation_history": []}
+    real_raw.set(key("planted"), encode_record(state, dump_json(state),
+                                               compress_threshold_bytes=5120, codec="zstd",
+                                               zstd_level=3))
+    with (caplog.at_level(logging.INFO, logger="memory_core"),
+          SyncBuyerConversationMemory.from_url(real_redis_url) as memory):
+        memory.load_state("planted")
+    assert caplog.records
+    for record in caplog.records:
+        line = record.getMessage()
+        assert "\n" not in line and "\x1b" not in line and "\x07" not in line
