@@ -369,17 +369,40 @@ class _MemoryLogic:
         """Save once: (the stored state, its new revision), or (None, stored) on a conflict."""
         expected = self._check_expected_revision(expected_revision)
         encoded = yield from self._encode_steps(contact_id, state, ttl_override)
-        code, revision = yield from self._eval_steps(encoded.script_command(expected),
-                                                     scripts.SAVE)
+        save = encoded.script_command(expected)
+        index = [] if self.config.lookup_secret is None else lookup.index_commands(
+            self.prefix, self.config.lookup_secret, encoded.contact_id, encoded.prepared,
+            encoded.ttl_seconds)
+        if index:
+            code, revision = yield from self._save_and_index_steps(encoded.contact_id, save,
+                                                                   index)
+        else:
+            code, revision = yield from self._eval_steps(save, scripts.SAVE)
         if code != scripts.DONE:
             self._counters["conflicts"] += 1
             return None, int(revision)
         self._counters["saves"] += 1
-        if self.config.lookup_secret is not None:
-            yield from self._lookup_steps(encoded.contact_id, lookup.index_commands(
-                self.prefix, self.config.lookup_secret, encoded.contact_id, encoded.prepared,
-                encoded.ttl_seconds))
         return {**encoded.prepared, REVISION_FIELD: int(revision)}, int(revision)
+
+    def _save_and_index_steps(self, contact_id: str, save: Command, index: list[Command]
+                              ) -> Steps[tuple[int, int]]:
+        """The save and its lookup entries in one round trip; the save's reply decides.
+
+        Adding an entry is idempotent and lookups are verified, so an entry sent with a
+        save that then conflicts costs nothing; a refused entry only logs a warning.
+        """
+        replies = yield _Replies([save, *index])
+        if isinstance(replies[0], redis.exceptions.NoScriptError):
+            yield ("SCRIPT", "LOAD", scripts.SAVE.source)
+            replies = yield _Replies([save, *index])
+        if isinstance(replies[0], Exception):
+            raise replies[0]
+        refused = [r for r in replies[1:] if isinstance(r, Exception)]
+        if refused:
+            logger.warning("save %s: the phone/email lookup was not updated (%s); the state "
+                           "was saved", self._who(contact_id), type(refused[0]).__name__)
+        code, revision = replies[0]
+        return int(code), int(revision)
 
     def _lookup_steps(self, contact_id: str, commands: list[Command]) -> Steps[None]:
         """Keep the phone/email lookup in step; the save stands even if this fails.

@@ -404,3 +404,25 @@ def test_no_pii_key_or_password_in_any_log_line_at_info_or_above(
     for line in lines:
         for value in secrets_and_pii:
             assert value not in line, (value, line)
+
+
+def test_a_save_with_lookup_entries_survives_a_flushed_script_cache_and_a_refused_entry(
+        real_redis_url: str, real_raw: redis.Redis, caplog: pytest.LogCaptureFixture) -> None:
+    with SyncBuyerConversationMemory.from_url(real_redis_url, config_with(K1)) as memory:
+        real_raw.script_flush()
+        assert memory.save_state("c-1", buyer())
+        assert erasure.find_contact_ids(memory, phone="+15550001234") == ["c-1"]
+        # a planted key of another type where an entry goes: the save still stands
+        from memory_core.lookup import lookup_key, normalise_email, token
+
+        assert memory.config.lookup_secret is not None
+        email_key = lookup_key(PREFIX, token(memory.config.lookup_secret, "email",
+                                             normalise_email("x@planted.org") or ""))
+        real_raw.set(email_key, "not a set")
+        with caplog.at_level(logging.WARNING, logger="memory_core"):
+            assert memory.save_state("c-2", buyer(email="x@planted.org"))
+        assert any("lookup was not updated" in r.getMessage() for r in caplog.records)
+        loaded = memory.load_state("c-2")
+        assert loaded is not None and loaded["buyer_email"] == "x@planted.org"
+        assert erasure.find_contact_ids(memory, email="x@planted.org") == []
+        assert erasure.find_contact_ids(memory, email="x@planted.org", scan=True) == ["c-2"]
