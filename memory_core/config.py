@@ -201,6 +201,17 @@ def _read_section(path: Path) -> dict[str, Any]:
     return dict(section)
 
 
+def default_config(env: Mapping[str, str] | None = None) -> MemoryConfig:
+    """The defaults, with the encryption keys and lookup secret of the environment.
+
+    What a memory built without a config uses: a bot that has keys in its environment
+    never writes a buyer in the clear because it left out ``config=load_config()``.
+    """
+    env = os.environ if env is None else env
+    keyring = keyring_from_env(env)
+    return MemoryConfig(keyring=keyring, lookup_secret=lookup_secret_from_env(env, keyring))
+
+
 def load_config(path: str | os.PathLike[str] | None = None,
                 env: Mapping[str, str] | None = None) -> MemoryConfig:
     """Build the settings from a YAML file (optional), then environment overrides.

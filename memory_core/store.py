@@ -33,7 +33,7 @@ import zstandard
 from memory_core import dictionaries as dicts
 from memory_core import keylocks, lookup, scripts
 from memory_core.breaker import CircuitBreaker
-from memory_core.config import MemoryConfig, load_config
+from memory_core.config import MemoryConfig, default_config, load_config
 from memory_core.connection import (
     DEFAULT_REDIS_URL,
     REDIS_URL_ENV,
@@ -180,7 +180,7 @@ class _MemoryLogic:
         self.client = client
         self._owns_client = owns_client
         self._closed = False
-        self.config = config or MemoryConfig()
+        self.config = config or default_config()
         self.prefix = self.config.cache_key_prefix
         self._breaker = CircuitBreaker(self.config.failure_threshold)
         self._breaker_opened_at = 0.0
@@ -196,7 +196,7 @@ class _MemoryLogic:
     @classmethod
     def from_url(cls, url: str, config: MemoryConfig | None = None) -> Self:
         """A memory with its own client for ``url``; close it when done."""
-        config = config or MemoryConfig()
+        config = config or default_config()
         return cls(cls._connect(url, config), config, owns_client=True)
 
     # keys ---------------------------------------------------------------------------

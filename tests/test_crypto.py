@@ -263,3 +263,14 @@ def test_the_inventory_lists_undecryptable_records(store_url: str, raw: redis.Re
         assert verified.loc["tampered", "status"] == STATUS_UNDECRYPTABLE
         assert "authentication failed" in verified.loc["tampered", "problem"]
         assert verified.loc["good", "status"] == "ok"
+
+
+def test_a_memory_built_without_a_config_still_uses_the_environments_keys(
+        store_url: str, raw: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(KEYS_ENV, K1)
+    with SyncBuyerConversationMemory.from_url(store_url) as memory:
+        assert memory.save_state("c-1", a_state())
+    assert parse_summary(raw.get(f"{PREFIX}:c-1") or b"").key_id == "k1"
+    monkeypatch.setenv(KEYS_ENV, "k1:not-a-key")
+    with pytest.raises(ConfigError, match=KEYS_ENV):
+        SyncBuyerConversationMemory.from_url(store_url)
