@@ -319,8 +319,9 @@ def _cmd_migrate(memory: SyncBuyerConversationMemory, args: argparse.Namespace) 
 
 
 #: Per-process facts of get_stats() that mean nothing in a one-shot CLI process.
-_PROCESS_STATS = ("saves", "loads", "hits", "misses", "clears", "errors", "corrupt", "refused",
-                  "skipped", "circuit_open", "dictionary_id")
+_PROCESS_STATS = ("saves", "loads", "hits", "misses", "clears", "conflicts", "errors",
+                  "corrupt", "undecryptable", "refused", "skipped", "circuit_open",
+                  "dictionary_id")
 
 
 def _cmd_stats(memory: SyncBuyerConversationMemory, args: argparse.Namespace) -> int:

@@ -47,6 +47,7 @@ from memory_core.errors import (
     MemoryCoreError,
     MissingDictionary,
     StoreUnavailable,
+    UndecryptableRecord,
 )
 from memory_core.legacy import decode_legacy, looks_legacy
 from memory_core.migrations import is_newer_than_known, migrate
@@ -675,7 +676,9 @@ class _MemoryLogic:
     def _log_corrupt(self, operation: str, contact_id: object, exc: CorruptRecord) -> None:
         """One ERROR line; the reason can quote bytes from Redis, so it is escaped."""
         self._counters["errors"] += 1
-        self._counters["corrupt"] += 1
+        # a record no configured key opens is counted apart: a missing key, not damage
+        self._counters["undecryptable" if isinstance(exc, UndecryptableRecord)
+                       else "corrupt"] += 1
         logger.error("%s %s: stored record is unreadable, treating as no saved state: %s",
                      operation, self._who(contact_id), printable(str(exc), LOG_CHARS))
 
@@ -727,6 +730,7 @@ class _MemoryLogic:
 
     def stats(self) -> dict[str, Any]:
         counters = self._counters
+        keyring = self.config.keyring
         return {
             "enabled": self.config.enabled,
             "ttl_days": self.config.ttl_days,
@@ -739,10 +743,14 @@ class _MemoryLogic:
             "zstd_level": self.config.zstd_level,
             "use_dictionary": self.config.use_dictionary,
             "dictionary_id": self._dictionaries.current_id or None,
+            # key ids only: which key writes, which ones read; never key material
+            "encryption_key_id": keyring.primary_id if keyring else None,
+            "decryption_key_ids": list(keyring.key_ids) if keyring else [],
+            "phone_email_lookup": self.config.lookup_secret is not None,
             "circuit_open": self._breaker.is_open,
             **{name: counters[name] for name in (
                 "saves", "loads", "hits", "misses", "clears", "conflicts", "errors",
-                "corrupt", "refused", "skipped")},
+                "corrupt", "undecryptable", "refused", "skipped")},
         }
 
 

@@ -274,3 +274,23 @@ def test_a_memory_built_without_a_config_still_uses_the_environments_keys(
     monkeypatch.setenv(KEYS_ENV, "k1:not-a-key")
     with pytest.raises(ConfigError, match=KEYS_ENV):
         SyncBuyerConversationMemory.from_url(store_url)
+
+
+def test_stats_name_the_keys_by_id_and_count_undecryptable_loads(
+        store_url: str, raw: redis.Redis, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from memory_core.cli import main as cli_main
+
+    with SyncBuyerConversationMemory.from_url(store_url, encrypted_config(K2)) as other:
+        other.save_state("under-k2", a_state())
+    with SyncBuyerConversationMemory.from_url(store_url, encrypted_config()) as memory:
+        assert memory.load_state("under-k2") is None
+        stats = memory.get_stats()
+    assert stats["encryption_key_id"] == "k1" and stats["decryption_key_ids"] == ["k1"]
+    assert stats["phone_email_lookup"] is True
+    assert stats["undecryptable"] == 1 and stats["corrupt"] == 0
+    if store_url.startswith("redis://"):
+        monkeypatch.setenv(KEYS_ENV, f"{K1},{K2}")
+        assert cli_main(["--redis-url", store_url, "stats"]) == 0
+        out = capsys.readouterr().out
+        assert '"encryption_key_id": "k1"' in out and K1.split(":")[1] not in out
