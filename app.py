@@ -3,15 +3,22 @@
 Connects to ``REDIS_URL`` (or ``redis_url`` in .streamlit/secrets.toml); with neither it
 runs on an embedded demo store and says so. An unreachable Redis is reported with the
 host tried and how to fix it; the dashboard never falls back to demo data silently.
+
+Who may see and do what is decided by dashboard.auth before anything else: a visitor who
+has to sign in sees the sign-in form and nothing of the store, not even a key count.
 """
 
 from __future__ import annotations
 
 import streamlit as st
 
+from dashboard.auth import Access, AuthConfigError, current_access, load_auth_config
+from dashboard.markdown import code, md
 from dashboard.resources import forget_scan, open_memory
-from dashboard.settings import DashboardSettings
+from dashboard.settings import DashboardSettings, load_settings
+from dashboard.signin import ENABLE_OPERATOR_ACCESS, sidebar_account, sign_in_screen
 from memory_core.admin import describe_store
+from memory_core.config import MemoryConfig
 from memory_core.connection import parse_target
 from memory_core.errors import MemoryCoreError, StoreUnavailable
 from memory_core.store import SyncBuyerConversationMemory
@@ -21,7 +28,7 @@ st.set_page_config(page_title="Buyer memory", page_icon=":material/home_work:", 
 
 def _show_connection_problem(settings: DashboardSettings | None, exc: Exception) -> None:
     where = parse_target(settings.redis_url).redacted_url if settings else "the configured Redis"
-    st.error(f"**Cannot reach Redis at `{where}`.**\n\n{exc}")
+    st.error(f"**Cannot reach Redis at** {code(where)}\n\n{md(str(exc))}")
     st.markdown(
         "- Check that the server runs and accepts connections from this host "
         "(`redis-cli -u <url> ping`).\n"
@@ -34,15 +41,17 @@ def _show_connection_problem(settings: DashboardSettings | None, exc: Exception)
     st.stop()
 
 
-def _sidebar(settings: DashboardSettings, memory: SyncBuyerConversationMemory,
+def _sidebar(access: Access, memory: SyncBuyerConversationMemory,
              facts: dict[str, object]) -> None:
+    settings = access.settings
     target = parse_target(settings.redis_url)
     with st.sidebar:
+        sidebar_account(access)
         st.subheader("Connection")
         mode = ":material/science: **Demo**" if target.is_demo else ":material/cloud_done: **Live**"
-        st.markdown(f"{mode} · {target.label}")
+        st.markdown(f"{mode} · {code(target.label)}")
         version = "fakeredis, in-process" if target.is_demo else (
-            f"Redis {facts.get('redis_version') or 'version unknown'}")
+            f"Redis {md(facts.get('redis_version') or 'version unknown')}")
         st.caption(f"{version} · "
                    f"{facts.get('keys') or 0:,} keys in this database")
         if settings.read_only:
@@ -55,32 +64,72 @@ def _sidebar(settings: DashboardSettings, memory: SyncBuyerConversationMemory,
             f"- Compression over **{config.compress_threshold_bytes:,} B** "
             f"({config.codec}, level {config.zstd_level})\n"
             f"- History cap **{config.max_history_messages}** messages\n"
-            f"- Dictionary: **{facts.get('dictionary_id') or 'none'}**\n"
-            f"- Key prefix `{config.cache_key_prefix}:`")
+            f"- Dictionary: **{md(facts.get('dictionary_id') or 'none')}**\n"
+            f"- Encryption: {_encryption_text(config)}\n"
+            f"- Key prefix {code(config.cache_key_prefix + ':')}")
+
+
+def _encryption_text(config: MemoryConfig) -> str:
+    """Which key writes (by id, never the key), or that payloads are stored in the clear."""
+    if config.keyring is None:
+        return "**off** (set `MEMORY_CORE_ENCRYPTION_KEYS`)"
+    return f"**on**, key {code(config.keyring.primary_id)}"
+
+
+def _pages(access: Access) -> list[st.Page]:
+    """The pages this role may open; a page not listed is "not found" at its URL.
+
+    The pages live in app_pages/, not pages/: with a pages/ folder Streamlit emulates its
+    old multipage mode until st.navigation has run once, so a deep link opened first on a
+    fresh server would run the page without this entry point (and its sign-in).
+    """
+    pages = [
+        st.Page("app_pages/overview.py", title="Overview", icon=":material/monitoring:",
+                default=True),
+        st.Page("app_pages/buyer.py", title="Buyer", icon=":material/person_search:",
+                url_path="buyer"),
+    ]
+    if access.is_operator:
+        pages.append(st.Page("app_pages/qa.py", title="QA seeding", icon=":material/science:",
+                             url_path="qa"))
+    if access.can_audit:
+        pages.append(st.Page("app_pages/audit.py", title="Audit", icon=":material/policy:",
+                             url_path="audit"))
+    return pages
 
 
 settings: DashboardSettings | None = None
+try:
+    settings = load_settings()
+    auth_config = load_auth_config()
+    access = current_access(settings, auth_config)
+except AuthConfigError as exc:
+    st.error(f"**The dashboard's sign-in settings are invalid.** {md(str(exc))}")
+    st.stop()
+
+if not access.signed_in:
+    # Every page stays registered (hidden) so a deep link opens after signing in; none of
+    # them runs, and nothing about the store is read, until then.
+    st.navigation(_pages(Access("operator", "none", settings)), position="hidden")
+    sign_in_screen(access, auth_config)
+    st.stop()
+
 try:
     settings, memory = open_memory()
     facts = describe_store(memory)
 except StoreUnavailable as exc:
     _show_connection_problem(settings, exc)
 except MemoryCoreError as exc:
-    st.error(f"**The dashboard configuration is invalid.** {exc}")
+    st.error(f"**The dashboard configuration is invalid.** {md(str(exc))}")
     st.stop()
 
-if settings.is_demo:
+if access.via == "demo":
     st.info("**Demo mode**: no Redis is configured, so this runs on an embedded store "
             "seeded with a few hundred synthetic buyers. Set `REDIS_URL` (or `redis_url` in "
             "`.streamlit/secrets.toml`) to operate a real Redis.")
+elif access.via == "open":
+    st.info("**Read-only for everyone**: no dashboard password is configured, so buyers are "
+            "shown masked and nothing can be changed. " + ENABLE_OPERATOR_ACCESS)
 
-_sidebar(settings, memory, facts)
-# The pages live in app_pages/, not pages/: with a pages/ folder Streamlit emulates its old
-# multipage mode until st.navigation has run once, so a deep link (/buyer?contact_id=...)
-# opened first on a fresh server would run the page without this entry point.
-navigation = st.navigation([
-    st.Page("app_pages/overview.py", title="Overview", icon=":material/monitoring:", default=True),
-    st.Page("app_pages/buyer.py", title="Buyer", icon=":material/person_search:", url_path="buyer"),
-    st.Page("app_pages/qa.py", title="QA seeding", icon=":material/science:", url_path="qa"),
-])
-navigation.run()
+_sidebar(access, memory, facts)
+st.navigation(_pages(access)).run()

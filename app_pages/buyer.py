@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
 
 import streamlit as st
 
-from dashboard.actions import ActionRefused, clear_buyer, reset_buyer_ttl
+from dashboard.actions import ActionRefused, clear_buyer, reset_buyer_ttl, reveal_pii
+from dashboard.auth import current_access
+from dashboard.buyer_view import pii_query, show_conversation, show_summary
+from dashboard.erasure_view import show_pii_search, show_receipt
 from dashboard.markdown import md
 from dashboard.resources import forget_scan, open_memory, scan_inventory
+from dashboard.signin import read_only_note, require
 from memory_core.admin import current_revision
 from memory_core.errors import (
     CorruptRecord,
@@ -18,9 +21,9 @@ from memory_core.errors import (
     StoreUnavailable,
 )
 from memory_core.state import mask_pii
-from memory_core.store import StoredRecord
 
 MAX_MATCHES = 50
+access = require("viewer")
 settings, memory = open_memory()
 
 
@@ -32,7 +35,7 @@ def confirm_clear(contact_id: str, revision: int | None) -> None:
     typed = st.text_input("Contact id", key="confirm_clear_id")
     if st.button("Delete permanently", type="primary", disabled=typed.strip() != contact_id):
         try:
-            existed = clear_buyer(settings, memory, contact_id, typed, revision)
+            existed = clear_buyer(current_access(), memory, contact_id, typed, revision)
         except (ActionRefused, RevisionConflict, StoreUnavailable) as exc:
             st.error(md(str(exc)))
             return
@@ -48,76 +51,12 @@ def find_matches(prefix: str) -> list[str]:
     return sorted(ids.head(MAX_MATCHES * 4))[:MAX_MATCHES]
 
 
-def score(value: object) -> float | str:
-    """A score as st.metric can show it; the library stores whatever JSON the bot sent."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return value
-    return "–" if value is None else json.dumps(value, default=str)[:40]
-
-
-def label(value: object) -> str:
-    return str(value or "unknown").replace("_", " ")
-
-
-def show_summary(record: StoredRecord, state: dict) -> None:
-    summary = record.summary
-    row = st.columns(4)
-    row[0].metric("Temperature", label(state.get("buyer_temperature")))
-    row[1].metric("Persona", label(state.get("buyer_persona")))
-    row[2].metric("Qualified", "yes" if state.get("is_qualified") else "no")
-    row[3].metric("Journey stage", label(state.get("current_journey_stage")))
-    row = st.columns(4)
-    row[0].metric("Financial readiness", score(state.get("financial_readiness_score")))
-    row[1].metric("Buying motivation", score(state.get("buying_motivation_score")))
-    row[2].metric("Urgency", label(state.get("urgency_level")))
-    row[3].metric("Financing", label(state.get("financing_status")))
-    now = datetime.now(UTC)
-    if record.ttl_seconds is None:
-        ttl_text = "never expires (no TTL)"
-    else:
-        expires = now + timedelta(seconds=record.ttl_seconds)
-        ttl_text = (f"{record.ttl_seconds / 86400:.1f} days, expires "
-                    f"{expires:%Y-%m-%d %H:%M} UTC")
-    storage = ("legacy pickled record (run `migrate-legacy`)" if summary is None else
-               f"{summary.stored_bytes:,} B stored of {summary.original_bytes:,} B JSON, "
-               f"codec `{summary.codec}`"
-               + (f" with dictionary {summary.dictionary_id}" if summary.dictionary_id else ""))
-    st.markdown(
-        f"**Qualification step:** {md(label(state.get('current_qualification_step')))} · "
-        f"**Budget:** {md(state.get('budget_range'))}\n\n"
-        f"**Preferences:** {md(state.get('property_preferences'))}\n\n"
-        f"**Contact:** {md(state.get('buyer_name') or '–')} · "
-        f"{md(state.get('buyer_phone') or '–')} · {md(state.get('buyer_email') or '–')}\n\n"
-        f"**TTL:** {md(ttl_text)} · **Storage:** {storage} · "
-        f"**Schema:** {md(state.get('state_version'))} · **Revision:** {record.revision} · "
-        f"**Last interaction:** {md(state.get('last_interaction_timestamp'))}")
-
-
-def show_conversation(state: dict) -> None:
-    history = state.get("conversation_history") or []
-    st.subheader(f"Conversation ({len(history)} messages)")
-    for message in history:
-        if not isinstance(message, dict):
-            continue
-        role = "user" if message.get("role") == "user" else "assistant"
-        with st.chat_message(role):
-            st.markdown(md(str(message.get("content", ""))))
-            if message.get("timestamp"):
-                st.caption(str(message["timestamp"]))
-    objections = state.get("objection_history") or []
-    st.subheader(f"Objections ({len(objections)})")
-    if objections:
-        st.dataframe(objections, hide_index=True, width="stretch")
-    else:
-        st.caption("No objections recorded.")
-
-
 def reset_ttl_clicked(contact_id: str, revision: int | None) -> None:
     """Runs before the page is drawn again, with the revision that was on screen."""
     try:
-        reset_buyer_ttl(settings, memory, contact_id, revision)
+        reset_buyer_ttl(current_access(), memory, contact_id, revision)
     except (ActionRefused, RevisionConflict, StoreUnavailable) as exc:
-        st.session_state["ttl_outcome"] = ("error", md(str(exc)))
+        st.session_state["ttl_outcome"] = ("error", str(exc))
         return
     forget_scan()
     st.session_state["ttl_outcome"] = ("done", f"TTL reset to {memory.config.ttl_days} days")
@@ -125,21 +64,21 @@ def reset_ttl_clicked(contact_id: str, revision: int | None) -> None:
 
 def show_actions(contact_id: str, revision: int | None) -> None:
     """Clear and reset TTL act on the revision on screen, never on a newer save."""
-    if settings.read_only:
-        st.caption(":material/lock: Read-only dashboard: clearing and TTL changes are disabled.")
+    if not access.can_write:
+        st.caption(f":material/lock: {read_only_note(access)}")
         return
     left, right, _ = st.columns([1, 1, 3])
-    if left.button("Clear this buyer", icon=":material/delete:"):
+    if left.button("Clear this buyer", icon=":material/delete:", key="clear_buyer"):
         confirm_clear(contact_id, revision)
-    right.button("Reset TTL to default", icon=":material/timer:",
+    right.button("Reset TTL to default", icon=":material/timer:", key="reset_ttl",
                  on_click=reset_ttl_clicked, args=(contact_id, revision))
     outcome = st.session_state.pop("ttl_outcome", None)
     if outcome is not None:
         kind, message = outcome
         if kind == "done":
-            st.toast(message)
+            st.toast(md(message))
         else:
-            st.error(message)
+            st.error(md(message))
 
 
 st.title("Buyer")
@@ -147,8 +86,9 @@ cleared = st.session_state.pop("cleared", None)
 if cleared:
     st.success(f"Buyer **{md(cleared[0])}** was cleared: no saved state remains."
                if cleared[1] else f"Buyer **{md(cleared[0])}** had no saved state to clear.")
+show_receipt()
 
-query = st.text_input("Contact id, or the start of one",
+query = st.text_input("Contact id, or the start of one; operators: a phone or email",
                       value=st.query_params.get("contact_id", ""),
                       placeholder="e.g. contact-2026-000042")
 contact_id = query.strip()
@@ -159,20 +99,26 @@ if not contact_id:
 if st.query_params.get("contact_id") != contact_id:
     st.query_params["contact_id"] = contact_id
 
+pii = pii_query(contact_id)
 try:
     record = memory.read_record(contact_id)
 except InvalidContactId as exc:
-    st.warning(f"That is not a valid contact id: {md(str(exc))}")
-    st.stop()
+    if pii is None:
+        st.warning(f"That is not a valid contact id: {md(str(exc))}")
+        st.stop()
+    record = None
 except CorruptRecord as exc:
     st.error(f"The record of **{md(contact_id)}** cannot be read: {md(str(exc))}. The bot "
              "treats it as no saved state; clearing it lets the buyer start fresh.")
     show_actions(contact_id, current_revision(memory, contact_id))
     st.stop()
 except StoreUnavailable as exc:
-    st.error(f"Cannot read from Redis: {exc}")
+    st.error(f"Cannot read from Redis: {md(str(exc))}")
     st.stop()
 
+if record is None and pii is not None:
+    show_pii_search(access, memory, *pii)
+    st.stop()
 if record is None:
     matches = [m for m in find_matches(contact_id) if m != contact_id]
     if matches:
@@ -183,13 +129,20 @@ if record is None:
             st.query_params["contact_id"] = choice
             st.rerun()
     else:
-        st.info(f"No saved state for this contact (**{contact_id}**): never saved, expired "
-                "or cleared.")
+        st.info(f"No saved state for this contact (**{md(contact_id)}**): never saved, "
+                "expired or cleared.")
     st.stop()
 
-reveal = st.toggle("Reveal name, phone and email", value=False,
-                   help="PII stays masked on screen and in downloads unless revealed")
-state = record.state if reveal else mask_pii(record.state)
+state = mask_pii(record.state)
+# Only an operator gets the toggle; one per buyer, so opening another starts masked again.
+if access.can_reveal and st.toggle(
+        "Reveal name, phone and email", key=f"reveal:{contact_id}",
+        help="PII stays masked on screen and in downloads unless revealed; each reveal is "
+             "written to the audit trail"):
+    try:
+        state = reveal_pii(access, memory, contact_id, record.state, record.revision)
+    except (ActionRefused, StoreUnavailable) as exc:
+        st.error(f"Not revealed: {md(str(exc))}")
 show_summary(record, state)
 show_actions(contact_id, record.revision)
 export = json.dumps({"contact_id": contact_id, **state}, indent=2, ensure_ascii=False,

@@ -7,6 +7,7 @@ import copy
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
+from dashboard.markdown import md
 from dashboard.overview_model import TABLE_ROWS, Filters, OverviewModel
 from dashboard.resources import (
     SCAN_CACHE_SECONDS,
@@ -17,7 +18,9 @@ from dashboard.resources import (
     overview_options,
     scan_inventory,
 )
+from dashboard.signin import require
 from memory_core.errors import StoreUnavailable
+from memory_core.safetext import csv_bytes
 
 
 def human_bytes(value: float) -> str:
@@ -33,6 +36,7 @@ def draw(where: DeltaGenerator, model: OverviewModel, name: str) -> None:
     where.vega_lite_chart(copy.deepcopy(model.charts[name]), width="stretch")
 
 
+require("viewer")  # app.py lists this page only after sign-in; this holds for any route
 st.title("Buyer memory overview")
 settings, memory = open_memory()
 top = st.columns([1, 1, 4])
@@ -46,7 +50,7 @@ def overview() -> None:
     try:
         frame = scan_inventory(settings, memory)
     except StoreUnavailable as exc:
-        st.error(f"Scan failed: {exc}. Use Refresh to try again.")
+        st.error(f"Scan failed: {md(str(exc))}. Use Refresh to try again.")
         return
     scan = last_scan(settings)
     if scan is not None:
@@ -120,8 +124,7 @@ def overview() -> None:
         st.caption(f"Showing the {TABLE_ROWS:,} most recent of {len(model.table):,} matching "
                    "buyers; the CSV has them all.")
     st.download_button("Download CSV",
-                       data=lambda: model.table.to_csv(index=False).encode(
-                           "utf-8", "backslashreplace"),
+                       data=lambda: csv_bytes(model.table),  # no cell runs as a formula
                        file_name="buyers.csv", mime="text/csv", icon=":material/download:",
                        help="All matching buyers; built when you click, not on every refresh")
 

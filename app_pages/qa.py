@@ -5,19 +5,21 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard.actions import ActionRefused, remove_qa_seeds, seed_buyers, seed_file
-from dashboard.markdown import md
+from dashboard.markdown import code, md
 from dashboard.resources import forget_scan, open_memory, scan_inventory
+from dashboard.signin import require
 from memory_core.errors import InvalidContactId, InvalidState, MemoryCoreError, StoreUnavailable
 from memory_core.seeding import SeedOptions
 
+access = require("operator")
 settings, memory = open_memory()
 st.title("QA seeding")
 st.caption("Seeded buyers carry a QA tag inside their state, so they can be listed and "
            "removed exactly, without touching real buyers.")
 
-if settings.read_only:
+if access.read_only:
     st.warning(":material/lock: The dashboard is read-only: seeding and removal are disabled.")
-elif not settings.can_seed:
+elif not access.can_seed:
     st.warning("Seeding is disabled on this Redis: it is not the demo store. Set "
                "`allow_seeding = true` in secrets (or `MEMORY_DASHBOARD_ALLOW_SEEDING=1`) on "
                "a staging Redis to enable it.")
@@ -43,7 +45,7 @@ with st.form("seed_form"):
         ttl_days = (1, 1)
         cols[1].caption("TTL: 1 day (the policy allows no other)")
     submitted = st.form_submit_button("Seed buyers", type="primary",
-                                      disabled=not settings.can_seed)
+                                      disabled=not access.can_seed)
 if submitted:
     options = SeedOptions(count=int(count), seed=int(seed), id_prefix=id_prefix.strip(),
                           temperature_mix=(hot / 100, warm / 100, cold / 100),
@@ -51,26 +53,26 @@ if submitted:
                           ttl_days_range=(int(ttl_days[0]), int(ttl_days[1])))
     bar = st.progress(0.0, text="Seeding…")
     try:
-        result = seed_buyers(settings, memory, options,
+        result = seed_buyers(access, memory, options,
                              lambda done, total: bar.progress(done / total,
                                                               text=f"Seeded {done:,}/{total:,}"))
         forget_scan()
         st.success(f"Seeded **{result.written:,}** QA buyers (seed {options.seed}, ids "
-                   f"`{options.id_prefix}{options.seed}-…`).")
+                   f"{code(f'{options.id_prefix}{options.seed}-…')}).")
         if result.kept_real:
             st.warning(f"{len(result.kept_real):,} of the generated ids hold real buyers; "
                        "those were left alone.")
     except (ActionRefused, InvalidState, InvalidContactId, StoreUnavailable) as exc:
-        st.error(str(exc))
+        st.error(md(str(exc)))
     finally:
         bar.empty()
 
 st.subheader("Replay a scenario file")
 upload = st.file_uploader("JSON or YAML: one state with its contact_id, or a list of them",
-                          type=["json", "yaml", "yml"], disabled=not settings.can_seed)
-if upload is not None and st.button("Seed from file", disabled=not settings.can_seed):
+                          type=["json", "yaml", "yml"], disabled=not access.can_seed)
+if upload is not None and st.button("Seed from file", disabled=not access.can_seed):
     try:
-        result = seed_file(settings, memory, upload.getvalue(), upload.name)
+        result = seed_file(access, memory, upload.getvalue(), upload.name)
         forget_scan()
         st.success(f"Seeded {result.written} buyer(s) from {md(upload.name)}.")
         if result.kept_real:
@@ -80,22 +82,22 @@ if upload is not None and st.button("Seed from file", disabled=not settings.can_
         problems = str(exc).split("; ")
         st.error("\n".join(f"- {md(p)}" for p in problems))
     except StoreUnavailable as exc:
-        st.error(str(exc))
+        st.error(md(str(exc)))
 
 st.subheader("Remove QA seeds")
 try:
     frame = scan_inventory(settings, memory, show_progress=False)  # cached, shared
 except StoreUnavailable as exc:
-    st.error(str(exc))
+    st.error(md(str(exc)))
     st.stop()
 seeded = frame.loc[frame["qa_seed"], "contact_id"].tolist()
 st.write(f"**{len(seeded):,}** QA-seeded buyers are stored now. Real buyers are never touched.")
-if seeded and not settings.read_only:
+if seeded and access.can_write:
     confirmed = st.checkbox(f"Yes, delete all {len(seeded):,} QA-seeded buyers")
     if st.button("Remove QA seeds", disabled=not confirmed):
         try:
-            removed = remove_qa_seeds(settings, memory, seeded, confirmed)
+            removed = remove_qa_seeds(access, memory, seeded, confirmed)
             forget_scan()
             st.success(f"Removed {removed:,} QA-seeded buyers.")
         except (ActionRefused, MemoryCoreError) as exc:
-            st.error(str(exc))
+            st.error(md(str(exc)))

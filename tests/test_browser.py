@@ -1,9 +1,13 @@
 """End to end: the dashboard served by ``streamlit run``, driven by headless Chromium.
 
 The private redis-server is seeded with the CLI, the dashboard is started on a free port
-against it, and Playwright opens the pages like an operator would: overview, a buyer by
-deep link (then clears it through the confirmation dialog), and the QA page. Screenshots
-of the three pages are saved to docs/ for review.
+against it with a viewer and an operator password, and Playwright opens the pages like
+people would: sign in, the overview, a buyer by deep link (then clears it through the
+confirmation dialog), the QA page; a viewer who finds no operator action; stored and
+reflected markdown that must load nothing from an attacker's host; and an erasure by
+email through its dialog. Screenshots are saved to docs/ for review.
+
+Every ``page.goto`` opens a new Streamlit session, which signs in again.
 
 Chromium is the Debian package at /usr/bin/chromium (Playwright never downloads a browser
 here). Without it the test is skipped, unless CI is set: there a skip would hide a broken
@@ -51,6 +55,12 @@ START_TIMEOUT_SECONDS = 60
 TIMEOUT_MS = 60_000
 SEED_COUNT = 200
 CONTACT_ID = "qa-5-000007"
+OPERATOR_PASSWORD = "browser operator password"
+VIEWER_PASSWORD = "browser viewer password"
+ATTACKER = "attacker.invalid"
+IMAGE = f"![x](http://{ATTACKER}/p.png)"
+PHISH = f"[Session expired: log in again](http://{ATTACKER}/phish)"
+PREFIX = "buyer_conversation_memory"
 
 
 @dataclass
@@ -103,7 +113,9 @@ def _clean_env(redis_url: str) -> dict[str, str]:
            and k != "REDIS_URL"}
     # Explicit values win over any .streamlit/secrets.toml of a developer's checkout.
     env.update(REDIS_URL=redis_url, MEMORY_DASHBOARD_READ_ONLY="0",
-               MEMORY_DASHBOARD_ALLOW_SEEDING="0", PYTHONUNBUFFERED="1")
+               MEMORY_DASHBOARD_ALLOW_SEEDING="0", PYTHONUNBUFFERED="1",
+               MEMORY_DASHBOARD_OPERATOR_PASSWORD=OPERATOR_PASSWORD,
+               MEMORY_DASHBOARD_VIEWER_PASSWORD=VIEWER_PASSWORD)
     return env
 
 
@@ -172,6 +184,33 @@ def wait_for_app(page: Page) -> None:
     page.wait_for_timeout(300)  # let the last frame paint
 
 
+def sign_in(page: Page, password: str) -> None:
+    """Fill the sign-in form of this (new) session and wait for the page behind it."""
+    from playwright.sync_api import expect
+
+    field = page.get_by_label("Password", exact=True)
+    expect(field).to_have_attribute("type", "password")
+    field.fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("button", name="Sign in")).to_have_count(0)
+    wait_for_app(page)
+
+
+def open_signed_in(page: Page, url: str, password: str) -> None:
+    page.goto(url)
+    wait_for_app(page)
+    sign_in(page, password)
+
+
+def buyer_keys(redis_url: str) -> int:
+    """Buyer records now (dbsize() also counts the audit stream)."""
+    client = redis.Redis.from_url(redis_url)
+    try:
+        return sum(1 for _ in client.scan_iter(match=f"{PREFIX}:*", count=1000))
+    finally:
+        client.close()
+
+
 def test_operator_walks_through_the_dashboard(dashboard: Dashboard, browser: Browser) -> None:
     from playwright.sync_api import expect
 
@@ -184,9 +223,20 @@ def test_operator_walks_through_the_dashboard(dashboard: Dashboard, browser: Bro
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     try:
         with dashboard.log_on_failure():
-            # Overview: the headline metric and every chart drawn.
+            # Before signing in: the form and nothing else, not even a key count.
             page.goto(dashboard.url + "/")
             wait_for_app(page)
+            expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+            expect(page.locator("[data-testid='stMetric']")).to_have_count(0)
+            expect(page.locator("[data-testid='stVegaLiteChart']")).to_have_count(0)
+            expect(page.get_by_text("keys in this database")).to_have_count(0)
+            expect(page.get_by_text(CONTACT_ID)).to_have_count(0)
+            page.screenshot(path=str(DOCS / "screenshot-signin.png"))
+            sign_in(page, OPERATOR_PASSWORD)
+            expect(page.locator("[data-testid='stSidebar']").get_by_text(
+                "Signed in as operator")).to_be_visible()
+
+            # Overview: the headline metric and every chart drawn.
             buyers = page.locator("[data-testid='stMetric']").filter(
                 has=page.locator("[data-testid='stMetricLabel']", has_text="Buyers"))
             expect(buyers.locator("[data-testid='stMetricValue']")).to_have_text(
@@ -209,9 +259,12 @@ def test_operator_walks_through_the_dashboard(dashboard: Dashboard, browser: Bro
             wait_for_app(page)
             page.screenshot(path=str(DOCS / "screenshot-overview.png"))
 
-            # A buyer by deep link: the transcript renders, masked.
+            # A buyer by deep link, opened before signing in: after signing in, the page
+            # and its contact id are still there; the transcript renders, masked.
             page.goto(f"{dashboard.url}/buyer?contact_id={CONTACT_ID}")
             wait_for_app(page)
+            expect(page.get_by_text("Conversation (")).to_have_count(0)
+            sign_in(page, OPERATOR_PASSWORD)
             expect(page.get_by_role("heading", name="Buyer", exact=True)).to_be_visible()
             expect(page.get_by_label("Contact id, or the start of one")).to_have_value(
                 CONTACT_ID)
@@ -240,14 +293,16 @@ def test_operator_walks_through_the_dashboard(dashboard: Dashboard, browser: Bro
             expect(page.get_by_text("No saved state for this contact")).to_be_visible()
             client = redis.Redis.from_url(dashboard.redis_url)
             try:
-                assert client.exists(f"buyer_conversation_memory:{CONTACT_ID}") == 0
-                assert client.dbsize() == SEED_COUNT - 1
+                assert client.exists(f"{PREFIX}:{CONTACT_ID}") == 0
+                assert buyer_keys(dashboard.redis_url) == SEED_COUNT - 1
+                (entry,) = client.xrevrange(f"{PREFIX}.audit", count=1)
+                assert entry[1][b"contact_id"] == CONTACT_ID.encode()
+                assert entry[1][b"actor"].startswith(b"dashboard:operator:")
             finally:
                 client.close()
 
             # The QA page: a non-demo Redis without allow_seeding, so seeding is disabled.
-            page.goto(dashboard.url + "/qa")
-            wait_for_app(page)
+            open_signed_in(page, dashboard.url + "/qa", OPERATOR_PASSWORD)
             expect(page.get_by_role("heading", name="QA seeding")).to_be_visible()
             expect(page.get_by_text("Seeding is disabled on this Redis")).to_be_visible()
             expect(page.get_by_role("button", name="Seed buyers")).to_be_disabled()
@@ -266,3 +321,158 @@ def _kept_messages(redis_url: str, contact_id: str) -> int:
     count = len(state["conversation_history"])
     assert count > 0
     return count
+
+
+@contextmanager
+def browser_page(dashboard: Dashboard, browser: Browser) -> Iterator[tuple[Page, list[str]]]:
+    """A fresh page, and every URL it requests (images, links followed, anything)."""
+    context = browser.new_context(viewport=VIEWPORT)
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    requested: list[str] = []
+    errors: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    try:
+        with dashboard.log_on_failure():
+            yield page, requested
+            assert errors == [], f"JavaScript errors in the page: {errors}"
+    finally:
+        context.close()
+
+
+def test_a_viewer_finds_no_operator_action(dashboard: Dashboard, browser: Browser) -> None:
+    from playwright.sync_api import expect
+
+    contact_id = "qa-5-000011"
+    with browser_page(dashboard, browser) as (page, _):
+        open_signed_in(page, f"{dashboard.url}/buyer?contact_id={contact_id}",
+                       VIEWER_PASSWORD)
+        sidebar = page.locator("[data-testid='stSidebar']")
+        expect(sidebar.get_by_text("Signed in as viewer")).to_be_visible()
+        expect(page.locator("[data-testid='stChatMessage']").first).to_be_visible()
+        for name in ("Clear this buyer", "Reset TTL to default"):
+            expect(page.get_by_role("button", name=name)).to_have_count(0)
+        expect(page.get_by_text("Reveal name, phone and email")).to_have_count(0)
+        expect(sidebar.get_by_text("Overview")).to_be_visible()
+        for name in ("QA seeding", "Audit"):
+            expect(sidebar.get_by_text(name, exact=True)).to_have_count(0)
+        page.screenshot(path=str(DOCS / "screenshot-viewer.png"))
+
+        for path, heading in (("/audit", "Audit trail"), ("/qa", "QA seeding")):
+            open_signed_in(page, dashboard.url + path, VIEWER_PASSWORD)  # a page URL
+            expect(page.get_by_role("heading", name=heading)).to_have_count(0)
+            expect(page.locator("[data-testid='stDataFrame'] >> text=reveal_pii")
+                   ).to_have_count(0)
+            expect(page.get_by_role("button", name="Seed buyers")).to_have_count(0)
+    assert buyer_keys(dashboard.redis_url) >= SEED_COUNT - 1  # nothing was removed
+
+
+def _plant_hostile_records(redis_url: str) -> dict[str, str]:
+    """Records whose stored values are markdown that would load or link the attacker."""
+    ids = {"stored": "contact-hostile-0001", "codec": "contact-hostile-codec",
+           "dialog": PHISH.replace(" ", "_")}
+    history = [{"role": "user", "timestamp": IMAGE,
+                "content": f"mail bob@example.com, see www.{ATTACKER} or "
+                           f"http://{ATTACKER}/x {IMAGE}"},
+               {"role": "assistant", "content": "ok", "timestamp": PHISH}]
+    with SyncBuyerConversationMemory.from_url(redis_url) as memory:
+        for contact_id in ids.values():
+            assert memory.save_state(contact_id, {
+                "buyer_temperature": "hot", "buyer_persona": IMAGE, "urgency_level": PHISH,
+                "budget_range": IMAGE, "conversation_history": history})
+        key = memory.key_for(ids["codec"])
+        raw = memory.client.get(key)
+        assert raw is not None
+        memory.client.set(key, raw.replace(b"\x1fnone\x1f", f"\x1f{IMAGE[:20]}\x1f".encode(), 1))
+    return ids
+
+
+def test_stored_and_reflected_markdown_loads_nothing(dashboard: Dashboard,
+                                                     browser: Browser) -> None:
+    from urllib.parse import quote, urlparse
+
+    from playwright.sync_api import expect
+
+    ids = _plant_hostile_records(dashboard.redis_url)
+    with browser_page(dashboard, browser) as (page, requested):
+        open_signed_in(page, f"{dashboard.url}/buyer?contact_id={quote(ids['stored'])}",
+                       OPERATOR_PASSWORD)
+        expect(page.locator("[data-testid='stChatMessage']")).to_have_count(2)
+        expect(page.get_by_text(f"bob@example.com, see www.{ATTACKER}")).to_be_visible()
+        page.screenshot(path=str(DOCS / "screenshot-hostile-buyer.png"))
+        page.get_by_role("button", name="Clear this buyer").click()  # the dialog's text
+        expect(page.get_by_role("dialog")).to_be_visible()
+        page.keyboard.press("Escape")
+
+        for contact_id in (ids["codec"], ids["dialog"], IMAGE.replace(" ", ""), PHISH):
+            open_signed_in(page, f"{dashboard.url}/buyer?contact_id={quote(contact_id)}",
+                           OPERATOR_PASSWORD)
+            expect(page.locator("[data-testid='stException']")).to_have_count(0)
+        expect(page.get_by_text("That is not a valid contact id")).to_be_visible()
+
+        open_signed_in(page, dashboard.url + "/", OPERATOR_PASSWORD)
+        page.get_by_role("button", name="Refresh", exact=True).click()  # scan the planted
+        wait_for_app(page)
+        page.get_by_text("Persona", exact=True).first.click()  # the options list of a filter
+        page.keyboard.press("Escape")
+        charts = page.locator("[data-testid='stVegaLiteChart']")
+        expect(charts.first).to_be_visible()
+        box = charts.nth(5).bounding_box()  # hover a chart: Vega's tooltip shows labels
+        if box:
+            page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        page.wait_for_timeout(500)
+
+        links = page.locator("a[href]").evaluate_all("els => els.map(e => e.href)")
+        images = page.locator("img[src]").evaluate_all("els => els.map(e => e.src)")
+    def to_attacker(urls: list[str]) -> list[str]:
+        return [u for u in urls if (urlparse(u).hostname or "").endswith(ATTACKER)]
+
+    assert len(requested) > 20  # the pages' own requests were seen
+    assert not to_attacker(requested), requested
+    assert not to_attacker(links + images), (links, images)
+
+
+def test_an_operator_erases_a_buyer_by_email(dashboard: Dashboard, browser: Browser) -> None:
+    from urllib.parse import quote
+
+    from playwright.sync_api import expect
+
+    email = "Erase.Me@Example.com"
+    with SyncBuyerConversationMemory.from_url(dashboard.redis_url) as memory:
+        assert memory.save_state("contact-erase-me", {"buyer_temperature": "warm",
+                                                      "buyer_email": email.lower()})
+    with browser_page(dashboard, browser) as (page, _):
+        open_signed_in(page, f"{dashboard.url}/buyer?contact_id={quote(email)}",
+                       OPERATOR_PASSWORD)
+        erase = page.get_by_role("button", name="Erase 1 buyer(s) with this email")
+        expect(erase).to_be_visible()
+
+        erase.click()  # Cancel first: nothing happens
+        dialog = page.get_by_role("dialog")
+        dialog.get_by_role("button", name="Cancel").click()
+        expect(dialog).to_have_count(0)
+        assert buyer_keys(dashboard.redis_url) and _exists(dashboard, "contact-erase-me")
+
+        erase.click()
+        confirm = dialog.get_by_role("button", name="Erase permanently")
+        expect(confirm).to_be_disabled()
+        typed = dialog.get_by_label("Type ERASE to confirm")
+        typed.fill("ERASE")
+        typed.press("Enter")
+        expect(confirm).to_be_enabled()
+        confirm.click()
+        expect(page.get_by_text("Erased. The receipt")).to_be_visible()
+        receipt = page.locator("[data-testid='stCode']").inner_text()
+        assert '"contact-erase-me"' in receipt and '"erased": 1' in receipt
+        assert "erase.me" not in receipt.lower()
+        page.screenshot(path=str(DOCS / "screenshot-erase.png"))
+    assert not _exists(dashboard, "contact-erase-me")
+
+
+def _exists(dashboard: Dashboard, contact_id: str) -> bool:
+    client = redis.Redis.from_url(dashboard.redis_url)
+    try:
+        return bool(client.exists(f"{PREFIX}:{contact_id}"))
+    finally:
+        client.close()

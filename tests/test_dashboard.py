@@ -4,6 +4,11 @@ Each test seeds exactly the data it asserts on, opens ``app.py`` in an AppTest a
 the rendered elements: metrics, the Vega-Lite specs and Arrow datasets of the charts,
 dataframes, widgets. Write actions behind ``st.dialog`` cannot be clicked in AppTest,
 so the functions in ``dashboard.actions`` are also called directly.
+
+On the live Redis the dashboard asks for a password: the ``memory`` fixture configures a
+viewer and an operator password, and :func:`run_page` signs in (as operator unless told
+otherwise) through the sign-in form, as a person would. Sign-in itself, roles and every
+route around them are tested in test_auth.py.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,16 +27,21 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from dashboard import auth
 from dashboard.actions import (
     ActionRefused,
     clear_buyer,
+    forget_reveals,
     remove_qa_seeds,
     reset_buyer_ttl,
     seed_buyers,
     seed_file,
 )
-from dashboard.markdown import md
+from dashboard.auth import OPERATOR_PASSWORD_ENV, VIEWER_PASSWORD_ENV, Access
+from dashboard.markdown import JOINER, code, md
 from dashboard.settings import ALLOW_SEEDING_ENV, READ_ONLY_ENV, DashboardSettings
+from dashboard.signin import PASSWORD_KEY
+from memory_core.audit import read_events
 from memory_core.errors import InvalidState, RevisionConflict
 from memory_core.seeding import SeedOptions, generate_buyers, generate_state
 from memory_core.state import QA_SEED_FIELD
@@ -48,6 +59,7 @@ QA_SEEDS = 6  # of which QA_HOT are hot
 QA_HOT = 3
 NO_TTL = 2
 GARBAGE_ID = "garbage-0001"
+PASSWORDS = {"operator": "operator-password-for-tests", "viewer": "viewer-password-for-tests"}
 
 
 # fixtures ---------------------------------------------------------------------------
@@ -60,21 +72,26 @@ def _isolated_streamlit(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     would get the memory client (and the scan) another test opened.
     """
     for name in list(os.environ):
-        if name.startswith("MEMORY_CORE_") or name in (
-                "REDIS_URL", READ_ONLY_ENV, ALLOW_SEEDING_ENV):
+        if name.startswith(("MEMORY_CORE_", "MEMORY_DASHBOARD_")) or name == "REDIS_URL":
             monkeypatch.delenv(name)
     st.cache_data.clear()
     st.cache_resource.clear()
+    auth.reset_lockout()
+    forget_reveals()
     yield
     st.cache_data.clear()
     st.cache_resource.clear()
+    auth.reset_lockout()
 
 
 @pytest.fixture
 def memory(real_redis_url: str, monkeypatch: pytest.MonkeyPatch
            ) -> Iterator[SyncBuyerConversationMemory]:
-    """A memory on the (flushed) private Redis, which the dashboard is pointed at too."""
+    """A memory on the (flushed) private Redis, which the dashboard is pointed at too,
+    with a viewer and an operator password configured."""
     monkeypatch.setenv("REDIS_URL", real_redis_url)
+    monkeypatch.setenv(OPERATOR_PASSWORD_ENV, PASSWORDS["operator"])
+    monkeypatch.setenv(VIEWER_PASSWORD_ENV, PASSWORDS["viewer"])
     with SyncBuyerConversationMemory.from_url(real_redis_url) as opened:
         yield opened
 
@@ -89,16 +106,34 @@ def new_app() -> AppTest:
     return at
 
 
-def run_page(page: str | None = None, **query: str) -> AppTest:
+def sign_in(at: AppTest, password: str) -> AppTest:
+    """Type a password into the sign-in form and press Sign in."""
+    at.text_input(key=PASSWORD_KEY).input(password)
+    widget(at.button, "Sign in").click()
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def run_page(page: str | None = None, *, role: str | None = "operator",
+             **query: str) -> AppTest:
+    """A page as ``role`` sees it: signed in first when passwords are configured."""
     at = new_app()
     for name, value in query.items():
         at.query_params[name] = value
     at.run()
+    if role is not None and os.environ.get(OPERATOR_PASSWORD_ENV):
+        sign_in(at, PASSWORDS[role])
     if page is not None:
         at.switch_page(page)
         at.run()
     assert not at.exception, [e.value for e in at.exception]
     return at
+
+
+def buyer_keys(memory: SyncBuyerConversationMemory) -> int:
+    """Keys under the buyer prefix: dbsize() also counts the audit stream."""
+    return sum(1 for _ in memory.client.scan_iter(match=memory.scan_pattern))
 
 
 def walk(node: Any) -> Iterator[Any]:
@@ -325,8 +360,8 @@ def test_buyer_page_from_a_query_parameter_shows_the_masked_transcript(
         "user" if m["role"] == "user" else "assistant"
         for m in state["conversation_history"]]
     assert any("Conversation (9 messages)" in h.value for h in at.subheader)
-    markdown = "\n".join(m.value for m in at.markdown)
-    assert "Hello, I am M\\*\\*\\* O\\*\\*\\*" in markdown  # masked in the transcript too
+    transcript = [t.value for t in at.text]  # plain text: no markdown, no autolinks
+    assert transcript[0] == "Hello, I am M*** O***."  # masked in the transcript too
     everything = rendered_text(at)
     for secret in (FULL_NAME, "Marguerite", "Okonkwo", "marguerite.okonkwo@", state["buyer_phone"]):
         assert secret not in everything
@@ -336,6 +371,11 @@ def test_buyer_page_from_a_query_parameter_shows_the_masked_transcript(
     widget(at.toggle, "Reveal name, phone and email").set_value(True)
     at.run()
     assert FULL_NAME in "\n".join(m.value for m in at.markdown)
+    assert at.text[0].value == f"Hello, I am {FULL_NAME}."
+    (event,) = read_events(memory.client, memory.prefix)  # the reveal is on the record
+    assert (event.action, event.contact_id, event.outcome) == (
+        "reveal_pii", "contact-2026-000042", "shown")
+    assert event.actor.startswith("dashboard:operator:")
 
 
 def test_buyer_page_with_history_over_the_cap_shows_the_kept_messages(
@@ -370,6 +410,49 @@ def test_buyer_page_for_a_prefix_offers_the_matches(
     assert at.query_params["contact_id"] == "shop-002"
     assert at.text_input[0].value == "shop-002"
     assert len(at.chat_message) == 4
+
+
+def test_buyer_page_finds_by_an_exact_phone_or_email_and_offers_erase(
+        memory: SyncBuyerConversationMemory) -> None:
+    state = seed_named_buyer(memory, "contact-find")
+    digits = "".join(c for c in state["buyer_phone"] if c.isdigit())
+    for query, kind in (("  MARGUERITE.Okonkwo@example.com ", "email"), (f"+{digits}", "phone")):
+        at = run_page(BUYER_PAGE, contact_id=query)
+        found = widget(at.selectbox, f"Buyers with this {kind} (1)")
+        assert found.options == ["contact-find"]
+        erase = widget(at.button, f"Erase 1 buyer(s) with this {kind}")
+        erase.click()
+        at.run()
+        assert not at.exception
+        assert widget(at.button, "Erase permanently").disabled  # until ERASE is typed
+        assert "Cancel" in button_labels(at)
+        assert at.text_input(key="confirm_erase").label == "Type ERASE to confirm"
+        found = widget(at.selectbox, f"Buyers with this {kind} (1)")
+        found.set_value("contact-find")
+        at.run()
+        assert at.query_params["contact_id"] == "contact-find"
+        assert len(at.chat_message) == 9
+    events = read_events(memory.client, memory.prefix)
+    assert [(e.action, e.outcome) for e in events] == [
+        ("find_by_phone", "1 found"), ("find_by_email", "1 found")]
+    assert "okonkwo" not in repr(memory.client.xrange(f"{memory.prefix}.audit")).lower()
+    assert memory.load_state("contact-find") is not None  # nothing erased without ERASE
+
+
+def test_buyer_page_search_by_email_is_for_operators(
+        memory: SyncBuyerConversationMemory) -> None:
+    seed_named_buyer(memory, "contact-find")
+    at = run_page(BUYER_PAGE, role="viewer", contact_id="marguerite.okonkwo@example.com")
+    assert any("for operators" in i.value for i in at.info)
+    assert not at.selectbox and "contact-find" not in rendered_text(at)
+    assert read_events(memory.client, memory.prefix) == []
+
+
+def test_an_exact_contact_id_that_looks_like_a_phone_opens_the_buyer(
+        memory: SyncBuyerConversationMemory) -> None:
+    seed_named_buyer(memory, "5550001234", messages=3)
+    at = run_page(BUYER_PAGE, contact_id="5550001234")
+    assert len(at.chat_message) == 3
 
 
 def test_buyer_page_for_a_corrupt_record_explains_and_offers_to_clear(
@@ -427,7 +510,7 @@ def test_clearing_from_the_page_never_deletes_a_newer_save(
     assert shown is not None and shown.revision == 1
     assert memory.save_state("contact-race", {"buyer_temperature": "warm"})
     with pytest.raises(RevisionConflict, match=r"revision 1 -> 2"):
-        clear_buyer(settings_for(real_redis_url), memory, "contact-race", "contact-race",
+        clear_buyer(as_operator(real_redis_url), memory, "contact-race", "contact-race",
                     shown.revision)
     assert memory.client.exists(memory.key_for("contact-race"))
 
@@ -516,7 +599,7 @@ def test_seeding_is_disabled_on_a_real_redis_unless_allowed(
     at.run()
     assert not at.exception
     assert any("Seeded **15** QA buyers" in s.value for s in at.success)
-    assert memory.client.dbsize() == 15
+    assert buyer_keys(memory) == 15
     assert any("**15** QA-seeded buyers are stored now" in m.value for m in at.markdown)
 
 
@@ -551,7 +634,7 @@ def test_qa_page_lists_the_bad_items_of_an_uploaded_file(
     assert len(at.error) == 1
     assert md("item 2: contact_id must be a string") in at.error[0].value
     assert "nothing was written" in at.error[0].value
-    assert memory.client.dbsize() == 0
+    assert buyer_keys(memory) == 0
 
 
 def test_qa_page_reports_a_file_that_is_not_utf8(
@@ -560,7 +643,7 @@ def test_qa_page_reports_a_file_that_is_not_utf8(
     content = '{"contact_id": "qa-utf16"}'.encode("utf-16")
     at = upload_and_seed(monkeypatch, "utf16.json", content)
     assert any(md("utf16.json is not UTF-8 text") in e.value for e in at.error)
-    assert memory.client.dbsize() == 0
+    assert buyer_keys(memory) == 0
 
 
 def test_qa_page_removes_qa_seeds_after_confirmation(
@@ -578,7 +661,7 @@ def test_qa_page_removes_qa_seeds_after_confirmation(
     at.run()
     assert not at.exception
     assert any("Removed 5 QA-seeded buyers" in s.value for s in at.success)
-    assert memory.client.dbsize() == 1
+    assert buyer_keys(memory) == 1
     assert memory.load_state("contact-real") is not None
 
 
@@ -615,8 +698,8 @@ def test_invalid_memory_setting_is_a_configuration_error(
         memory: SyncBuyerConversationMemory, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MEMORY_CORE_TTL_DAYS", "5000")
     at = run_page()
-    assert any("The dashboard configuration is invalid" in e.value and "ttl_days" in e.value
-               for e in at.error)
+    assert any("The dashboard configuration is invalid" in e.value
+               and md("ttl_days") in e.value for e in at.error)
     assert not at.main.metric
 
 
@@ -631,23 +714,25 @@ def test_redis_url_with_a_bad_port_is_a_configuration_error(
 
 # actions, called directly -----------------------------------------------------------
 
-def settings_for(url: str, *, read_only: bool = False, allow_seeding: bool = False,
-                 is_demo: bool = False) -> DashboardSettings:
-    return DashboardSettings(redis_url=url, is_demo=is_demo, config_path=None,
-                             read_only=read_only, allow_seeding=allow_seeding)
+def as_operator(url: str, *, read_only: bool = False, allow_seeding: bool = False,
+                is_demo: bool = False) -> Access:
+    """An operator's access to the dashboard with these settings (as sign-in grants it)."""
+    settings = DashboardSettings(redis_url=url, is_demo=is_demo, config_path=None,
+                                 read_only=read_only, allow_seeding=allow_seeding)
+    return Access("operator", "demo" if is_demo else "password", settings, "test-session-id")
 
 
 def test_clear_buyer_needs_the_typed_contact_id(memory: SyncBuyerConversationMemory,
                                                 real_redis_url: str) -> None:
     seed_named_buyer(memory, "contact-clear")
     key = memory.key_for("contact-clear")
-    settings = settings_for(real_redis_url)
+    access = as_operator(real_redis_url)
     with pytest.raises(ActionRefused, match="does not match"):
-        clear_buyer(settings, memory, "contact-clear", "contact-clea", None)
+        clear_buyer(access, memory, "contact-clear", "contact-clea", None)
     assert memory.client.exists(key)
-    assert clear_buyer(settings, memory, "contact-clear", " contact-clear ", None)
+    assert clear_buyer(access, memory, "contact-clear", " contact-clear ", None)
     assert not memory.client.exists(key)
-    assert not clear_buyer(settings, memory, "contact-clear", "contact-clear", None)
+    assert not clear_buyer(access, memory, "contact-clear", "contact-clear", None)
 
 
 def test_read_only_settings_refuse_every_write(memory: SyncBuyerConversationMemory,
@@ -655,18 +740,18 @@ def test_read_only_settings_refuse_every_write(memory: SyncBuyerConversationMemo
     seed_named_buyer(memory, "contact-keep")
     key = memory.key_for("contact-keep")
     assert memory.client.expire(key, DAY)
-    settings = settings_for(real_redis_url, read_only=True, allow_seeding=True)
+    access = as_operator(real_redis_url, read_only=True, allow_seeding=True)
     with pytest.raises(ActionRefused, match="read-only"):
-        clear_buyer(settings, memory, "contact-keep", "contact-keep", None)
+        clear_buyer(access, memory, "contact-keep", "contact-keep", None)
     with pytest.raises(ActionRefused, match="read-only"):
-        reset_buyer_ttl(settings, memory, "contact-keep", None)
+        reset_buyer_ttl(access, memory, "contact-keep", None)
     with pytest.raises(ActionRefused, match="read-only"):
-        seed_buyers(settings, memory, SeedOptions(count=3))
+        seed_buyers(access, memory, SeedOptions(count=3))
     with pytest.raises(ActionRefused, match="read-only"):
-        seed_file(settings, memory, b'{"contact_id": "qa-x"}', "one.json")
+        seed_file(access, memory, b'{"contact_id": "qa-x"}', "one.json")
     with pytest.raises(ActionRefused, match="read-only"):
-        remove_qa_seeds(settings, memory, ["contact-keep"], confirmed=True)
-    assert memory.client.dbsize() == 1
+        remove_qa_seeds(access, memory, ["contact-keep"], confirmed=True)
+    assert buyer_keys(memory) == 1
     assert memory.client.ttl(key) <= DAY
 
 
@@ -674,11 +759,11 @@ def test_seed_buyers_needs_allow_seeding_on_a_real_redis(
         memory: SyncBuyerConversationMemory, real_redis_url: str) -> None:
     options = SeedOptions(count=20, seed=3)
     with pytest.raises(ActionRefused, match="allow_seeding"):
-        seed_buyers(settings_for(real_redis_url), memory, options)
-    assert memory.client.dbsize() == 0
+        seed_buyers(as_operator(real_redis_url), memory, options)
+    assert buyer_keys(memory) == 0
 
     calls: list[tuple[int, int]] = []
-    written = seed_buyers(settings_for(real_redis_url, allow_seeding=True), memory, options,
+    written = seed_buyers(as_operator(real_redis_url, allow_seeding=True), memory, options,
                           lambda done, total: calls.append((done, total)))
     assert written.written == 20
     assert calls[-1] == (20, 20)
@@ -686,7 +771,7 @@ def test_seed_buyers_needs_allow_seeding_on_a_real_redis(
     for contact_id in expected:
         state = memory.load_state(contact_id)
         assert state is not None and state[QA_SEED_FIELD] is True
-    assert memory.client.dbsize() == 20
+    assert buyer_keys(memory) == 20
 
 
 @pytest.mark.parametrize("file_name, content", [
@@ -700,16 +785,16 @@ def test_seed_buyers_needs_allow_seeding_on_a_real_redis(
 def test_seed_file_with_one_bad_item_writes_nothing(
         memory: SyncBuyerConversationMemory, real_redis_url: str,
         file_name: str, content: str) -> None:
-    settings = settings_for(real_redis_url, allow_seeding=True)
+    access = as_operator(real_redis_url, allow_seeding=True)
     with pytest.raises(InvalidState) as caught:
-        seed_file(settings, memory, content.encode(), file_name)
+        seed_file(access, memory, content.encode(), file_name)
     message = str(caught.value)
     assert file_name in message and "nothing was written" in message
     assert "item 2" in message
     assert "item 1" not in message
-    assert memory.client.dbsize() == 0
+    assert buyer_keys(memory) == 0
 
-    assert seed_file(settings, memory, GOOD_SCENARIO[file_name].encode(), file_name).written == 1
+    assert seed_file(access, memory, GOOD_SCENARIO[file_name].encode(), file_name).written == 1
     state = memory.load_state("qa-file-good")
     assert state is not None and state[QA_SEED_FIELD] is True
 
@@ -724,53 +809,53 @@ BAD_STATE_FILE = ('[{"contact_id": "qa-file-good", "buyer_temperature": "hot"},'
 
 def test_seed_file_with_an_invalid_state_writes_nothing(
         memory: SyncBuyerConversationMemory, real_redis_url: str) -> None:
-    settings = settings_for(real_redis_url, allow_seeding=True)
+    access = as_operator(real_redis_url, allow_seeding=True)
     with pytest.raises(InvalidState, match="conversation_history must be a list"):
-        seed_file(settings, memory, BAD_STATE_FILE.encode(), "scenarios.json")
-    assert memory.client.dbsize() == 0
+        seed_file(access, memory, BAD_STATE_FILE.encode(), "scenarios.json")
+    assert buyer_keys(memory) == 0
 
 
 def test_seed_file_error_names_the_item_with_an_invalid_state(
         memory: SyncBuyerConversationMemory, real_redis_url: str) -> None:
-    settings = settings_for(real_redis_url, allow_seeding=True)
+    access = as_operator(real_redis_url, allow_seeding=True)
     with pytest.raises(InvalidState) as caught:
-        seed_file(settings, memory, BAD_STATE_FILE.encode(), "scenarios.json")
+        seed_file(access, memory, BAD_STATE_FILE.encode(), "scenarios.json")
     assert "item 2" in str(caught.value)
 
 
 def test_seed_file_is_refused_on_a_real_redis_without_allow_seeding(
         memory: SyncBuyerConversationMemory, real_redis_url: str) -> None:
     with pytest.raises(ActionRefused, match="allow_seeding"):
-        seed_file(settings_for(real_redis_url), memory,
+        seed_file(as_operator(real_redis_url), memory,
                   b'{"contact_id": "qa-one", "buyer_temperature": "hot"}', "one.json")
-    assert memory.client.dbsize() == 0
+    assert buyer_keys(memory) == 0
 
 
 def test_remove_qa_seeds_deletes_only_qa_seeds_after_confirmation(
         memory: SyncBuyerConversationMemory, real_redis_url: str) -> None:
-    settings = settings_for(real_redis_url, allow_seeding=True)
-    assert seed_buyers(settings, memory, SeedOptions(count=8, seed=9)).written == 8
+    access = as_operator(real_redis_url, allow_seeding=True)
+    assert seed_buyers(access, memory, SeedOptions(count=8, seed=9)).written == 8
     seed_named_buyer(memory, "contact-real")
     seeded = [b.contact_id for b in generate_buyers(SeedOptions(count=8, seed=9))]
 
     with pytest.raises(ActionRefused, match="confirmation"):
-        remove_qa_seeds(settings, memory, seeded, confirmed=False)
-    assert memory.client.dbsize() == 9
+        remove_qa_seeds(access, memory, seeded, confirmed=False)
+    assert buyer_keys(memory) == 9
 
     # Even when a real buyer is listed by mistake, only QA seeds are deleted.
-    assert remove_qa_seeds(settings, memory, [*seeded, "contact-real"], confirmed=True) == 8
-    assert memory.client.dbsize() == 1
+    assert remove_qa_seeds(access, memory, [*seeded, "contact-real"], confirmed=True) == 8
+    assert buyer_keys(memory) == 1
     assert memory.load_state("contact-real") is not None
 
 
 def test_actions_work_on_the_demo_store_without_allow_seeding(fake_url: str) -> None:
-    settings = settings_for(fake_url, is_demo=True)
+    access = as_operator(fake_url, is_demo=True)
     with SyncBuyerConversationMemory.from_url(fake_url) as demo:
-        assert settings.can_seed
-        assert seed_buyers(settings, demo, SeedOptions(count=5, seed=1)).written == 5
-        assert remove_qa_seeds(settings, demo,
+        assert access.can_seed
+        assert seed_buyers(access, demo, SeedOptions(count=5, seed=1)).written == 5
+        assert remove_qa_seeds(access, demo,
                                [f"qa-1-{i:06d}" for i in range(5)], confirmed=True) == 5
-        assert demo.client.dbsize() == 0
+        assert buyer_keys(demo) == 0
 
 
 def test_sidebar_names_the_live_redis(memory: SyncBuyerConversationMemory,
@@ -800,3 +885,112 @@ def test_overview_of_a_large_store_survives_the_cached_scan(
     assert metrics(at)["Buyers"] == "5,100"
     other_session = run_page()
     assert metrics(other_session)["Buyers"] == "5,100"
+
+
+# hostile values are inert text in every element -----------------------------------------
+
+IMAGE = "![x](http://attacker.invalid/p.png)"
+PHISH = "[Session expired: log in again](http://attacker.invalid/phish)"
+TRANSCRIPT = (f"write to bob@example.com, see www.attacker.invalid or "
+              f"http://attacker.invalid/x {IMAGE} :red[alarm] :material/warning:")
+
+
+def assert_inert(text: str) -> None:
+    """No markdown that would load, link or decorate anything is left live in ``text``
+    (inside a code span, as for revealed contact details, nothing is interpreted)."""
+    text = re.sub(r"(`+) .*? \1", "", text)
+    assert "![" not in text and "](" not in text, text
+    assert not re.search(r"https?://", text), text  # an autolink needs "://" in one piece
+    assert not re.search(r"(?i)www\.", text), text
+    assert not re.search(r":[a-z/]", text), text  # :red[...], :material/...:
+    assert not re.search(r"@\w", text), text  # name@host is an autolinked e-mail
+
+
+def hostile_state() -> dict[str, Any]:
+    state = state_for("hot", 5, messages=2)
+    state.update(buyer_persona=IMAGE, urgency_level=PHISH, financing_status=TRANSCRIPT,
+                 budget_range=IMAGE, property_preferences={"note": PHISH},
+                 current_qualification_step=":blue-badge[VIP]")
+    state["conversation_history"][0].update(content=TRANSCRIPT, timestamp=IMAGE)
+    state["conversation_history"][1].update(timestamp=PHISH)
+    return state
+
+
+def test_md_leaves_no_live_markdown_and_keeps_the_text() -> None:
+    for payload in (IMAGE, PHISH, TRANSCRIPT, "a\nb\n===\n# h", "x@y.z", "WWW.EXAMPLE.COM"):
+        escaped = md(payload)
+        assert_inert(escaped)
+        shown = re.sub(r"\\(.)", r"\1", escaped).replace(JOINER, "")
+        assert shown == payload  # what the reader sees is the text itself
+    assert md("\x1b[2J") == "\\\\x1b\\[2J"  # control characters are shown, not sent
+    assert code("a`b") == "`` a`b ``" and code("") == "–"
+
+
+def test_stored_values_render_as_inert_text_in_every_element(
+        memory: SyncBuyerConversationMemory) -> None:
+    assert memory.save_state("contact-hostile", hostile_state())
+    at = run_page(BUYER_PAGE, contact_id="contact-hostile")
+
+    shown = metrics(at)  # st.metric renders markdown in its label and value
+    assert shown["Persona"] == md(IMAGE)
+    assert shown["Urgency"] == md(PHISH)
+    assert shown["Financing"] == md(TRANSCRIPT)
+    captions = [c.value for c in at.main.caption]
+    assert md(IMAGE) in captions and md(PHISH) in captions  # message timestamps
+    assert at.text[0].value == TRANSCRIPT  # the message itself: st.text, no markdown at all
+    elements = [*at.main.metric, *at.main.caption, *at.main.markdown, *at.main.error,
+                *at.main.info, *at.main.warning, *at.main.success]
+    for element in elements:
+        for text in (element.value, getattr(element, "label", "")):
+            assert_inert(str(text))
+    assert TRANSCRIPT not in "\n".join(m.value for m in at.main.markdown)
+
+
+def test_a_hostile_header_codec_is_inert_inside_the_error(
+        memory: SyncBuyerConversationMemory) -> None:
+    assert memory.save_state("contact-codec", {"buyer_temperature": "warm"})
+    key = memory.key_for("contact-codec")
+    raw = memory.client.get(key)
+    assert raw is not None and b"\x1fnone\x1f" in raw
+    memory.client.set(key, raw.replace(b"\x1fnone\x1f", b"\x1f![x](http://a.invalid/p)\x1f", 1))
+    at = run_page(BUYER_PAGE, contact_id="contact-codec")
+    assert any("cannot be read" in e.value and "unknown codec" in e.value for e in at.error)
+    for element in at.error:
+        assert_inert(element.value)
+
+
+def test_a_reflected_contact_id_is_inert_in_every_message(
+        memory: SyncBuyerConversationMemory) -> None:
+    for contact_id in (IMAGE.replace(" ", ""), PHISH.replace(" ", "_")):
+        at = run_page(BUYER_PAGE, contact_id=contact_id)
+        assert at.info or at.warning, contact_id
+        for element in [*at.info, *at.warning, *at.error, *at.main.markdown, *at.main.caption]:
+            assert_inert(element.value)
+
+
+def test_the_clear_dialog_shows_a_hostile_contact_id_as_text(
+        memory: SyncBuyerConversationMemory) -> None:
+    contact_id = PHISH.replace(" ", "_")
+    assert memory.save_state(contact_id, {"buyer_temperature": "warm"})
+    at = run_page(BUYER_PAGE, contact_id=contact_id)
+    widget(at.button, "Clear this buyer").click()
+    at.run()
+    assert not at.exception
+    dialog_text = [m.value for m in at.markdown if "This deletes the saved conversation" in m.value]
+    assert len(dialog_text) == 1 and md(contact_id) in dialog_text[0]
+    assert_inert(dialog_text[0])
+
+
+def test_hostile_header_labels_reach_charts_and_filters_only_as_data(
+        memory: SyncBuyerConversationMemory) -> None:
+    for index in range(3):
+        assert memory.save_state(f"contact-label-{index}", hostile_state())
+    at = run_page()
+    spec, (data,) = chart(at, "Persona mix")
+    assert IMAGE in set(data["persona"])  # a value in the dataset: Vega draws it as text
+    assert IMAGE not in json.dumps(spec)  # never part of the spec (titles, expressions)
+    assert all(tooltip.get("field") or isinstance(tooltip, str)
+               for tooltip in spec["encoding"]["tooltip"])
+    assert IMAGE in widget(at.multiselect, "Persona").options  # options are plain text
+    table = at.main.dataframe[0].value
+    assert set(table["persona"]) == {IMAGE}  # dataframe cells are plain text too

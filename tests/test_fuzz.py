@@ -612,8 +612,9 @@ def test_operator_read_and_load_agree_on_what_is_readable(
 def dashboard_on(real_redis_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """The dashboard pointed at the private Redis, with fresh Streamlit caches."""
     for name in list(os.environ):
-        if name.startswith("MEMORY_CORE_") or name in ("REDIS_URL", READ_ONLY_ENV,
-                                                       ALLOW_SEEDING_ENV):
+        # MEMORY_DASHBOARD_*: a developer's passwords would put the pages behind sign-in
+        if name.startswith(("MEMORY_CORE_", "MEMORY_DASHBOARD_")) or name in (
+                "REDIS_URL", READ_ONLY_ENV, ALLOW_SEEDING_ENV):
             monkeypatch.delenv(name)
     monkeypatch.setenv("REDIS_URL", real_redis_url)
     st.cache_data.clear()
