@@ -405,7 +405,7 @@ class _MemoryLogic:
         code, revision = replies[0]
         return int(code), int(revision)
 
-    def _lookup_steps(self, contact_id: str, commands: list[Command]) -> Steps[None]:
+    def _lookup_steps(self, who: str, commands: list[Command]) -> Steps[None]:
         """Keep the phone/email lookup in step; the save stands even if this fails.
 
         Lookups are verified against the state when used, so a missed update costs a
@@ -417,7 +417,7 @@ class _MemoryLogic:
             yield commands
         except (redis.RedisError, OSError) as exc:
             logger.warning("save %s: the phone/email lookup was not updated (%s); the state "
-                           "was saved", self._who(contact_id), type(exc).__name__)
+                           "was saved", who, type(exc).__name__)
 
     def _rewrite_steps(self, contact_id: str, state: dict[str, Any], expected_revision: int,
                        now: datetime | None, ttl_seconds: int | None
@@ -427,7 +427,7 @@ class _MemoryLogic:
             encoded.script_command(expected_revision, keep_ttl=True), scripts.SAVE)
         if code == scripts.DONE and self.config.lookup_secret is not None:
             # the lookup secret may be new too (derived from a new first key)
-            yield from self._lookup_steps(contact_id, lookup.index_commands(
+            yield from self._lookup_steps(self._who(contact_id), lookup.index_commands(
                 self.prefix, self.config.lookup_secret, contact_id, encoded.prepared,
                 ttl_seconds or encoded.ttl_seconds))
         return int(code), int(revision)
@@ -525,7 +525,7 @@ class _MemoryLogic:
                 contact_id, state if updated is None else updated, ttl_override, revision)
             if saved is not None:
                 if current is not None and self.config.lookup_secret is not None:
-                    yield from self._lookup_steps(str(contact_id), lookup.unindex_commands(
+                    yield from self._lookup_steps(self._who(contact_id), lookup.unindex_commands(
                         self.prefix, self.config.lookup_secret, str(contact_id), current,
                         saved))
                 return saved
@@ -611,12 +611,18 @@ class _MemoryLogic:
             nonlocal written
             replies = yield from self._eval_steps(
                 [encoded.script_command(None, guard) for encoded in batch], scripts.SAVE)
+            index: list[Command] = []
             for encoded, (code, _) in zip(batch, replies, strict=True):
                 if code == scripts.DONE:
                     written += 1
+                    if self.config.lookup_secret is not None:
+                        index += lookup.index_commands(
+                            self.prefix, self.config.lookup_secret, encoded.contact_id,
+                            encoded.prepared, encoded.ttl_seconds)
                 else:
                     kept.append(encoded.contact_id)
             batch.clear()
+            yield from self._lookup_steps("of a batch", index)
 
         for contact_id, state, ttl_override, now in items:
             batch.append((yield from self._encode_steps(contact_id, state, ttl_override, now)))

@@ -426,3 +426,13 @@ def test_a_save_with_lookup_entries_survives_a_flushed_script_cache_and_a_refuse
         assert loaded is not None and loaded["buyer_email"] == "x@planted.org"
         assert erasure.find_contact_ids(memory, email="x@planted.org") == []
         assert erasure.find_contact_ids(memory, email="x@planted.org", scan=True) == ["c-2"]
+
+
+def test_batch_saves_and_qa_seeds_are_found_by_phone_too(real_redis_url: str) -> None:
+    with SyncBuyerConversationMemory.from_url(real_redis_url, config_with(K1)) as memory:
+        buyers = seed_buyers(memory, 20, seed=4)
+        assert memory.save_many([("batch-1", buyer(), None, None)]) == 1
+        _, first, _, _ = buyers[0].as_save_item()
+        assert buyers[0].contact_id in erasure.find_contact_ids(
+            memory, phone=first["buyer_phone"])
+        assert erasure.find_contact_ids(memory, email="elena@example.com") == ["batch-1"]
