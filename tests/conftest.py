@@ -191,3 +191,29 @@ def memory(store_url: str) -> Iterator[SyncBuyerConversationMemory]:
     """A sync memory with default settings on ``store_url`` (fakeredis, then real Redis)."""
     with SyncBuyerConversationMemory.from_url(store_url) as opened:
         yield opened
+
+
+@pytest.fixture
+def isolated_dashboard(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No dashboard or memory settings from the environment, fresh Streamlit caches, no
+    sign-in lockout or remembered reveal left over from another test.
+
+    st.cache_resource / st.cache_data are process-wide: without clearing them one test
+    would get the memory client (and the scan) another test opened.
+    """
+    import streamlit as st
+
+    from dashboard import auth
+    from dashboard.actions import forget_reveals
+
+    for name in list(os.environ):
+        if name.startswith(("MEMORY_CORE_", "MEMORY_DASHBOARD_")) or name == "REDIS_URL":
+            monkeypatch.delenv(name)
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    auth.reset_lockout()
+    forget_reveals()
+    yield
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    auth.reset_lockout()

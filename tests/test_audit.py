@@ -9,18 +9,15 @@ and a CSV export in which no cell runs as a formula.
 from __future__ import annotations
 
 import io
-import os
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from dashboard import auth
-from dashboard.actions import clear_buyer, forget_reveals, reset_buyer_ttl, seed_buyers
+from dashboard.actions import clear_buyer, reset_buyer_ttl, seed_buyers
 from dashboard.audit_view import AuditFilters, events_frame, filter_events
 from dashboard.auth import OPERATOR_PASSWORD_ENV, VIEWER_PASSWORD_ENV, Access
 from dashboard.settings import DashboardSettings
@@ -41,18 +38,7 @@ FORMULA = '=HYPERLINK("http://attacker.invalid/x","click")'
 IMAGE = "![x](http://attacker.invalid/p.png)"
 
 
-@pytest.fixture(autouse=True)
-def _isolated(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name in list(os.environ):
-        if name.startswith(("MEMORY_CORE_", "MEMORY_DASHBOARD_")) or name == "REDIS_URL":
-            monkeypatch.delenv(name)
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    auth.reset_lockout()
-    forget_reveals()
-    yield
-    st.cache_data.clear()
-    st.cache_resource.clear()
+pytestmark = pytest.mark.usefixtures("isolated_dashboard")
 
 
 @pytest.fixture

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from dashboard import auth
@@ -29,7 +28,6 @@ from dashboard.actions import (
     clear_buyer,
     erase_buyers,
     find_buyers,
-    forget_reveals,
     remove_qa_seeds,
     reset_buyer_ttl,
     reveal_pii,
@@ -70,20 +68,7 @@ DAY = 86_400
 
 # fixtures and helpers -------------------------------------------------------------------
 
-@pytest.fixture(autouse=True)
-def _isolated(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """No dashboard settings from the environment, fresh caches, no lockout left over."""
-    for name in list(os.environ):
-        if name.startswith(("MEMORY_CORE_", "MEMORY_DASHBOARD_")) or name == "REDIS_URL":
-            monkeypatch.delenv(name)
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    auth.reset_lockout()
-    forget_reveals()
-    yield
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    auth.reset_lockout()
+pytestmark = pytest.mark.usefixtures("isolated_dashboard")
 
 
 @pytest.fixture

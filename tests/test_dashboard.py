@@ -27,11 +27,9 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from dashboard import auth
 from dashboard.actions import (
     ActionRefused,
     clear_buyer,
-    forget_reveals,
     remove_qa_seeds,
     reset_buyer_ttl,
     seed_buyers,
@@ -64,24 +62,7 @@ PASSWORDS = {"operator": "operator-password-for-tests", "viewer": "viewer-passwo
 
 # fixtures ---------------------------------------------------------------------------
 
-@pytest.fixture(autouse=True)
-def _isolated_streamlit(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Fresh caches and no settings from the developer's environment, for every test.
-
-    st.cache_resource / st.cache_data are process-wide: without clearing them one test
-    would get the memory client (and the scan) another test opened.
-    """
-    for name in list(os.environ):
-        if name.startswith(("MEMORY_CORE_", "MEMORY_DASHBOARD_")) or name == "REDIS_URL":
-            monkeypatch.delenv(name)
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    auth.reset_lockout()
-    forget_reveals()
-    yield
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    auth.reset_lockout()
+pytestmark = pytest.mark.usefixtures("isolated_dashboard")
 
 
 @pytest.fixture
