@@ -26,6 +26,7 @@ import zstandard
 from memory_core import audit, scripts
 from memory_core import dictionaries as dicts
 from memory_core.errors import (
+    REDIS_FAULTS,
     CorruptRecord,
     InvalidContactId,
     InvalidState,
@@ -54,14 +55,9 @@ from memory_core.state import (
 from memory_core.store import SaveItem, SeedWrite, SyncBuyerConversationMemory
 
 logger = logging.getLogger(__name__)
-_FAULTS = (redis.ConnectionError, redis.TimeoutError, OSError)
 DELETE_BATCH = 1000
 #: A scenario file is a handful of states; anything bigger is a mistake or an attack.
 MAX_SCENARIO_FILE_CHARS = 20 * 1024 * 1024
-
-
-def _unavailable(exc: BaseException) -> StoreUnavailable:
-    return StoreUnavailable(f"Redis unreachable: {type(exc).__name__}: {exc}")
 
 
 def _audit(memory: SyncBuyerConversationMemory, actor: str, action: str, outcome: str, *,
@@ -131,8 +127,8 @@ def current_revision(memory: SyncBuyerConversationMemory, contact_id: str) -> in
             pipe.exists(key)
             pipe.getrange(key, 0, HEADER_READ_BYTES - 1)
             exists, window = pipe.execute(raise_on_error=False)
-    except _FAULTS as exc:
-        raise _unavailable(exc) from exc
+    except REDIS_FAULTS as exc:
+        raise StoreUnavailable.from_fault(exc) from exc
     if not exists:
         return None
     return stored_revision(window if isinstance(window, bytes) else None)
@@ -191,8 +187,8 @@ def migrate_legacy(memory: SyncBuyerConversationMemory, *,
             outcome = _migrate_one(memory, contact_id, dry_run)
         except (CorruptRecord, InvalidState, InvalidContactId, ValueError) as exc:
             outcome = str(exc)
-        except _FAULTS as exc:
-            raise _unavailable(exc) from exc
+        except REDIS_FAULTS as exc:
+            raise StoreUnavailable.from_fault(exc) from exc
         if outcome is None:
             report.migrated += 1
         else:
@@ -266,8 +262,8 @@ def train_dictionary_from_store(memory: SyncBuyerConversationMemory, *, sample_s
     dictionary_id = dictionary.dict_id()
     try:
         stored = store_dictionary(memory, dictionary)
-    except _FAULTS as exc:
-        raise _unavailable(exc) from exc
+    except REDIS_FAULTS as exc:
+        raise StoreUnavailable.from_fault(exc) from exc
     logger.warning("trained zstd dictionary %d (%d bytes) on %d states; writers now use it",
                    dictionary_id, stored, len(samples))
     _audit(memory, actor, "train_dictionary", "done",
@@ -371,8 +367,8 @@ def real_buyer_ids(memory: SyncBuyerConversationMemory, contact_ids: list[str]) 
         pipe.getrange(memory.key_for(contact_id), 0, HEADER_READ_BYTES - 1)
     try:
         replies = pipe.execute(raise_on_error=False)
-    except _FAULTS as exc:
-        raise _unavailable(exc) from exc
+    except REDIS_FAULTS as exc:
+        raise StoreUnavailable.from_fault(exc) from exc
     return [contact_id for contact_id, reply in zip(contact_ids, replies, strict=True)
             if reply != b"" and not is_qa_seed_header(reply)]
 
@@ -469,6 +465,6 @@ def describe_store(memory: SyncBuyerConversationMemory) -> dict[str, Any]:
         except redis.ResponseError:
             current = None  # another type at the pointer: no dictionary, as writers see it
         facts["dictionary_id"] = dicts.parse_dictionary_id(current)
-    except _FAULTS as exc:
-        raise _unavailable(exc) from exc
+    except REDIS_FAULTS as exc:
+        raise StoreUnavailable.from_fault(exc) from exc
     return facts

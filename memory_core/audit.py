@@ -21,7 +21,10 @@ from typing import Any
 
 import redis
 
-from memory_core.errors import StoreUnavailable
+from memory_core.errors import (
+    REDIS_FAULTS,
+    StoreUnavailable,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +33,6 @@ AUDIT_MAX_ENTRIES = 100_000
 #: Characters kept per field when writing and when reading back.
 _FIELD_LIMIT = 500
 _FIELDS = ("time", "actor", "action", "contact_id", "outcome", "detail")
-_FAULTS = (redis.ConnectionError, redis.TimeoutError, OSError)
 
 
 def audit_key(prefix: str) -> str:
@@ -84,7 +86,7 @@ def append_event(client: Any, prefix: str, *, actor: str, action: str, contact_i
              "detail": _text(detail)}
     try:
         client.xadd(audit_key(prefix), entry, maxlen=AUDIT_MAX_ENTRIES, approximate=True)
-    except (*_FAULTS, redis.ResponseError) as exc:
+    except (*REDIS_FAULTS, redis.ResponseError) as exc:
         logger.warning("audit entry for %s by %s could not be written: %s", action, actor,
                        type(exc).__name__)
         if strict:
@@ -107,8 +109,8 @@ def read_events(client: Any, prefix: str, *, limit: int = 1000) -> list[AuditEve
         rows = client.xrevrange(audit_key(prefix), count=limit)
     except redis.ResponseError as exc:  # the key holds something else: not our stream
         raise StoreUnavailable(f"{audit_key(prefix)} is not an audit stream: {exc}") from exc
-    except _FAULTS as exc:
-        raise StoreUnavailable(f"Redis unreachable: {type(exc).__name__}: {exc}") from exc
+    except REDIS_FAULTS as exc:
+        raise StoreUnavailable.from_fault(exc) from exc
     events = []
     for entry_id, fields in rows:
         values = {_decode(k): _decode(v) for k, v in list(fields.items())[:len(_FIELDS) * 2]}
@@ -122,5 +124,5 @@ def count_events(client: Any, prefix: str) -> int:
         return int(client.xlen(audit_key(prefix)))
     except redis.ResponseError:
         return 0
-    except _FAULTS as exc:
-        raise StoreUnavailable(f"Redis unreachable: {type(exc).__name__}: {exc}") from exc
+    except REDIS_FAULTS as exc:
+        raise StoreUnavailable.from_fault(exc) from exc

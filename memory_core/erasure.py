@@ -26,6 +26,7 @@ import redis
 
 from memory_core import audit, lookup, scripts
 from memory_core.errors import (
+    REDIS_FAULTS,
     CorruptRecord,
     InvalidContactId,
     InvalidState,
@@ -35,7 +36,6 @@ from memory_core.state import validate_contact_id
 from memory_core.store import SyncBuyerConversationMemory
 
 logger = logging.getLogger(__name__)
-_FAULTS = (redis.ConnectionError, redis.TimeoutError, OSError)
 #: Members of one lookup set considered at most: an honest set holds a handful.
 MAX_CANDIDATES = 1000
 _BATCH = 1000
@@ -132,8 +132,8 @@ def find_contact_ids(memory: SyncBuyerConversationMemory, *, phone: str | None =
         if secret is not None and not scan:
             return _find_by_lookup(memory, wanted, secret)
         return _find_by_scan(memory, wanted)
-    except _FAULTS as exc:
-        raise StoreUnavailable(f"Redis unreachable: {type(exc).__name__}: {exc}") from exc
+    except REDIS_FAULTS as exc:
+        raise StoreUnavailable.from_fault(exc) from exc
 
 
 @dataclass(frozen=True)
@@ -191,11 +191,11 @@ def erase(memory: SyncBuyerConversationMemory, *, contact_ids: list[str] | None 
             erased += code == scripts.DONE
             if secret is not None:
                 removed += _unindex(memory, secret, contact_id, state, extra_tokens)
-    except _FAULTS as exc:
+    except REDIS_FAULTS as exc:
         audit.append_event(memory.client, memory.prefix, actor=actor, action="erase",
                            contact_id=",".join(ids), outcome="failed", detail=named)
-        raise StoreUnavailable(f"Redis unreachable after erasing {erased} of {len(ids)}: "
-                               f"{type(exc).__name__}: {exc}; run the erasure again") from exc
+        raise StoreUnavailable.from_fault(
+            exc, f"{erased} of {len(ids)} erased; run the erasure again") from exc
     receipt = ErasureReceipt(
         time=datetime.now(UTC).isoformat(timespec="seconds"), actor=actor, identifier=named,
         contact_ids=tuple(ids), erased=erased, not_found=len(ids) - erased,

@@ -7,6 +7,11 @@ bad URL) and from the operator tools (CLI, dashboard), which show the message.
 
 from __future__ import annotations
 
+import redis
+
+#: What a lost, refused or hung connection raises: the store is unavailable, not wrong.
+REDIS_FAULTS = (redis.ConnectionError, redis.TimeoutError, OSError)
+
 
 class MemoryCoreError(Exception):
     """Base class of every error memory_core raises on purpose."""
@@ -60,3 +65,9 @@ class RevisionConflict(MemoryCoreError):
 
 class StoreUnavailable(MemoryCoreError):
     """Redis could not be reached or answered with an error (operator tools only)."""
+
+    @classmethod
+    def from_fault(cls, exc: BaseException, then: str = "") -> StoreUnavailable:
+        """The error for a connection fault, with what to do after it (``then``)."""
+        return cls(f"Redis unreachable: {type(exc).__name__}: {exc}"
+                   + (f"; {then}" if then else ""))

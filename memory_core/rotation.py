@@ -22,6 +22,7 @@ import zstandard
 from memory_core import audit, scripts
 from memory_core import dictionaries as dicts
 from memory_core.errors import (
+    REDIS_FAULTS,
     ConfigError,
     CorruptRecord,
     InvalidContactId,
@@ -33,7 +34,6 @@ from memory_core.state import parse_timestamp
 from memory_core.store import SyncBuyerConversationMemory
 
 logger = logging.getLogger(__name__)
-_FAULTS = (redis.ConnectionError, redis.TimeoutError, OSError)
 _BATCH = 1000
 #: Reasons listed per run at most; the counts stay exact.
 _MAX_LISTED = 100
@@ -106,8 +106,8 @@ def pending_contact_ids(memory: SyncBuyerConversationMemory) -> tuple[list[str],
                 flush()
         if keys:
             flush()
-    except _FAULTS as exc:
-        raise StoreUnavailable(f"Redis unreachable: {type(exc).__name__}: {exc}") from exc
+    except REDIS_FAULTS as exc:
+        raise StoreUnavailable.from_fault(exc) from exc
     return pending, done
 
 
@@ -154,10 +154,9 @@ def reencrypt_store(memory: SyncBuyerConversationMemory, *, actor: str = "operat
             _rewrite_one(memory, contact_id, report)
             if progress is not None and (number % 100 == 0 or number == len(pending)):
                 progress(number, len(pending))
-    except _FAULTS as exc:
-        raise StoreUnavailable(f"Redis unreachable: {type(exc).__name__}: {exc}; "
-                               f"{report.rewritten} rewritten so far, run again to resume"
-                               ) from exc
+    except REDIS_FAULTS as exc:
+        raise StoreUnavailable.from_fault(
+            exc, f"{report.rewritten} rewritten so far, run again to resume") from exc
     finally:
         logger.warning("reencrypt under key %s: %d rewritten, %d skipped, %d failed, "
                        "%d dictionaries", report.key_id, report.rewritten, report.skipped,

@@ -42,6 +42,7 @@ from memory_core.connection import (
     parse_target,
 )
 from memory_core.errors import (
+    REDIS_FAULTS,
     CorruptRecord,
     InvalidState,
     MemoryCoreError,
@@ -88,7 +89,7 @@ Steps = Generator["Command | list[Command] | _Effect", Any, T]
 SaveItem = tuple[str, dict[str, Any], int | None, datetime | None]
 #: A function ``update_state`` applies: a plain function, or ``async def`` on the asyncio class.
 UpdateFn = Callable[[dict[str, Any]], "dict[str, Any] | Awaitable[dict[str, Any] | None] | None"]
-_CONNECTION_FAULTS = (redis.ConnectionError, redis.TimeoutError, OSError)
+_CONNECTION_FAULTS = REDIS_FAULTS
 _TIMEOUTS = (redis.TimeoutError, TimeoutError)
 #: Shortest pause between two breaker probes, whatever the configured interval.
 _MIN_PROBE_SECONDS = 0.05
@@ -833,7 +834,7 @@ class SyncBuyerConversationMemory(_MemoryLogic):
         try:
             return self._drive(steps)
         except _CONNECTION_FAULTS as exc:
-            raise StoreUnavailable(f"Redis unreachable: {type(exc).__name__}: {exc}") from exc
+            raise StoreUnavailable.from_fault(exc) from exc
 
     def _start_probe(self) -> None:
         def probe() -> None:
