@@ -55,6 +55,16 @@ class UndecryptableRecord(CorruptRecord):
         self.reason = reason
 
 
+class KeyNotConfigured(MemoryCoreError):
+    """A save would replace a record encrypted under a key this process does not have."""
+
+    def __init__(self, key_name: str) -> None:
+        super().__init__(
+            f"{key_name} is stored encrypted under a key id this process does not have; "
+            "it was not overwritten (give this process every key in "
+            "MEMORY_CORE_ENCRYPTION_KEYS before it saves)")
+
+
 class RevisionConflict(MemoryCoreError):
     """Someone saved the buyer after the operator looked: the action was not carried out."""
 

@@ -12,7 +12,8 @@ readable state can still replace it with ``expected_revision=0``.
 
 Replies are ``{code, revision}``: code 1 done, 0 nothing there (delete, expire, and a
 save that keeps the TTL),
--1 the revision did not match, -2 the key holds something that is not a QA seed.
+-1 the revision did not match, -2 the key holds something that is not a QA seed, -3 the
+stored record is encrypted under a key id the writer does not have.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from dataclasses import dataclass, field
 
 from memory_core.record import HEADER_READ_BYTES, MAGIC, MAX_REVISION_DIGITS
 
-DONE, ABSENT, CONFLICT, NOT_A_SEED = 1, 0, -1, -2
+DONE, ABSENT, CONFLICT, NOT_A_SEED, UNKNOWN_KEY = 1, 0, -1, -2, -3
 #: The save script's TTL argument that keeps the key's own TTL (and writes only if it exists).
 KEEP_TTL = "keep"
 
@@ -48,7 +49,11 @@ local function inspect(key)
       and string.match(fields[13], '^%d+$') then
     revision = tonumber(fields[13])
   end
-  return revision, qa, true
+  local key_id = nil
+  if #fields == 12 or #fields == 13 then
+    key_id = string.match(fields[2], '^%a+%+([%w_-]+)$')
+  end
+  return revision, qa, true, key_id
 end
 local function matches(expected, revision)
   return expected == '' or tonumber(expected) == revision
@@ -56,11 +61,17 @@ end
 """
 
 #: ARGV: expected revision ('' for any), TTL seconds (or 'keep': the key's own TTL, for
-#: rewrites such as re-encryption), record head, record tail, and 'seed' to write only
-#: over nothing or a QA seed. The next revision goes between head and tail; it wraps
-#: before it would need more digits than a header allows.
+#: rewrites such as re-encryption), record head, record tail, 'seed' to write only over
+#: nothing or a QA seed, and the key ids the writer can decrypt (space-separated). The
+#: next revision goes between head and tail; it wraps before it would need more digits
+#: than a header allows. A record encrypted under a key the writer does not have is never
+#: replaced: during a rolling key rotation a worker without the new key would otherwise
+#: read "no saved state" and overwrite the buyer's history with a fresh one.
 _SAVE = _INSPECT + f"""
-local revision, qa, exists = inspect(KEYS[1])
+local revision, qa, exists, key_id = inspect(KEYS[1])
+if key_id and not string.find(' ' .. ARGV[6] .. ' ', ' ' .. key_id .. ' ', 1, true) then
+  return {{{UNKNOWN_KEY}, revision}}
+end
 if not matches(ARGV[1], revision) then return {{{CONFLICT}, revision}} end
 if ARGV[5] == 'seed' and exists and not qa then return {{{NOT_A_SEED}, revision}} end
 if ARGV[2] == '{KEEP_TTL}' and not exists then return {{{ABSENT}, 0}} end

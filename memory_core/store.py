@@ -45,6 +45,7 @@ from memory_core.errors import (
     REDIS_FAULTS,
     CorruptRecord,
     InvalidState,
+    KeyNotConfigured,
     MemoryCoreError,
     MissingDictionary,
     StoreUnavailable,
@@ -159,6 +160,8 @@ class _Encoded:
     head: bytes
     tail: bytes
     ttl_seconds: int
+    #: The key ids this writer can decrypt: a record under another one is never replaced.
+    readable_key_ids: str
 
     def record(self, revision: int) -> bytes:
         return self.head + str(revision).encode() + self.tail
@@ -167,7 +170,7 @@ class _Encoded:
                        keep_ttl: bool = False) -> Command:
         ttl = scripts.KEEP_TTL if keep_ttl else self.ttl_seconds
         return ("EVALSHA", scripts.SAVE.sha, 1, self.key, scripts.expected_arg(expected_revision),
-                ttl, self.head, self.tail, guard)
+                ttl, self.head, self.tail, guard, self.readable_key_ids)
 
 
 class _MemoryLogic:
@@ -192,6 +195,8 @@ class _MemoryLogic:
         #: A load reads at most this many bytes of a value: an honest record is its header
         #: plus a payload no larger than max_state_bytes (zstd adds a little to data that
         #: does not compress). Anything longer is refused unread.
+        keyring = self.config.keyring
+        self._readable_key_ids = " ".join(keyring.key_ids) if keyring else ""
         self.read_limit_bytes = (self.config.max_state_bytes + self.config.max_state_bytes // 64
                                  + HEADER_READ_BYTES + 1024)
 
@@ -364,7 +369,7 @@ class _MemoryLogic:
             prepared, data, compress_threshold_bytes=self.config.compress_threshold_bytes,
             codec=self.config.codec, zstd_level=self.config.zstd_level, dictionary=dictionary,
             keyring=self.config.keyring, key_name=key.encode())
-        return _Encoded(str(contact_id), key, prepared, head, tail, ttl)
+        return _Encoded(str(contact_id), key, prepared, head, tail, ttl, self._readable_key_ids)
 
     def _write_steps(self, contact_id: object, state: object, ttl_override: object,
                      expected_revision: object) -> Steps[tuple[dict[str, Any] | None, int]]:
@@ -380,6 +385,8 @@ class _MemoryLogic:
                                                                    index)
         else:
             code, revision = yield from self._eval_steps(save, scripts.SAVE)
+        if code == scripts.UNKNOWN_KEY:
+            raise KeyNotConfigured(self._who(contact_id))
         if code != scripts.DONE:
             self._counters["conflicts"] += 1
             return None, int(revision)

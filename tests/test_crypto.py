@@ -294,3 +294,30 @@ def test_stats_name_the_keys_by_id_and_count_undecryptable_loads(
         assert cli_main(["--redis-url", store_url, "stats"]) == 0
         out = capsys.readouterr().out
         assert '"encryption_key_id": "k1"' in out and K1.split(":")[1] not in out
+
+
+def test_a_worker_without_the_new_key_never_overwrites_what_it_cannot_read(
+        store_url: str, raw: redis.Redis, caplog: pytest.LogCaptureFixture) -> None:
+    """A rolling key rotation: one worker already has k2 first, another still only k1."""
+    with (SyncBuyerConversationMemory.from_url(store_url, encrypted_config(f"{K2},{K1}")) as new,
+          SyncBuyerConversationMemory.from_url(store_url, encrypted_config(K1)) as old,
+          SyncBuyerConversationMemory.from_url(store_url, MemoryConfig()) as keyless):
+        assert new.save_state("c-1", a_state(messages=12))
+        stored = raw.get(f"{PREFIX}:c-1")
+
+        def add(state: dict[str, Any]) -> dict[str, Any]:
+            state["conversation_history"].append({"role": "user", "content": "hi"})
+            return state
+
+        with caplog.at_level(logging.WARNING, logger="memory_core"):
+            assert old.load_state("c-1") is None
+            assert old.update_state("c-1", add) is None
+            assert old.save_state("c-1", {"buyer_name": "Somebody Else"}) is False
+            assert keyless.save_state("c-1", {}) is False
+        assert raw.get(f"{PREFIX}:c-1") == stored  # untouched
+        assert any("not overwritten" in r.getMessage() for r in caplog.records)
+        loaded = new.load_state("c-1")
+        assert loaded is not None and len(loaded["conversation_history"]) == 12
+        # records it can read (clear or under k1) it still saves as before
+        assert keyless.save_state("c-clear", {}) and old.save_state("c-clear", {})
+        assert old.get_stats()["refused"] == 2
