@@ -191,10 +191,13 @@ def find_buyers(access: Access, memory: SyncBuyerConversationMemory, *,
 
 def erase_buyers(access: Access, memory: SyncBuyerConversationMemory, *,
                  typed_confirmation: str, phone: str | None = None,
-                 email: str | None = None) -> erasure.ErasureReceipt:
-    """Erase every buyer with this phone or email and its lookup entries ("delete my
-    data"); the operator must have typed ERASE. Returns the receipt (no PII in it)."""
+                 email: str | None = None,
+                 contact_ids: list[str] | None = None) -> erasure.ErasureReceipt:
+    """Erase the buyers with this phone or email and their lookup entries ("delete my
+    data"); the operator must have typed ERASE. ``contact_ids``: exactly the ones the
+    operator saw and confirmed (a search now could find others). Returns the receipt."""
     _require_operator(access, memory, "erase")
     if typed_confirmation.strip() != ERASE_CONFIRMATION:
         raise ActionRefused(f"type {ERASE_CONFIRMATION} to confirm; nothing was erased")
-    return erasure.erase(memory, phone=phone, email=email, actor=access.actor)
+    return erasure.erase(memory, contact_ids=contact_ids, phone=phone, email=email,
+                         actor=access.actor)

@@ -40,7 +40,7 @@ def confirm_erase(memory: SyncBuyerConversationMemory, kind: str, text: str,
                    disabled=typed.strip() != ERASE_CONFIRMATION):
         try:
             receipt = erase_buyers(current_access(), memory, typed_confirmation=typed,
-                                   **{kind: text})
+                                   contact_ids=contact_ids, **{kind: text})
         except (ActionRefused, InvalidState, StoreUnavailable) as exc:
             st.error(md(str(exc)))
             return

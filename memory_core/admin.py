@@ -23,7 +23,7 @@ import redis
 import yaml
 import zstandard
 
-from memory_core import audit, scripts
+from memory_core import audit, lookup, scripts
 from memory_core import dictionaries as dicts
 from memory_core.errors import (
     REDIS_FAULTS,
@@ -108,11 +108,32 @@ def reset_ttl(memory: SyncBuyerConversationMemory, contact_id: str, *,
                detail=f"expected revision {expected_revision}, stored {revision}")
         raise _changed_since(contact_id, expected_revision, revision, "changed")
     changed = code == scripts.DONE
+    if changed:
+        _extend_lookup(memory, contact_id)
     _audit(memory, actor, "reset_ttl", "done" if changed else "absent", contact_id=contact_id,
            detail=f"{memory.config.ttl_days} days")
     logger.info("TTL of buyer %s reset to %s days (existed: %s)", printable(contact_id, 120),
                 memory.config.ttl_days, changed)
     return changed
+
+
+def _extend_lookup(memory: SyncBuyerConversationMemory, contact_id: str) -> None:
+    """Give the buyer's lookup entries the new TTL too, so find and erase keep finding it."""
+    secret = memory.config.lookup_secret
+    if secret is None:
+        return
+    try:
+        record = memory.read_record(contact_id)
+    except (CorruptRecord, InvalidContactId, redis.ResponseError):
+        return  # unreadable here: nothing to index by
+    if record is None:
+        return
+    commands = lookup.index_commands(memory.prefix, secret, contact_id, record.state,
+                                     memory.config.ttl_seconds)
+    with memory.client.pipeline(transaction=False) as pipe:
+        for command in commands:
+            pipe.execute_command(*command)
+        pipe.execute()
 
 
 def current_revision(memory: SyncBuyerConversationMemory, contact_id: str) -> int | None:

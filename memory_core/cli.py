@@ -118,6 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
     reencrypt = commands.add_parser(
         "reencrypt", help="rewrite every record under the first encryption key (resumable)")
     reencrypt.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    commands.add_parser(
+        "reindex", help="enter every record in the phone/email lookup again (after a new "
+                        "MEMORY_CORE_LOOKUP_KEY, or for records saved before the lookup)")
 
     find = commands.add_parser("find", help="contact ids whose state has a phone or email")
     _add_identifier_arguments(find, required=True)
@@ -248,9 +251,10 @@ def _cmd_show(memory: SyncBuyerConversationMemory, args: argparse.Namespace) -> 
         print(f"no saved state for contact {printable(args.contact_id, 120)} (never saved, "
               "expired or cleared)", file=sys.stderr)
         return EXIT_NOT_FOUND
-    if args.reveal_pii:
+    if args.reveal_pii:  # no audit entry, no reveal
         audit.append_event(memory.client, memory.prefix, actor=_actor(args),
-                           action="reveal_pii", contact_id=record.contact_id, outcome="shown")
+                           action="reveal_pii", contact_id=record.contact_id, outcome="shown",
+                           strict=True)
     state = record.state if args.reveal_pii else mask_pii(record.state)
     if args.json:
         _print_json(state)
@@ -360,6 +364,9 @@ def _cmd_reencrypt(memory: SyncBuyerConversationMemory, args: argparse.Namespace
         close()
     print(f"rewritten {report.rewritten}, skipped {report.skipped}, failed {report.failed}"
           f" (dictionaries rewritten: {report.dictionaries_rewritten})")
+    for key, reason in report.dictionary_failures.items():
+        print(f"  dictionary {key} not rewritten: {printable(reason)} (records that need it "
+              "are listed as failed; a dictionary no record names can be deleted)")
     if report.changed_meanwhile:
         print(f"  {report.changed_meanwhile} were saved by a bot while this ran; run again "
               "to check they are under the first key")
@@ -368,9 +375,23 @@ def _cmd_reencrypt(memory: SyncBuyerConversationMemory, args: argparse.Namespace
     return EXIT_OK if not report.failed else EXIT_NOT_FOUND
 
 
+def _search(memory: SyncBuyerConversationMemory, args: argparse.Namespace) -> list[str]:
+    """The verified matches of --phone / --email (audited); unreadable candidates on stderr."""
+    kind = "phone" if args.phone is not None else "email"
+    found = erasure.find_candidates(memory, phone=args.phone, email=args.email,
+                                    scan=args.scan)
+    audit.append_event(memory.client, memory.prefix, actor=_actor(args),
+                       action=f"find_by_{kind}", contact_id=",".join(found.contact_ids),
+                       outcome=f"{len(found.contact_ids)} found")
+    for contact_id, reason in found.unreadable.items():
+        print(f"cannot check {printable(contact_id, LOG_CHARS)}, it may have this {kind}: "
+              f"{printable(reason)}; configure its key, or erase it by contact id",
+              file=sys.stderr)
+    return found.contact_ids
+
+
 def _cmd_find(memory: SyncBuyerConversationMemory, args: argparse.Namespace) -> int:
-    found = erasure.find_contact_ids(memory, phone=args.phone, email=args.email,
-                                     scan=args.scan)
+    found = _search(memory, args)
     for contact_id in found:
         print(printable(contact_id, LOG_CHARS))
     if not found:
@@ -393,8 +414,7 @@ def _cmd_erase(memory: SyncBuyerConversationMemory, args: argparse.Namespace) ->
     if args.contact_id is not None:
         ids = [validate_contact_id(args.contact_id)]
     else:
-        ids = erasure.find_contact_ids(memory, phone=args.phone, email=args.email,
-                                       scan=args.scan)
+        ids = _search(memory, args)
         if not ids:
             print("no stored state has that " + ("phone number" if args.phone else "email")
                   + "; nothing erased" + _scan_hint(memory, args), file=sys.stderr)
@@ -405,19 +425,29 @@ def _cmd_erase(memory: SyncBuyerConversationMemory, args: argparse.Namespace) ->
         print("not confirmed; nothing erased (pass --yes to skip the question)",
               file=sys.stderr)
         return EXIT_USAGE
-    if args.contact_id is not None:
-        receipt = erasure.erase(memory, contact_ids=ids, actor=_actor(args))
-    else:
-        receipt = erasure.erase(memory, phone=args.phone, email=args.email,
-                                actor=_actor(args), scan=args.scan)
+    # exactly the ids confirmed; the phone or email only names the request in the receipt
+    receipt = erasure.erase(memory, contact_ids=ids, phone=args.phone, email=args.email,
+                            actor=_actor(args))
     print(receipt.to_json())
     return EXIT_OK if receipt.erased else EXIT_NOT_FOUND
+
+
+def _cmd_reindex(memory: SyncBuyerConversationMemory, args: argparse.Namespace) -> int:
+    update, close = _progress_bar("records")
+    try:
+        report = rotation.reindex_lookup(memory, actor=_actor(args), progress=update)
+    finally:
+        close()
+    print(f"indexed {report.indexed} buyer(s); {report.without_contact_details} without a "
+          f"phone or email; {report.unreadable} unreadable here")
+    return EXIT_OK
 
 
 COMMANDS: dict[str, Callable[[SyncBuyerConversationMemory, argparse.Namespace], int]] = {
     "seed": _cmd_seed, "inventory": _cmd_inventory, "show": _cmd_show, "clear": _cmd_clear,
     "migrate-legacy": _cmd_migrate, "stats": _cmd_stats, "train-dictionary": _cmd_train,
     "reencrypt": _cmd_reencrypt, "find": _cmd_find, "erase": _cmd_erase,
+    "reindex": _cmd_reindex,
 }
 
 
@@ -433,7 +463,10 @@ def _cmd_hash_password(args: argparse.Namespace) -> int:
             raise InvalidState("the two passwords differ; nothing printed")
     else:
         password = sys.stdin.readline().rstrip("\r\n")
-    print(hash_password(password))
+    try:
+        print(hash_password(password))
+    except ValueError as exc:  # an empty or unusable password
+        raise InvalidState(f"{exc}; nothing printed") from None
     return EXIT_OK
 
 

@@ -12,10 +12,7 @@ receipt without PII: the identifier appears only as a keyed hash.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
-import secrets
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -32,6 +29,7 @@ from memory_core.errors import (
     InvalidState,
     StoreUnavailable,
 )
+from memory_core.safetext import LOG_CHARS, printable
 from memory_core.state import validate_contact_id
 from memory_core.store import SyncBuyerConversationMemory
 
@@ -49,13 +47,14 @@ class Identifier:
     normalised: str
 
     def hashed(self, secret: bytes | None) -> str:
-        """The lookup token with a secret; else a salted hash (verifiable by the requester)."""
+        """The lookup token (a keyed hash) as receipts and the audit trail name it.
+
+        Without a secret nothing is recorded: any unkeyed or salted hash of a phone number
+        is undone by trying all ten billion of them.
+        """
         if secret is not None:
             return f"hmac-sha256:{lookup.token(secret, self.kind, self.normalised)}"
-        salt = secrets.token_hex(8)
-        digest = hmac.new(salt.encode(), f"{self.kind}:{self.normalised}".encode(),
-                          hashlib.sha256).hexdigest()
-        return f"salted-sha256:{salt}:{digest}"
+        return f"{self.kind} (not recorded: no lookup secret configured)"
 
 
 def identifier(*, phone: str | None = None, email: str | None = None) -> Identifier:
@@ -74,12 +73,26 @@ def identifier(*, phone: str | None = None, email: str | None = None) -> Identif
     return Identifier(lookup.EMAIL, normalised)
 
 
+class _Unreadable(Exception):
+    """A candidate's record exists but cannot be decoded here (a missing key, damage)."""
+
+
 def _state_or_none(memory: SyncBuyerConversationMemory, contact_id: str) -> dict[str, Any] | None:
+    """The stored state, None when there is none; _Unreadable when it cannot be read."""
     try:
         record = memory.read_record(contact_id)
-    except (CorruptRecord, InvalidContactId, redis.ResponseError):
-        return None
+    except (CorruptRecord, InvalidContactId, redis.ResponseError) as exc:
+        raise _Unreadable(str(exc)) from None
     return record.state if record is not None else None
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """What a search found: verified matches, and records that could not be checked."""
+
+    contact_ids: list[str]
+    #: contact id -> why its record could not be read (it may be this buyer's)
+    unreadable: dict[str, str]
 
 
 def _candidates(memory: SyncBuyerConversationMemory, key: str) -> list[str]:
@@ -94,38 +107,54 @@ def _candidates(memory: SyncBuyerConversationMemory, key: str) -> list[str]:
     return members
 
 
-def _find_by_lookup(memory: SyncBuyerConversationMemory, wanted: Identifier,
-                    secret: bytes) -> list[str]:
-    key = lookup.lookup_key(memory.prefix, lookup.token(secret, wanted.kind, wanted.normalised))
-    try:
-        candidates = _candidates(memory, key)
-    except redis.ResponseError:  # another type planted at the key: no lookup there
-        return []
-    found, stale = [], []
-    for contact_id in candidates:
-        state = _state_or_none(memory, contact_id)
+def _check(memory: SyncBuyerConversationMemory, contact_ids: Iterable[str],
+           wanted: Identifier) -> tuple[Candidates, list[str]]:
+    """Verify each candidate against its state: (what matched or could not be read, gone).
+
+    Gone means no record, or a readable record with another phone or email: the lookup
+    entry is stale. A record that cannot be read is never called stale: it may be this
+    buyer's under a key this process lacks.
+    """
+    found, unreadable, stale = [], {}, []
+    for contact_id in contact_ids:
+        try:
+            state = _state_or_none(memory, contact_id)
+        except _Unreadable as exc:
+            unreadable[contact_id] = str(exc)
+            continue
         if state is not None and lookup.matches(state, wanted.kind, wanted.normalised):
             found.append(contact_id)
         else:
             stale.append(contact_id)
+    return Candidates(sorted(found), dict(sorted(unreadable.items()))), stale
+
+
+def _find_by_lookup(memory: SyncBuyerConversationMemory, wanted: Identifier,
+                    secret: bytes) -> Candidates:
+    key = lookup.lookup_key(memory.prefix, lookup.token(secret, wanted.kind, wanted.normalised))
+    try:
+        members = _candidates(memory, key)
+    except redis.ResponseError:  # another type planted at the key: no lookup there
+        return Candidates([], {})
+    candidates, stale = _check(memory, members, wanted)
     if stale:
         memory.client.srem(key, *stale)
-    return sorted(found)
+    return candidates
 
 
-def _find_by_scan(memory: SyncBuyerConversationMemory, wanted: Identifier) -> list[str]:
-    found = []
-    for key in memory.client.scan_iter(match=memory.scan_pattern, count=_BATCH):
-        contact_id = memory.contact_id_for(key)
-        state = _state_or_none(memory, contact_id)
-        if state is not None and lookup.matches(state, wanted.kind, wanted.normalised):
-            found.append(contact_id)
-    return sorted(found)
+def _find_by_scan(memory: SyncBuyerConversationMemory, wanted: Identifier) -> Candidates:
+    ids = (memory.contact_id_for(key)
+           for key in memory.client.scan_iter(match=memory.scan_pattern, count=_BATCH))
+    candidates, _ = _check(memory, ids, wanted)
+    if candidates.unreadable:  # a scan reaches every record: only lookup candidates count
+        candidates = Candidates(candidates.contact_ids, {})
+    return candidates
 
 
-def find_contact_ids(memory: SyncBuyerConversationMemory, *, phone: str | None = None,
-                     email: str | None = None, scan: bool = False) -> list[str]:
-    """Contact ids whose stored state has this phone (normalised) or email (any case)."""
+def find_candidates(memory: SyncBuyerConversationMemory, *, phone: str | None = None,
+                    email: str | None = None, scan: bool = False) -> Candidates:
+    """Buyers whose stored state has this phone (normalised) or email (any case), and the
+    lookup's candidates whose record could not be read here."""
     wanted = identifier(phone=phone, email=email)
     secret = memory.config.lookup_secret
     try:
@@ -134,6 +163,12 @@ def find_contact_ids(memory: SyncBuyerConversationMemory, *, phone: str | None =
         return _find_by_scan(memory, wanted)
     except REDIS_FAULTS as exc:
         raise StoreUnavailable.from_fault(exc) from exc
+
+
+def find_contact_ids(memory: SyncBuyerConversationMemory, *, phone: str | None = None,
+                     email: str | None = None, scan: bool = False) -> list[str]:
+    """Contact ids whose stored state has this phone (normalised) or email (any case)."""
+    return find_candidates(memory, phone=phone, email=email, scan=scan).contact_ids
 
 
 @dataclass(frozen=True)
@@ -169,24 +204,32 @@ def _unindex(memory: SyncBuyerConversationMemory, secret: bytes, contact_id: str
 def erase(memory: SyncBuyerConversationMemory, *, contact_ids: list[str] | None = None,
           phone: str | None = None, email: str | None = None, actor: str = "operator",
           scan: bool = False) -> ErasureReceipt:
-    """Delete every state of a contact id, phone or email, and its lookup entries."""
+    """Delete every state of a contact id, phone or email, and its lookup entries.
+
+    With ``contact_ids`` and a phone or email, exactly those ids are erased (the ones an
+    operator confirmed after a search) and the receipt names the phone or email hashed.
+    """
     secret = memory.config.lookup_secret
     extra_tokens: list[str] = []
-    if contact_ids is not None:
-        if phone is not None or email is not None:
-            raise InvalidState("give contact ids, or a phone, or an email; not several")
-        ids = [validate_contact_id(c) for c in contact_ids]
-        named = "contact id"
-    else:
+    named = "contact id"
+    if phone is not None or email is not None:
         wanted = identifier(phone=phone, email=email)
-        ids = find_contact_ids(memory, phone=phone, email=email, scan=scan)
         named = wanted.hashed(secret)
         if secret is not None:
             extra_tokens.append(lookup.token(secret, wanted.kind, wanted.normalised))
+    if contact_ids is not None:
+        ids = [validate_contact_id(c) for c in contact_ids]
+    elif phone is not None or email is not None:
+        ids = find_contact_ids(memory, phone=phone, email=email, scan=scan)
+    else:
+        raise InvalidState("give contact ids, or a phone, or an email")
     erased = removed = 0
     try:
         for contact_id in ids:
-            state = _state_or_none(memory, contact_id)
+            try:
+                state = _state_or_none(memory, contact_id)
+            except _Unreadable:
+                state = None  # erased all the same; its own entries expire or go stale
             code, _ = memory.delete_key(memory.raw_key_for(contact_id))
             erased += code == scripts.DONE
             if secret is not None:
@@ -200,8 +243,8 @@ def erase(memory: SyncBuyerConversationMemory, *, contact_ids: list[str] | None 
         time=datetime.now(UTC).isoformat(timespec="seconds"), actor=actor, identifier=named,
         contact_ids=tuple(ids), erased=erased, not_found=len(ids) - erased,
         lookup_entries_removed=removed)
-    logger.warning("%s erased %d buyer(s) (%s): %s", actor, erased, named,
-                   ", ".join(ids) or "none found")
+    logger.warning("%s erased %d buyer(s) (%s): %s", printable(actor, 120), erased, named,
+                   printable(", ".join(ids), LOG_CHARS) or "none found")
     audit.append_event(memory.client, memory.prefix, actor=actor, action="erase",
                        contact_id=",".join(ids), outcome=f"{erased} erased", detail=named)
     return receipt

@@ -52,7 +52,7 @@ def normalise_phone(text: object, default_country_code: str = "1") -> str | None
     if not isinstance(text, str) or len(text) > _MAX_INPUT_CHARS:
         return None
     stripped = text.strip()
-    digits = "".join(c for c in stripped if c.isdigit())
+    digits = "".join(c for c in stripped if "0" <= c <= "9")  # ASCII digits only
     if stripped.startswith("00"):
         digits = digits[2:]
     elif not stripped.startswith("+") and len(digits) == 10:
@@ -65,7 +65,18 @@ def normalise_email(text: object) -> str | None:
     if not isinstance(text, str) or len(text) > _MAX_INPUT_CHARS:
         return None
     address = text.strip().lower()
-    return address if _EMAIL_SHAPE.fullmatch(address) else None
+    # a lone surrogate (a planted legacy record can hold one) cannot be hashed as UTF-8
+    if not _EMAIL_SHAPE.fullmatch(address) or not _encodable(address):
+        return None
+    return address
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def token(secret: bytes, kind: str, normalised: str) -> str:

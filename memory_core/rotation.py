@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import redis
 import zstandard
 
-from memory_core import audit, scripts
+from memory_core import audit, lookup, scripts
 from memory_core import dictionaries as dicts
 from memory_core.errors import (
     REDIS_FAULTS,
@@ -30,6 +30,7 @@ from memory_core.errors import (
     StoreUnavailable,
 )
 from memory_core.record import HEADER_READ_BYTES, is_record, parse_summary
+from memory_core.safetext import printable
 from memory_core.state import parse_timestamp
 from memory_core.store import SyncBuyerConversationMemory
 
@@ -50,6 +51,9 @@ class Reencryption:
     skipped: int = 0
     failed: int = 0
     dictionaries_rewritten: int = 0
+    #: dictionary key -> why it could not be rewritten (planted or damaged: records that
+    #: name it are reported on their own)
+    dictionary_failures: dict[str, str] = field(default_factory=dict)
     #: contact id -> why it failed (the first hundred)
     failures: dict[str, str] = field(default_factory=dict)
     #: contact ids a bot saved while the run was reading them (rewritten by the bot)
@@ -121,16 +125,22 @@ def _rewrite_dictionaries(memory: SyncBuyerConversationMemory, report: Reencrypt
         key = raw_key.decode("utf-8", "replace")
         if key == current:
             continue
-        value = memory.client.getrange(raw_key, 0, dicts.MAX_DICTIONARY_BYTES + 64)
+        try:
+            value = memory.client.getrange(raw_key, 0, dicts.MAX_DICTIONARY_BYTES + 64)
+        except redis.ResponseError as exc:  # another Redis type planted under the name
+            report.dictionary_failures[printable(key, 200)] = str(exc)
+            continue
         if not isinstance(value, bytes) or not value:
             continue
         try:
             if value.startswith(dicts.ENCRYPTED_MAGIC + keyring.primary_id.encode() + b"\n"):
                 continue
             dictionary = zstandard.ZstdCompressionDict(dicts.opened_value(value, keyring, key))
-            dictionary.dict_id()  # raises on bytes that are no dictionary
+            expected_id = dicts.parse_dictionary_id(key.rsplit(":", 1)[-1])
+            if expected_id is None or dictionary.dict_id() != expected_id:
+                raise CorruptRecord("not the trained dictionary its key names")
         except (CorruptRecord, zstandard.ZstdError) as exc:
-            report.fail(key, str(exc))
+            report.dictionary_failures[printable(key, 200)] = str(exc)
             continue
         rewritten = dicts.stored_value(dictionary, keyring, key)
         # XX with KEEPTTL: never resurrect a pruned dictionary, never change its lifetime
@@ -202,3 +212,56 @@ def _rewrite_one(memory: SyncBuyerConversationMemory, contact_id: str,
         report.skipped += 1
         report.changed_meanwhile += code == scripts.CONFLICT
 
+
+
+@dataclass
+class Reindex:
+    """What a ``reindex`` run did."""
+
+    indexed: int = 0
+    without_contact_details: int = 0
+    unreadable: int = 0
+
+
+def reindex_lookup(memory: SyncBuyerConversationMemory, *, actor: str = "operator",
+                   progress: ProgressCallback | None = None) -> Reindex:
+    """Enter every readable record in the phone/email lookup under today's secret.
+
+    For a new ``MEMORY_CORE_LOOKUP_KEY``, or records saved before the lookup existed. Each
+    entry gets the record's remaining TTL (a record without one: the longest TTL allowed).
+    Old entries made with another secret are never found again and expire on their own.
+    """
+    secret = memory.config.lookup_secret
+    if secret is None:
+        raise ConfigError("no lookup secret: set MEMORY_CORE_LOOKUP_KEY (or encryption keys, "
+                          "from which one is derived)")
+    report = Reindex()
+    try:
+        keys = list(memory.client.scan_iter(match=memory.scan_pattern, count=_BATCH))
+        for number, key in enumerate(keys, 1):
+            contact_id = memory.contact_id_for(key)
+            try:
+                record = memory.read_record(contact_id)
+            except (CorruptRecord, InvalidContactId, redis.ResponseError):
+                report.unreadable += 1
+                continue
+            if record is not None:
+                commands = lookup.index_commands(
+                    memory.prefix, secret, contact_id, record.state,
+                    record.ttl_seconds or memory.config.ttl_max_seconds)
+                if commands:
+                    with memory.client.pipeline(transaction=False) as pipe:
+                        for command in commands:
+                            pipe.execute_command(*command)
+                        pipe.execute()
+                    report.indexed += 1
+                else:
+                    report.without_contact_details += 1
+            if progress is not None and (number % 100 == 0 or number == len(keys)):
+                progress(number, len(keys))
+    except REDIS_FAULTS as exc:
+        raise StoreUnavailable.from_fault(exc, "run reindex again") from exc
+    audit.append_event(memory.client, memory.prefix, actor=actor, action="reindex",
+                       outcome="done", detail=f"{report.indexed} indexed, "
+                       f"{report.unreadable} unreadable")
+    return report

@@ -437,7 +437,7 @@ class _MemoryLogic:
             # the lookup secret may be new too (derived from a new first key)
             yield from self._lookup_steps(self._who(contact_id), lookup.index_commands(
                 self.prefix, self.config.lookup_secret, contact_id, encoded.prepared,
-                ttl_seconds or encoded.ttl_seconds))
+                ttl_seconds if ttl_seconds else self.config.ttl_max_seconds))
         return int(code), int(revision)
 
     def _save_steps(self, contact_id: object, state: object, ttl_override: object,

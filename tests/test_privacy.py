@@ -202,9 +202,13 @@ def test_cli_erase_by_phone_deletes_states_and_lookups_and_prints_a_pii_free_rec
                for m in real_raw.smembers(k)}
     assert members == {b"keep"}
     assert cli(real_redis_url, "find", "--email", "elena@example.com") == 1
-    events = audit.read_events(real_raw, PREFIX, limit=5)
-    assert events[0].action == "erase" and events[0].actor == "cli:dpo-alice"
-    assert events[0].contact_id == "c-1,c-2" and "555" not in events[0].detail
+    events = audit.read_events(real_raw, PREFIX, limit=10)
+    # newest first: the last find, the erase, the find before it (each search is audited)
+    assert [e.action for e in events[:3]] == ["find_by_email", "erase", "find_by_phone"]
+    erase_event = events[1]
+    assert erase_event.actor == "cli:dpo-alice" and erase_event.outcome == "2 erased"
+    assert erase_event.contact_id == "c-1,c-2" and "555" not in erase_event.detail
+    assert erase_event.detail == receipt["identifier"]
 
 
 def test_cli_erase_by_contact_id_and_find_with_scan(
@@ -436,3 +440,119 @@ def test_batch_saves_and_qa_seeds_are_found_by_phone_too(real_redis_url: str) ->
         assert buyers[0].contact_id in erasure.find_contact_ids(
             memory, phone=first["buyer_phone"])
         assert erasure.find_contact_ids(memory, email="elena@example.com") == ["batch-1"]
+
+
+# found in review ------------------------------------------------------------------------------
+
+def test_a_candidate_this_process_cannot_read_is_kept_and_reported_not_dropped(
+        real_redis_url: str, real_raw: redis.Redis, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    lookup_only = {LOOKUP_KEY_ENV: LOOKUP}
+    with SyncBuyerConversationMemory.from_url(
+            real_redis_url, load_config(env={KEYS_ENV: K1, **lookup_only})) as memory:
+        memory.save_state("real-f", buyer())
+    # a process with the same lookup secret but without k1 cannot verify the candidate
+    with SyncBuyerConversationMemory.from_url(
+            real_redis_url, load_config(env={KEYS_ENV: K2, **lookup_only})) as other:
+        found = erasure.find_candidates(other, phone="+15550001234")
+        assert found.contact_ids == [] and list(found.unreadable) == ["real-f"]
+    monkeypatch.setenv(KEYS_ENV, K2)
+    monkeypatch.setenv(LOOKUP_KEY_ENV, LOOKUP)
+    assert cli(real_redis_url, "find", "--phone", "+15550001234") == 1
+    assert "cannot check real-f" in capsys.readouterr().err
+    # the entry survived: with the key, the buyer is still found and erased
+    monkeypatch.setenv(KEYS_ENV, K1)
+    assert cli(real_redis_url, "erase", "--phone", "+15550001234", "--yes") == 0
+    assert json.loads(capsys.readouterr().out)["contact_ids"] == ["real-f"]
+
+
+def test_reset_ttl_extends_the_lookup_entries_too(real_redis_url: str,
+                                                  real_raw: redis.Redis) -> None:
+    with SyncBuyerConversationMemory.from_url(real_redis_url, config_with(K1)) as memory:
+        memory.save_state("short", buyer(), ttl_override=3600)
+        assert admin.reset_ttl(memory, "short")
+        keys = list(real_raw.scan_iter(match=f"{PREFIX}.lookup:*"))
+        assert len(keys) == 2
+        assert all(real_raw.ttl(k) > 29 * 86_400 for k in keys)
+
+
+def test_reencrypt_survives_planted_dictionary_keys(
+        real_redis_url: str, real_raw: redis.Redis, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    with SyncBuyerConversationMemory.from_url(real_redis_url, MemoryConfig()) as plain:
+        plain.save_state("c-1", buyer())
+    real_raw.sadd(f"{PREFIX}.zdict:junk", "a")
+    real_raw.set(f"{PREFIX}.zdict:77", b"not a dictionary")
+    monkeypatch.setenv(KEYS_ENV, K1)
+    assert cli(real_redis_url, "reencrypt", "--yes") == 0
+    out = capsys.readouterr().out
+    assert "rewritten 1, skipped 0, failed 0" in out
+    assert out.count("not rewritten") == 2
+
+
+def test_reindex_enters_every_record_under_a_new_lookup_secret(
+        real_redis_url: str, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    with SyncBuyerConversationMemory.from_url(real_redis_url, config_with(K1)) as memory:
+        memory.save_state("c-1", buyer())
+        memory.save_state("c-2", buyer(phone=None, email=None))
+    monkeypatch.setenv(KEYS_ENV, K1)
+    monkeypatch.setenv(LOOKUP_KEY_ENV, LOOKUP)  # a new secret: the old entries mean nothing
+    assert cli(real_redis_url, "find", "--email", "elena@example.com") == 1
+    assert cli(real_redis_url, "reindex") == 0
+    assert "indexed 1 buyer(s); 1 without a phone or email" in capsys.readouterr().out
+    assert cli(real_redis_url, "find", "--email", "elena@example.com") == 0
+    assert capsys.readouterr().out.split() == ["c-1"]
+
+
+def test_a_planted_unencodable_email_breaks_neither_update_nor_erase(
+        real_redis_url: str, real_raw: redis.Redis) -> None:
+    import pickle
+
+    legacy = pickle.dumps({"compressed": False, "data": json.dumps(
+        {"buyer_email": "\ud800@x.io", "conversation_history": []})})
+    real_raw.set(f"{PREFIX}:legacy-s", legacy)
+    with SyncBuyerConversationMemory.from_url(real_redis_url, config_with(K1)) as memory:
+        loaded = memory.load_state("legacy-s")
+        assert loaded is not None and loaded["buyer_email"] == "\ud800@x.io"
+        updated = memory.update_state("legacy-s", lambda s: {**s, "buyer_email": "new@x.io"})
+        assert updated is not None and updated["buyer_email"] == "new@x.io"
+        assert erasure.find_contact_ids(memory, email="new@x.io") == ["legacy-s"]
+        receipt = erasure.erase(memory, contact_ids=["legacy-s"])
+        assert receipt.erased == 1
+
+
+def test_without_a_lookup_secret_the_receipt_records_no_guessable_hash(
+        real_redis_url: str) -> None:
+    with SyncBuyerConversationMemory.from_url(real_redis_url, MemoryConfig()) as memory:
+        memory.save_state("c-1", buyer())
+        receipt = erasure.erase(memory, phone="+1 555 000 1234")
+    assert receipt.erased == 1
+    assert receipt.identifier == "phone (not recorded: no lookup secret configured)"
+
+
+def test_an_actor_cannot_forge_a_log_line(real_redis_url: str,
+                                          caplog: pytest.LogCaptureFixture,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    with SyncBuyerConversationMemory.from_url(real_redis_url, MemoryConfig()) as memory:
+        memory.save_state("c-1", buyer())
+    with caplog.at_level(logging.INFO):
+        assert cli(real_redis_url, "--actor", "dpo\nCRITICAL memory_core: forged",
+                   "erase", "c-1", "--yes") == 0
+    capsys.readouterr()
+    assert caplog.records
+    assert all("\n" not in r.getMessage() for r in caplog.records)
+
+
+def test_no_reveal_without_its_audit_entry_and_no_traceback_for_an_empty_password(
+        real_redis_url: str, real_raw: redis.Redis, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    with SyncBuyerConversationMemory.from_url(real_redis_url, MemoryConfig()) as memory:
+        memory.save_state("c-1", buyer())
+    real_raw.set(f"{PREFIX}.audit", "planted: not a stream")
+    assert cli(real_redis_url, "show", "c-1", "--reveal-pii") == 2
+    captured = capsys.readouterr()
+    assert "Elena" not in captured.out and "audit" in captured.err
+    monkeypatch.setattr("sys.stdin", io.StringIO("\n"))
+    assert cli_main(["hash-password"]) == 2
+    assert "empty" in capsys.readouterr().err
