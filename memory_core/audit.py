@@ -8,7 +8,11 @@ outcome and a short PII-free detail; never a name, phone, email or secret.
 
 The stream lives in Redis, so whoever can write Redis can also forge or trim it: it is a
 record for honest operators and an incident trail, not tamper-proof evidence. Entries read
-back are treated as hostile like every other value (bounded, decoded leniently).
+back are treated as hostile like every other value: they are read through a Lua script
+that cuts every entry and field server-side (:data:`_READ_LUA`), so one planted entry with
+a huge field costs a bounded reply, and are decoded leniently. Every field written is
+passed through :func:`~memory_core.safetext.printable`, so an actor such as
+``x\\nCRITICAL forged`` cannot break a line in the stream, a log or a terminal.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from memory_core.errors import (
     REDIS_FAULTS,
     StoreUnavailable,
 )
+from memory_core.safetext import printable
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +38,28 @@ AUDIT_MAX_ENTRIES = 100_000
 #: Characters kept per field when writing and when reading back.
 _FIELD_LIMIT = 500
 _FIELDS = ("time", "actor", "action", "contact_id", "outcome", "detail")
+#: Field/value pairs read back per entry: ours are six, the rest of a planted one is junk.
+_PAIRS_READ = 2 * len(_FIELDS)
+
+#: The newest ARGV[1] entries of the stream at KEYS[1], each cut server-side to its first
+#: ARGV[2] fields and values (that is, ARGV[2] / 2 pairs) of at most ARGV[3] bytes each,
+#: so the reply is bounded however large a planted entry is. XREVRANGE still copies an
+#: entry into the script (a stream has no ranged read of a field); what crosses the
+#: network and reaches Python is cut. One declared key: valid on Redis Cluster.
+_READ_LUA = """
+local rows = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', tonumber(ARGV[1]))
+local cap, size = tonumber(ARGV[2]), tonumber(ARGV[3])
+local out = {}
+for i, row in ipairs(rows) do
+  local fields, kept = row[2], {}
+  for j = 1, math.min(#fields, cap) do
+    kept[j] = string.sub(fields[j], 1, size)
+  end
+  rows[i] = nil
+  out[i] = {row[1], kept}
+end
+return out
+"""
 
 
 def audit_key(prefix: str) -> str:
@@ -40,14 +67,18 @@ def audit_key(prefix: str) -> str:
 
 
 def cli_actor(explicit: str | None = None) -> str:
-    """The CLI's actor: ``--actor`` when given, else the OS user running the command."""
+    """The CLI's actor: ``--actor`` when given, else the OS user running the command.
+
+    Escaped (:func:`~memory_core.safetext.printable`): the actor goes into log lines and
+    onto terminals, and ``--actor $'x\\nCRITICAL forged'`` must not start a line.
+    """
     if explicit and explicit.strip():
-        return f"cli:{explicit.strip()[:100]}"
+        return f"cli:{printable(explicit.strip()[:100])}"
     try:
         user = getpass.getuser()
     except (KeyError, OSError):  # no passwd entry (containers with an arbitrary uid)
         user = "unknown"
-    return f"cli:{user}"
+    return f"cli:{printable(user[:100])}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +100,9 @@ class AuditEvent:
 
 
 def _text(value: object) -> str:
-    return str(value if value is not None else "")[:_FIELD_LIMIT]
+    """A value as one escaped line of at most :data:`_FIELD_LIMIT` characters."""
+    text = str(value if value is not None else "")[:_FIELD_LIMIT]
+    return printable(text)[:_FIELD_LIMIT]
 
 
 def append_event(client: Any, prefix: str, *, actor: str, action: str, contact_id: str = "",
@@ -87,8 +120,8 @@ def append_event(client: Any, prefix: str, *, actor: str, action: str, contact_i
     try:
         client.xadd(audit_key(prefix), entry, maxlen=AUDIT_MAX_ENTRIES, approximate=True)
     except (*REDIS_FAULTS, redis.ResponseError) as exc:
-        logger.warning("audit entry for %s by %s could not be written: %s", action, actor,
-                       type(exc).__name__)
+        logger.warning("audit entry for %s by %s could not be written: %s", entry["action"],
+                       entry["actor"], type(exc).__name__)
         if strict:
             raise StoreUnavailable(f"the audit entry could not be written: {exc}") from exc
         return False
@@ -96,24 +129,35 @@ def append_event(client: Any, prefix: str, *, actor: str, action: str, contact_i
 
 
 def _decode(value: object) -> str:
+    """Leniently decoded and cut: a field read back may be any bytes (a cut UTF-8 too)."""
     if isinstance(value, bytes):
         return value[:_FIELD_LIMIT * 4].decode("utf-8", "replace")[:_FIELD_LIMIT]
-    return _text(value)
+    return str(value if value is not None else "")[:_FIELD_LIMIT]
 
 
 def read_events(client: Any, prefix: str, *, limit: int = 1000) -> list[AuditEvent]:
-    """The newest ``limit`` entries, newest first. Raises StoreUnavailable."""
+    """The newest ``limit`` entries, newest first. Raises StoreUnavailable.
+
+    Read through :data:`_READ_LUA`, so the reply holds at most ``limit`` entries of
+    :data:`_PAIRS_READ` pairs of :data:`_FIELD_LIMIT` bytes each, whatever was planted.
+    """
     if not 1 <= limit <= AUDIT_MAX_ENTRIES:
         raise ValueError(f"limit={limit} must be between 1 and {AUDIT_MAX_ENTRIES}")
+    key = audit_key(prefix)
     try:
-        rows = client.xrevrange(audit_key(prefix), count=limit)
-    except redis.ResponseError as exc:  # the key holds something else: not our stream
-        raise StoreUnavailable(f"{audit_key(prefix)} is not an audit stream: {exc}") from exc
+        rows = client.eval(_READ_LUA, 1, key, limit, 2 * _PAIRS_READ, _FIELD_LIMIT)
+    except redis.ResponseError as exc:
+        if "WRONGTYPE" in str(exc):  # the key holds something else: not our stream
+            raise StoreUnavailable(f"{key} is not an audit stream: {exc}") from exc
+        raise StoreUnavailable(f"{key} could not be read (the audit trail is read with "
+                               f"EVAL; may this Redis user run scripts?): {exc}"
+                               ) from exc
     except REDIS_FAULTS as exc:
         raise StoreUnavailable.from_fault(exc) from exc
     events = []
-    for entry_id, fields in rows:
-        values = {_decode(k): _decode(v) for k, v in list(fields.items())[:len(_FIELDS) * 2]}
+    for entry_id, fields in rows or []:
+        flat = list(fields or [])[:2 * _PAIRS_READ]
+        values = {_decode(k): _decode(v) for k, v in zip(flat[::2], flat[1::2], strict=False)}
         events.append(AuditEvent(_decode(entry_id), *(values.get(f, "") for f in _FIELDS)))
     return events
 

@@ -47,6 +47,10 @@ def _decode_key(text: str, where: str) -> bytes:
     try:
         raw = base64.b64decode(padded.replace("-", "+").replace("_", "/"), validate=True)
     except (binascii.Error, ValueError):
+        if ":" in cleaned:  # base64 has no ':': a whole KEY_ID:BASE64 line was pasted
+            raise ConfigError(f"{where} is not valid base64: it contains a ':', as a whole "
+                              "`generate-key` line (KEY_ID:BASE64) does; use only the part "
+                              "after the colon") from None
         raise ConfigError(f"{where} is not valid base64; generate a key with "
                           "`python -m memory_core generate-key`") from None
     if len(raw) != KEY_BYTES:
@@ -154,7 +158,11 @@ def keyring_from_env(env: Mapping[str, str]) -> Keyring | None:
 
 
 def lookup_secret_from_env(env: Mapping[str, str], keyring: Keyring | None) -> bytes | None:
-    """The secret of the phone/email lookup hashes: its own, else derived from the first key."""
+    """The secret of the phone/email lookup hashes: its own, else derived from the first key.
+
+    Its own is the base64 key alone; a pasted ``KEY_ID:BASE64`` line is refused by
+    :func:`_decode_key` with a message saying to keep only the part after the colon.
+    """
     raw = env.get(LOOKUP_KEY_ENV)
     if raw is not None:
         return _decode_key(raw, LOOKUP_KEY_ENV)

@@ -30,7 +30,13 @@ import zstandard
 
 from memory_core.crypto import Keyring, is_key_id
 from memory_core.errors import CorruptRecord, InvalidState, UndecryptableRecord
-from memory_core.state import MAX_NAME_FORMS, PII_FIELDS, dump_json
+from memory_core.state import (
+    EMAIL_PATTERN,
+    PHONE_PATTERN,
+    PII_FIELDS,
+    dump_json,
+    name_forms,
+)
 
 DEFAULT_DICTIONARY_BYTES = 64 * 1024
 MIN_TRAINING_SAMPLES = 20
@@ -68,31 +74,22 @@ def parse_dictionary_id(raw: bytes | str | None) -> int | None:
 #: An encrypted dictionary value: this magic, the key id, a newline, nonce+ciphertext+tag.
 ENCRYPTED_MAGIC = b"BCMD1"
 PLACEHOLDERS = {"buyer_name": "{name}", "buyer_phone": "{phone}", "buyer_email": "{email}"}
-#: Any token holding an "@", and any run of 7+ digits with phone separators. Both start
-#: only at a token boundary and never backtrack past one, so the work is linear.
-_EMAIL_TOKEN = re.compile(r"(?<!\S)\S*@\S*")
-_PHONE_RUN = re.compile(r"(?<![\w+])\+?\(?\d[\d\s().\-/]{5,}\d")
 #: Strings in one state scrubbed at most (a state is bounded by max_state_bytes anyway).
 _MAX_SCRUBBED_STRINGS = 100_000
-
-
-def _phone_placeholder(match: re.Match[str]) -> str:
-    digits = sum(c.isdigit() for c in match[0])
-    return PLACEHOLDERS["buyer_phone"] if digits >= 7 else match[0]
 
 
 def training_sample(state: dict[str, Any]) -> bytes:
     """A state's JSON with its PII replaced by placeholders, to train a dictionary on.
 
-    The buyer's name (and each word of it), phone and email become ``{name}``, ``{phone}``
-    and ``{email}`` wherever they appear, and so does any email-like token or phone-like
-    number in any text, whoever's it is.
+    The buyer's name (and each word of it, and each part of a hyphenated one:
+    "Marquez-Lopez" gives "Marquez" and "Lopez" too), phone and email become ``{name}``,
+    ``{phone}`` and ``{email}`` wherever they appear, and so does any email-like word or
+    phone-like number in any text, whoever's it is, even glued to a word
+    ("call5550001234"). The patterns and name forms are :func:`~memory_core.state.mask_pii`'s
+    (one definition, linear in the text), so what a viewer never sees no dictionary holds.
     """
-    names = []
     name = state.get("buyer_name")
-    if isinstance(name, str) and name.strip():
-        names = sorted({name.strip(), *(w for w in name.split()[:MAX_NAME_FORMS]
-                                        if len(w) >= 3)}, key=len, reverse=True)
+    names = name_forms(name.strip()) if isinstance(name, str) else []
     name_pattern = (re.compile("|".join(re.escape(n) for n in names), re.IGNORECASE)
                     if names else None)
     budget = [_MAX_SCRUBBED_STRINGS]
@@ -102,8 +99,8 @@ def training_sample(state: dict[str, Any]) -> bytes:
             budget[0] -= 1
             if budget[0] < 0:
                 return ""
-            text = _EMAIL_TOKEN.sub(PLACEHOLDERS["buyer_email"], value)
-            text = _PHONE_RUN.sub(_phone_placeholder, text)
+            text = EMAIL_PATTERN.sub(PLACEHOLDERS["buyer_email"], value)
+            text = PHONE_PATTERN.sub(PLACEHOLDERS["buyer_phone"], text)
             return name_pattern.sub(PLACEHOLDERS["buyer_name"], text) if name_pattern else text
         if isinstance(value, dict):
             return {key: scrub(item) for key, item in value.items()}

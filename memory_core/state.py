@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -75,7 +76,8 @@ def validate_contact_id(contact_id: object) -> str:
 
 
 #: Phone-like runs (7 or more digits, with the separators people write between them) and
-#: email-like words in a contact id; both patterns do bounded work per character.
+#: email-like words in a contact id; both patterns do bounded work per character. Broader
+#: than :data:`PHONE_PATTERN`: an invalid id is only ever shown in an error or a log line.
 _PHONE_LIKE = re.compile(r"\+?\d(?:[\s./()\-]{0,4}\d){6,}")
 _EMAIL_LIKE = re.compile(r"[^\s@]{1,200}@[^\s@]{1,200}")
 #: The end of a text cut short: its last word, and the phone-like run before it, which
@@ -265,14 +267,17 @@ def parse_timestamp(value: object) -> datetime | None:
 def mask_pii(state: dict[str, Any]) -> dict[str, Any]:
     """A copy with name, phone and email masked, for screens, logs and exports.
 
-    Any non-empty value of those fields is masked, whatever its type. The values are also
-    masked where the conversation repeats them ("Thanks, Elena!", "call me at (555)
-    123-4567"), matched without regard to case, and phones by their digits. The record may
-    have been planted in Redis past :func:`prepare_state`'s caps, so the work is linear in
-    the size of the state: one pass per field over each message, with a bounded pattern.
+    Any non-empty value of those fields is masked, whatever its type. Every other string
+    in the state, however deeply nested (dict keys stay as they are), is masked too: where
+    it repeats the buyer's values ("Thanks, Elena!", "Ms. Marquez", "call me at (555)
+    123-4567"), matched without regard to case and phones by their digits, and wherever it
+    holds any email address or phone number at all (a spouse's, a colleague's), since a
+    viewer must not see those either. The record may have been planted in Redis past
+    :func:`prepare_state`'s caps, so the work is linear in the size of the state: a fixed
+    number of passes over each string, each with a bounded pattern.
     """
     masked = dict(state)
-    passes: list[_RepeatPass] = []
+    repeats: dict[str, _RepeatPass] = {}
     for field_name in PII_FIELDS:
         value = masked.get(field_name)
         if value in (None, "", [], {}):
@@ -286,12 +291,102 @@ def mask_pii(state: dict[str, Any]) -> dict[str, Any]:
                               if within_cap else "***")
         repeat = _repeat_pass(field_name, value, within_cap=within_cap)
         if repeat is not None:
-            passes.append(repeat)
-    history = masked.get("conversation_history")
-    passes.reverse()  # email, then phone, then name: an email holds the name's parts
-    if passes and isinstance(history, list):
-        masked["conversation_history"] = [_mask_message(m, passes) for m in history]
+            repeats[field_name] = repeat
+    # the buyer's own forms before the generic ones (they know more ways of writing them);
+    # emails before phones and names: an email holds the name's parts, and digits
+    passes: list[Callable[[str], str]] = []
+    for field_name, generic in (("buyer_email", _mask_emails), ("buyer_phone", _mask_phones),
+                                ("buyer_name", None)):
+        if field_name in repeats:
+            passes.append(repeats[field_name].sub)
+        if generic is not None:
+            passes.append(generic)
+
+    def mask(text: str) -> str:
+        for masking in passes:
+            text = masking(text)
+        return text
+
+    for key, value in masked.items():
+        if key not in PII_FIELDS:
+            masked[key] = _map_strings(value, mask)
     return masked
+
+
+#: Email-like words in any text: a local part of the characters an address may hold, "@",
+#: and a dotted domain. The lookbehind lets a match start only where a run of local-part
+#: characters starts, and the classes on either side of "@" and "." are disjoint, so each
+#: run is read a bounded number of times: linear, even for a megabyte of "@@@@" or of
+#: letters. ``dictionaries.training_sample`` uses the same pattern.
+EMAIL_PATTERN = re.compile(r"(?<![\w.!#$%&'*+/=?^`{|}~-])[\w.!#$%&'*+/=?^`{|}~-]+"
+                           r"@[\w-]+(?:\.[\w-]+)*")
+#: What may stand between two digits of a phone number as people write it: spaces, dots,
+#: dashes, slashes and parentheses ("(555) 123-4567", "555/123/4567", "555 . 123 . 4567").
+#: At most four of them, so each place in a transcript costs a bounded number of steps:
+#: an unbounded run would let a planted transcript make masking slow.
+_PHONE_GAP = r"[\s./()\-]{0,4}"
+#: Phone numbers in any text, by the shapes they are written in: "+" and 8 to 15 digits
+#: (international), a trunk "0" and 10 to 12 digits (national: "020 7946 0958"), and the
+#: North American 3-4, 3-3-4 and 1-3-3-4 groups ("555-222-3333", "(555) 222-3333",
+#: "5552223333"). Shapes rather than "any 7+ digits", so references, dates and prices
+#: ("ref 91234567", "on 2024/05/01", "order 555/123/45678") stay readable; a match may
+#: start after a letter ("call5550001234") but never inside a number, and ends before
+#: neither a digit nor a ":" (a date followed by a time is no phone). Every branch reads
+#: at most a few dozen characters from where it starts: linear in the text. Shared with
+#: ``dictionaries.training_sample``.
+PHONE_PATTERN = re.compile(
+    r"(?<![\d+])(?:"
+    rf"\+\d(?:{_PHONE_GAP}\d){{7,14}}"
+    rf"|0\d(?:{_PHONE_GAP}\d){{8,10}}"
+    rf"|(?:(?:1{_PHONE_GAP})?\(?\d{{3}}{_PHONE_GAP})?\d{{3}}{_PHONE_GAP}\d{{4}}"
+    r")(?![\d:])")
+
+
+def _mask_emails(text: str) -> str:
+    """Every email-like word in ``text`` as :func:`mask_text` shows an email."""
+    if "@" not in text:
+        return text
+    return EMAIL_PATTERN.sub(lambda match: mask_text(match[0], email=True), text)
+
+
+def _mask_phones(text: str) -> str:
+    """Every phone-like number in ``text`` as :func:`mask_text` shows a phone."""
+    return PHONE_PATTERN.sub(lambda match: mask_text(match[0]), text)
+
+
+def _map_strings(value: Any, mask: Callable[[str], str]) -> Any:
+    """A copy of ``value`` with ``mask`` applied to every string in it but dict keys.
+
+    Iterative, so any nesting orjson accepts is walked without Python's recursion limit;
+    a list or dict met twice (a caller's shared or cyclic one) is copied once.
+    """
+    if isinstance(value, str):
+        return mask(value)
+    if not isinstance(value, dict | list | tuple):
+        return value
+    copies: dict[int, Any] = {}
+
+    def copy_of(item: Any) -> Any:
+        if isinstance(item, str):
+            return mask(item)
+        if not isinstance(item, dict | list | tuple):
+            return item
+        found = copies.get(id(item))
+        if found is None:
+            found = copies[id(item)] = {} if isinstance(item, dict) else []
+            stack.append((item, found))
+        return found
+
+    stack: list[tuple[Any, Any]] = []
+    root = copy_of(value)
+    while stack:
+        source, target = stack.pop()
+        if isinstance(source, dict):
+            for key, item in source.items():
+                target[key] = copy_of(item)
+        else:
+            target.extend(copy_of(item) for item in source)
+    return root
 
 
 class _RepeatPass:
@@ -333,11 +428,8 @@ def _repeat_pass(field_name: str, value: str, *, within_cap: bool) -> _RepeatPas
                            f"{number}")
             return _RepeatPass(re.compile(rf"(?<!\d)({pattern})(?!\d)"),
                                [mask_text(value) if within_cap else "***"])
-    forms = [value] if within_cap else []
-    if field_name == "buyer_name":
-        forms.extend(_name_parts(value, limit=PII_MAX_CHARS[field_name]))
-    # longest first: where forms overlap (a name and its parts) the longer is masked whole
-    forms = sorted(dict.fromkeys(forms), key=len, reverse=True)
+    own = [value] if within_cap else []
+    forms = name_forms(value) if field_name == "buyer_name" else own
     if not forms:
         return None
     alternation = "|".join(f"({re.escape(form)})" for form in forms)
@@ -345,34 +437,49 @@ def _repeat_pass(field_name: str, value: str, *, within_cap: bool) -> _RepeatPas
                        [mask_text(form, email=email) for form in forms])
 
 
-#: What may stand between two digits of a phone number as people write it: spaces, dots,
-#: dashes, slashes and parentheses ("(555) 123-4567", "555/123/4567", "555 . 123 . 4567").
-#: At most four of them, so each place in a transcript costs a bounded number of steps:
-#: an unbounded run would let a planted transcript make masking slow.
-_PHONE_GAP = r"[\s./()\-]{0,4}"
+#: Hyphens that join the parts of a name ("Marquez-Lopez"): ASCII, U+2010 and U+2011.
+_NAME_HYPHENS = re.compile("[-\u2010\u2011]")
+#: Words of a name read at most: a name within the cap has no more (one character and a
+#: space each), so a planted name of a million words costs no more than a real one.
+_NAME_WORDS_READ = PII_MAX_CHARS["buyer_name"] // 2
 
 
-def _name_parts(value: str, *, limit: int) -> list[str]:
-    """The first :data:`MAX_NAME_FORMS` distinct words of 3 to ``limit`` characters.
+def name_forms(value: str) -> list[str]:
+    """How a text may repeat a buyer's name: the whole name and its parts, longest first.
 
-    Stops reading there, so a planted name of a million words costs no more than a real one.
+    The whole name only within the cap (a longer one cannot be a real name); the parts
+    from :func:`name_parts`. Longest first, so in an alternation the longer of two
+    overlapping forms (a name and its parts, "Marquez-Lopez" and "Lopez") matches whole.
     """
-    parts: dict[str, None] = {}
-    for word in re.finditer(r"\S+", value):
-        if 3 <= len(word[0]) <= limit:
-            parts[word[0]] = None
-            if len(parts) == MAX_NAME_FORMS:
-                break
-    return list(parts)
+    forms = [value] if value and len(value) <= PII_MAX_CHARS["buyer_name"] else []
+    forms.extend(name_parts(value))
+    return sorted(dict.fromkeys(forms), key=len, reverse=True)
 
 
-def _mask_message(message: Any, passes: list[_RepeatPass]) -> Any:
-    if not isinstance(message, dict) or not isinstance(message.get("content"), str):
-        return message
-    content = message["content"]
-    for repeat in passes:
-        content = repeat.sub(content)
-    return {**message, "content": content}
+def name_parts(value: str) -> list[str]:
+    """Words of a name (split on whitespace) and the pieces between their hyphens.
+
+    Each of 3 characters up to the name cap: shorter ones ("Al", "de") are too common to
+    mask on their own. "Ana Marquez-Lopez" gives "Ana", "Marquez-Lopez", "Marquez" and
+    "Lopez": a transcript may say "Ms. Marquez" or "Lopez here". At most
+    :data:`MAX_NAME_FORMS` distinct words and as many pieces, from the first
+    :data:`_NAME_WORDS_READ` words, which is every part of a name within the cap.
+    """
+    limit = PII_MAX_CHARS["buyer_name"]
+    words: dict[str, None] = {}
+    pieces: dict[str, None] = {}
+    for count, match in enumerate(re.finditer(r"\S+", value)):
+        word = match[0]
+        if count == _NAME_WORDS_READ:
+            break
+        if not 3 <= len(word) <= limit:
+            continue
+        if len(words) < MAX_NAME_FORMS:
+            words[word] = None
+        for piece in _NAME_HYPHENS.split(word):
+            if len(pieces) < MAX_NAME_FORMS and len(piece) >= 3 and piece != word:
+                pieces[piece] = None
+    return list(dict.fromkeys([*words, *pieces]))
 
 
 def mask_text(value: str, *, email: bool = False) -> str:

@@ -321,3 +321,26 @@ def test_a_worker_without_the_new_key_never_overwrites_what_it_cannot_read(
         # records it can read (clear or under k1) it still saves as before
         assert keyless.save_state("c-clear", {}) and old.save_state("c-clear", {})
         assert old.get_stats()["refused"] == 2
+
+
+# a whole generate-key line pasted as the lookup key ----------------------------------------
+# A review found that MEMORY_CORE_LOOKUP_KEY=k1:BASE64 (a whole `generate-key` line) only
+# said "not valid base64", leaving the operator to guess what to change.
+
+@pytest.mark.parametrize("pasted", [K1, f" {K1} ", "k1:" + K2.split(":")[1]])
+def test_a_pasted_key_line_as_lookup_key_says_to_keep_the_part_after_the_colon(
+        pasted: str) -> None:
+    with pytest.raises(ConfigError, match="only the part after the colon") as caught:
+        load_config(env={LOOKUP_KEY_ENV: pasted})
+    message = str(caught.value)
+    assert LOOKUP_KEY_ENV in message and "not valid base64" in message
+    for secret in (K1.split(":")[1], K2.split(":")[1], pasted.strip()):
+        assert secret not in message
+    # the part after the colon is what works
+    assert load_config(env={LOOKUP_KEY_ENV: pasted.split(":")[1].strip()}).lookup_secret
+
+
+def test_invalid_base64_without_a_colon_keeps_the_generate_key_hint() -> None:
+    with pytest.raises(ConfigError, match="generate-key") as caught:
+        load_config(env={LOOKUP_KEY_ENV: "not base64!!"})
+    assert "colon" not in str(caught.value) and "not base64!!" not in str(caught.value)

@@ -556,3 +556,135 @@ def test_no_reveal_without_its_audit_entry_and_no_traceback_for_an_empty_passwor
     monkeypatch.setattr("sys.stdin", io.StringIO("\n"))
     assert cli_main(["hash-password"]) == 2
     assert "empty" in capsys.readouterr().err
+
+
+# audit stream hardening ----------------------------------------------------------------------
+# A review found that an actor with a newline went into the stream and the warning log line
+# as it was, and that read_events fetched whole entries (a planted 500 MB field whole).
+
+FORGED_ACTOR = "x\nCRITICAL memory_core: forged\x1b[2J\u202e"
+
+
+def test_an_actor_with_control_characters_reaches_neither_stream_nor_log_raw(
+        real_redis_url: str, real_raw: redis.Redis, caplog: pytest.LogCaptureFixture,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    assert "\n" not in audit.cli_actor(FORGED_ACTOR)
+    assert audit.cli_actor(FORGED_ACTOR).startswith("cli:x\\x0aCRITICAL")
+    with SyncBuyerConversationMemory.from_url(real_redis_url, MemoryConfig()) as memory:
+        memory.save_state("c-1", buyer())
+    assert cli(real_redis_url, "--actor", FORGED_ACTOR, "erase", "c-1", "--yes") == 0
+    assert audit.append_event(real_raw, PREFIX, actor=FORGED_ACTOR, action="a\rb",
+                              contact_id="c\n1", outcome="o\x1b", detail="d\u2028e")
+    capsys.readouterr()
+    entries = real_raw.xrange(f"{PREFIX}.audit")
+    assert len(entries) == 2
+    for _, fields in entries:
+        for name, value in fields.items():
+            for raw_char in (b"\n", b"\r", b"\x1b", "\u202e".encode(), "\u2028".encode()):
+                assert raw_char not in name + value, (name, value)
+    assert audit.read_events(real_raw, PREFIX)[0].actor.startswith("x\\x0a")
+    # the warning when the stream cannot be written escapes the actor too
+    real_raw.delete(f"{PREFIX}.audit")
+    real_raw.set(f"{PREFIX}.audit", "planted: not a stream")
+    with caplog.at_level(logging.WARNING, logger="memory_core"):
+        assert not audit.append_event(real_raw, PREFIX, actor=FORGED_ACTOR,
+                                      action="act\nion", outcome="done")
+    (record,) = [r for r in caplog.records if "could not be written" in r.getMessage()]
+    assert "\n" not in record.getMessage() and "\x1b" not in record.getMessage()
+    assert "x\\x0aCRITICAL" in record.getMessage()
+
+
+@pytest.mark.timeout(20)
+def test_a_planted_huge_audit_field_is_cut_by_redis_before_the_reply(
+        real_redis_url: str, real_raw: redis.Redis) -> None:
+    import time
+
+    key = f"{PREFIX}.audit"
+    huge = "é" * (5 * 1024 * 1024 // 2)  # 5 MB of two-byte characters
+    real_raw.xadd(key, {"time": "t", "actor": huge, "action": "big",
+                        **{f"junk{i}": huge[:1000] for i in range(40)}})
+    audit.append_event(real_raw, PREFIX, actor="ops", action="after", outcome="done")
+    # the script's reply itself is cut: at most 12 pairs of at most 500 bytes per entry
+    reply = real_raw.eval(audit._READ_LUA, 1, key, 10, 24, 500)
+    assert len(reply) == 2
+    for _, fields in reply:
+        assert len(fields) <= 24 and all(len(value) <= 500 for value in fields)
+    started = time.perf_counter()
+    newest, planted = audit.read_events(real_raw, PREFIX)
+    assert time.perf_counter() - started < 2
+    assert newest.action == "after" and newest.actor == "ops"
+    assert planted.action == "big" and 0 < len(planted.actor) <= 500
+    assert set(planted.actor) <= {"é", "\ufffd"}  # a character cut in two reads as U+FFFD
+    assert len(audit.read_events(real_raw, PREFIX, limit=1)) == 1
+
+
+def test_reading_the_audit_stream_from_a_server_that_is_gone_is_store_unavailable() -> None:
+    from memory_core.connection import connect
+    from memory_core.errors import StoreUnavailable
+    from memory_core.testing import free_port
+
+    client = connect(f"redis://127.0.0.1:{free_port()}/0")
+    try:
+        with pytest.raises(StoreUnavailable):
+            audit.read_events(client, PREFIX)
+    finally:
+        client.close()
+
+
+def test_the_audit_stream_reads_the_same_on_the_embedded_demo_store() -> None:
+    """The dashboard's demo store is fakeredis: the Lua read must work there too."""
+    from memory_core.connection import connect
+    from memory_core.errors import StoreUnavailable
+
+    client = connect("memory://audit-lua-demo")
+    try:
+        assert audit.read_events(client, PREFIX) == []
+        client.xadd(f"{PREFIX}.audit", {"actor": "a" * 2000, **{f"j{i}": "v" for i in range(30)}})
+        assert audit.append_event(client, PREFIX, actor=FORGED_ACTOR, action="x", outcome="o")
+        newest, planted = audit.read_events(client, PREFIX)
+        assert newest.actor.startswith("x\\x0a") and len(planted.actor) == 500
+        client.delete(f"{PREFIX}.audit")
+        client.set(f"{PREFIX}.audit", "not a stream")
+        with pytest.raises(StoreUnavailable, match="not an audit stream"):
+            audit.read_events(client, PREFIX)
+    finally:
+        client.delete(f"{PREFIX}.audit")
+        client.close()
+
+
+# dictionary scrub misses -------------------------------------------------------------------
+# A review found that training samples kept the parts of a hyphenated surname ("Marquez"
+# and "Lopez" of "Marquez-Lopez") and phone digits glued to a word ("call5550001234").
+
+def test_training_samples_replace_hyphenated_name_parts_and_glued_phones() -> None:
+    sample = dicts.training_sample({
+        "buyer_name": "Ana Marquez-Lopez", "buyer_phone": "+1 555 000 1234",
+        "buyer_email": "ana@example.com",
+        "objection_history": ["Lopez family budget", "sms2223334444"],
+        "conversation_history": [{"role": "user", "content":
+                                  "Ms. Marquez here; LOPEZ too. call5550001234 or "
+                                  "text me at cell:555-888-9999, cc bob@x.org"}]})
+    text = sample.decode()
+    for leaked in ("Marquez", "Lopez", "LOPEZ", "5550001234", "2223334444", "888-9999",
+                   "bob@x.org", "example.com"):
+        assert leaked not in text, leaked
+    assert "Ms. {name} here; {name} too. call{phone} or text me at cell:{phone}" in text
+    assert "sms{phone}" in text
+    # the scrub and the viewer's mask share one definition of a phone and an email
+    from memory_core import state as state_module
+
+    assert dicts.PHONE_PATTERN is state_module.PHONE_PATTERN
+    assert dicts.EMAIL_PATTERN is state_module.EMAIL_PATTERN
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("text", ["call5" * 200_000, "5 / " * 250_000, "@@@@" * 250_000,
+                                  "a-" * 500_000, "x1" * 500_000])
+def test_training_samples_of_a_hostile_megabyte_are_linear(text: str) -> None:
+    import time
+
+    started = time.perf_counter()
+    dicts.training_sample({"buyer_name": "Ana Marquez-Lopez " + "a-b-" * 50_000,
+                           "objection_history": [text],
+                           "conversation_history": [{"role": "user", "content": text}]})
+    assert time.perf_counter() - started < 5

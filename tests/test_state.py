@@ -442,7 +442,136 @@ def test_every_part_of_a_name_within_the_cap_is_masked() -> None:
         " ".join("P***" for _ in parts)
 
 
-def test_messages_that_are_not_text_are_left_alone() -> None:
+def test_odd_messages_keep_their_shape_and_any_text_in_them_is_masked() -> None:
+    # a bare string in the history is still text a viewer would read: masked like the rest
     history: list[Any] = ["Elena", {"role": "user"}, {"content": 42}, None]
     masked = mask_pii({"buyer_name": "Elena", "conversation_history": history})
-    assert masked["conversation_history"] == history
+    assert masked["conversation_history"] == ["E***", {"role": "user"}, {"content": 42}, None]
+
+
+# PII anywhere in the state ---------------------------------------------------------------
+# A review found that a viewer's masked view (dashboard raw JSON, masked download, CLI
+# show) still showed the buyer's email in objection_history and preference strings, any
+# other phone or email in the transcript, and the parts of a hyphenated surname.
+
+BUYER = {"buyer_name": "Ana Marquez-Lopez", "buyer_phone": "+1 (555) 123-4567",
+         "buyer_email": "ana.ml@example.com"}
+#: Everything below must be gone from the masked state, in any case.
+SECRETS = ("Marquez", "Lopez", "ana.ml@", "123-4567", "5551234567", "bob@", "222-3333",
+           "5550001234", "7946 0958", "carol.s@")
+
+
+def _everywhere_state() -> dict[str, Any]:
+    return {
+        **BUYER,
+        "objection_history": ["price", "email ana.ml@example.com first"],
+        "property_preferences": "near the Lopez school; call5550001234",
+        "budget_range": {"note": ["cc bob@x.org", {"deep": ["my wife: 555-222-3333"]}]},
+        "notes": ("London office +44 20 7946 0958", 42, None, True, 1.5),
+        "conversation_history": [
+            {"role": "user", "content": "Ms. Marquez here. MARQUEZ-LOPEZ, Lopez here",
+             "meta": {"forwarded_to": "Carol.S@agency.org"}},
+            "ana.ml@example.com",
+        ],
+        "carol.s@agency.org": "the key stays",
+    }
+
+
+def test_masking_reaches_every_string_in_the_state_and_keeps_keys() -> None:
+    state = _everywhere_state()
+    before = copy.deepcopy(state)
+    masked = mask_pii(state)
+    assert state == before  # the input is not modified
+    assert masked["objection_history"] == ["price", "email a***@example.com first"]
+    assert masked["property_preferences"] == "near the L*** school; call***-1234"
+    assert masked["budget_range"] == {"note": ["cc b***@x.org",
+                                               {"deep": ["my wife: ***-3333"]}]}
+    assert masked["notes"] == ["London office ***-0958", 42, None, True, 1.5]
+    assert masked["conversation_history"][0] == {
+        "role": "user", "content": "Ms. M*** here. M***, L*** here",
+        "meta": {"forwarded_to": "C***@agency.org"}}
+    assert masked["conversation_history"][1] == "a***@example.com"
+    assert masked["carol.s@agency.org"] == "the key stays"  # keys are not masked
+    del masked["carol.s@agency.org"]
+    blob = orjson.dumps(masked).decode().lower()
+    for secret in SECRETS:
+        assert secret.lower() not in blob, secret
+
+
+@pytest.mark.parametrize(("content", "expected"), [
+    ("my wife's number is 555-222-3333", "my wife's number is ***-3333"),
+    ("or (555) 222-3333, 555.222.3333, 1-555-222-3333", "or ***-3333, ***-3333, ***-3333"),
+    ("call5550001234 today", "call***-1234 today"),
+    ("ring 222-3333!", "ring ***-3333!"),
+    ("UK: +44 20 7946 0958 or 020 7946 0958", "UK: ***-0958 or ***-0958"),
+    ("cc bob@x.org, <Bob.Smith+home@mail.example.co.uk>",
+     "cc b***@x.org, <B***@mail.example.co.uk>"),
+    # what is no phone or email stays readable
+    ("ref 91234567 on 2024/05/01 10:30, or 01/02/2024 10:30", None),
+    ("$450,000 for 1,250 sq ft; HOA 250/mo; zip 90210-1234", None),
+    ("meet @ 5pm; @@@ ; a@ ; @b", None),
+])
+def test_any_phone_or_email_in_any_text_is_masked(content: str, expected: str | None) -> None:
+    masked = mask_pii({"buyer_name": "Elena Garcia", "property_preferences": content,
+                       "conversation_history": [{"role": "user", "content": content}]})
+    want = content if expected is None else expected
+    assert masked["property_preferences"] == want
+    assert masked["conversation_history"][0]["content"] == want
+
+
+@pytest.mark.parametrize(("content", "expected"), [
+    ("Ms. Marquez", "Ms. M***"),
+    ("Lopez here", "L*** here"),
+    ("ANA MARQUEZ-LOPEZ", "A*** M***"),
+    ("marquez-lopez family", "M*** family"),
+    ("the Lopez\u2010Marquez house", "the L***\u2010M*** house"),  # U+2010, reversed
+])
+def test_each_part_of_a_hyphenated_name_is_masked(content: str, expected: str) -> None:
+    assert _masked_content({"buyer_name": "Ana Marquez-Lopez"}, content) == expected
+    # a name written with the Unicode hyphen has the same parts
+    assert _masked_content({"buyer_name": "Ana Marquez\u2010Lopez"}, "Lopez, Marquez") == \
+        "L***, M***"
+
+
+def test_masking_walks_nesting_deeper_than_the_recursion_limit() -> None:
+    deep: Any = "call 555-222-3333"
+    for _ in range(5_000):
+        deep = [deep]
+    masked = mask_pii({"buyer_name": "Elena", "extra": deep})["extra"]
+    for _ in range(5_000):
+        masked = masked[0]
+    assert masked == "call ***-3333"
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("text", [
+    "5 / " * 250_000, "555-" * 250_000, "5" * 1_000_000, "0 " * 500_000, "+1 (5" * 200_000,
+    "5555555 " * 125_000, "@@@@" * 250_000, "a@" * 500_000, "a." * 500_000 + "@",
+    "a@" + "b." * 500_000, "x" * 1_000_000,
+])
+def test_the_generic_patterns_are_linear_over_a_megabyte(text: str) -> None:
+    """A megabyte of digits and separators or of "@" anywhere in a planted state."""
+    import time
+
+    state = {**BUYER, "objection_history": [text],
+             "conversation_history": [{"role": "user", "content": text}]}
+    started = time.perf_counter()
+    masked = mask_pii(state)
+    assert time.perf_counter() - started < 5
+    assert masked["buyer_email"] == "a***@example.com"
+
+
+def test_cli_show_masks_pii_outside_the_transcript(real_redis_url: str,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    from memory_core.cli import main as cli_main
+
+    state = _everywhere_state()
+    del state["carol.s@agency.org"]
+    with SyncBuyerConversationMemory.from_url(real_redis_url) as memory:
+        assert memory.save_state("c-everywhere", state)
+    for extra in ([], ["--json"]):
+        assert cli_main(["--redis-url", real_redis_url, "show", "c-everywhere", *extra]) == 0
+        out = capsys.readouterr().out.lower()
+        assert "a***@example.com" in out and "***-3333" in out
+        for secret in SECRETS:
+            assert secret.lower() not in out, (extra, secret)
