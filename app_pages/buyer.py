@@ -8,10 +8,24 @@ import streamlit as st
 
 from dashboard.actions import ActionRefused, clear_buyer, reset_buyer_ttl, reveal_pii
 from dashboard.auth import current_access
-from dashboard.buyer_view import pii_query, show_conversation, show_summary
+from dashboard.buyer_view import (
+    SEARCH_KEY,
+    open_contact,
+    pii_query,
+    search_changed,
+    show_conversation,
+    show_summary,
+    sync_search_box,
+)
 from dashboard.erasure_view import show_pii_search, show_receipt
 from dashboard.markdown import md
-from dashboard.resources import forget_scan, open_memory, scan_inventory
+from dashboard.resources import (
+    open_memory,
+    reload_after_write,
+    remember_flash,
+    scan_inventory,
+    show_flash,
+)
 from dashboard.signin import read_only_note, require
 from memory_core.admin import current_revision
 from memory_core.errors import (
@@ -29,18 +43,24 @@ settings, memory = open_memory()
 
 @st.dialog("Clear this buyer?")
 def confirm_clear(contact_id: str, revision: int | None) -> None:
+    """The button enables while the id is typed (``live``: no Enter needed); the buttons
+    work in a real browser only (test_browser.py), the action is tested directly."""
     st.write(f"This deletes the saved conversation of **{md(contact_id)}** (revision "
              f"{revision}). The buyer will start over at the next message. If the bot saves "
              "the buyer before you confirm, nothing is deleted. Type the contact id to confirm.")
-    typed = st.text_input("Contact id", key="confirm_clear_id")
-    if st.button("Delete permanently", type="primary", disabled=typed.strip() != contact_id):
+    typed = st.text_input("Contact id", key="confirm_clear_id", live="150ms")
+    left, right = st.columns(2)
+    if left.button("Delete permanently", type="primary",
+                   disabled=(typed or "").strip() != contact_id):
         try:
-            existed = clear_buyer(current_access(), memory, contact_id, typed, revision)
+            existed = clear_buyer(current_access(), memory, contact_id, typed or "", revision)
         except (ActionRefused, RevisionConflict, StoreUnavailable) as exc:
             st.error(md(str(exc)))
             return
-        st.session_state["cleared"] = (contact_id, existed)
-        forget_scan()
+        reload_after_write("success", f"Buyer **{md(contact_id)}** was cleared: no saved "
+                           "state remains." if existed else
+                           f"Buyer **{md(contact_id)}** had no saved state to clear.")
+    if right.button("Cancel"):
         st.rerun()
 
 
@@ -56,10 +76,9 @@ def reset_ttl_clicked(contact_id: str, revision: int | None) -> None:
     try:
         reset_buyer_ttl(current_access(), memory, contact_id, revision)
     except (ActionRefused, RevisionConflict, StoreUnavailable) as exc:
-        st.session_state["ttl_outcome"] = ("error", str(exc))
+        st.session_state["ttl_outcome"] = md(str(exc))
         return
-    forget_scan()
-    st.session_state["ttl_outcome"] = ("done", f"TTL reset to {memory.config.ttl_days} days")
+    remember_flash("toast", f"TTL reset to {memory.config.ttl_days} days")
 
 
 def show_actions(contact_id: str, revision: int | None) -> None:
@@ -72,32 +91,24 @@ def show_actions(contact_id: str, revision: int | None) -> None:
         confirm_clear(contact_id, revision)
     right.button("Reset TTL to default", icon=":material/timer:", key="reset_ttl",
                  on_click=reset_ttl_clicked, args=(contact_id, revision))
-    outcome = st.session_state.pop("ttl_outcome", None)
-    if outcome is not None:
-        kind, message = outcome
-        if kind == "done":
-            st.toast(md(message))
-        else:
-            st.error(md(message))
+    refused = st.session_state.pop("ttl_outcome", None)
+    if refused is not None:
+        st.error(refused)
 
 
 st.title("Buyer")
-cleared = st.session_state.pop("cleared", None)
-if cleared:
-    st.success(f"Buyer **{md(cleared[0])}** was cleared: no saved state remains."
-               if cleared[1] else f"Buyer **{md(cleared[0])}** had no saved state to clear.")
+show_flash()
 show_receipt()
 
+sync_search_box()
 query = st.text_input("Contact id, or the start of one; operators: a phone or email",
-                      value=st.query_params.get("contact_id", ""),
+                      key=SEARCH_KEY, on_change=search_changed,
                       placeholder="e.g. contact-2026-000042")
-contact_id = query.strip()
+contact_id = (query or "").strip()
 if not contact_id:
     st.caption("Type a contact id, or open one from the overview table. Links of the form "
                "`/buyer?contact_id=...` open a buyer directly.")
     st.stop()
-if st.query_params.get("contact_id") != contact_id:
-    st.query_params["contact_id"] = contact_id
 
 pii = pii_query(contact_id)
 try:
@@ -126,8 +137,7 @@ if record is None:
         choice = st.selectbox("Matching contacts", matches, index=None,
                               placeholder="Choose a contact")
         if choice:
-            st.query_params["contact_id"] = choice
-            st.rerun()
+            open_contact(choice)
     else:
         st.info(f"No saved state for this contact (**{md(contact_id)}**): never saved, "
                 "expired or cleared.")
@@ -143,7 +153,7 @@ if access.can_reveal and st.toggle(
         state = reveal_pii(access, memory, contact_id, record.state, record.revision)
     except (ActionRefused, StoreUnavailable) as exc:
         st.error(f"Not revealed: {md(str(exc))}")
-show_summary(record, state)
+show_summary(record, state, memory.key_for(contact_id))
 show_actions(contact_id, record.revision)
 export = json.dumps({"contact_id": contact_id, **state}, indent=2, ensure_ascii=False,
                     default=str)
@@ -151,6 +161,6 @@ st.download_button("Download state as JSON", data=export.encode(),
                    file_name=f"{contact_id}.json", mime="application/json",
                    icon=":material/download:",
                    help="Replay it with: python -m memory_core seed --from-file FILE")
-show_conversation(state)
+show_conversation(state, contact_id)
 with st.expander("Raw JSON"):
     st.json(state, expanded=False)

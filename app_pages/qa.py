@@ -6,7 +6,13 @@ import streamlit as st
 
 from dashboard.actions import ActionRefused, remove_qa_seeds, seed_buyers, seed_file
 from dashboard.markdown import code, md
-from dashboard.resources import forget_scan, open_memory, scan_inventory
+from dashboard.resources import (
+    open_memory,
+    reload_after_write,
+    remember_flash,
+    scan_inventory,
+    show_flash,
+)
 from dashboard.signin import require
 from memory_core.errors import InvalidContactId, InvalidState, MemoryCoreError, StoreUnavailable
 from memory_core.seeding import SeedOptions
@@ -14,6 +20,7 @@ from memory_core.seeding import SeedOptions
 access = require("operator")
 settings, memory = open_memory()
 st.title("QA seeding")
+show_flash()  # the outcome of the last write; the page below was read after it
 st.caption("Seeded buyers carry a QA tag inside their state, so they can be listed and "
            "removed exactly, without touching real buyers.")
 
@@ -56,14 +63,15 @@ if submitted:
         result = seed_buyers(access, memory, options,
                              lambda done, total: bar.progress(done / total,
                                                               text=f"Seeded {done:,}/{total:,}"))
-        forget_scan()
-        st.success(f"Seeded **{result.written:,}** QA buyers (seed {options.seed}, ids "
-                   f"{code(f'{options.id_prefix}{options.seed}-…')}).")
+        remember_flash("success", f"Seeded **{result.written:,}** QA buyers (seed "
+                       f"{options.seed}, ids {code(f'{options.id_prefix}{options.seed}-…')}).")
         if result.kept_real:
-            st.warning(f"{len(result.kept_real):,} of the generated ids hold real buyers; "
-                       "those were left alone.")
+            remember_flash("warning", f"{len(result.kept_real):,} of the generated ids hold "
+                           "real buyers; those were left alone.")
     except (ActionRefused, InvalidState, InvalidContactId, StoreUnavailable) as exc:
         st.error(md(str(exc)))
+    else:
+        st.rerun()  # the sidebar's key count and the counts below were read before
     finally:
         bar.empty()
 
@@ -73,16 +81,17 @@ upload = st.file_uploader("JSON or YAML: one state with its contact_id, or a lis
 if upload is not None and st.button("Seed from file", disabled=not access.can_seed):
     try:
         result = seed_file(access, memory, upload.getvalue(), upload.name)
-        forget_scan()
-        st.success(f"Seeded {result.written} buyer(s) from {md(upload.name)}.")
+        remember_flash("success", f"Seeded {result.written} buyer(s) from {md(upload.name)}.")
         if result.kept_real:
-            st.warning(f"{len(result.kept_real)} buyer(s) were saved by the bot while seeding "
-                       "ran and were left alone.")
+            remember_flash("warning", f"{len(result.kept_real)} buyer(s) were saved by the "
+                           "bot while seeding ran and were left alone.")
     except (ActionRefused, InvalidState, InvalidContactId) as exc:
         problems = str(exc).split("; ")
         st.error("\n".join(f"- {md(p)}" for p in problems))
     except StoreUnavailable as exc:
         st.error(md(str(exc)))
+    else:
+        st.rerun()
 
 st.subheader("Remove QA seeds")
 try:
@@ -97,7 +106,7 @@ if seeded and access.can_write:
     if st.button("Remove QA seeds", disabled=not confirmed):
         try:
             removed = remove_qa_seeds(access, memory, seeded, confirmed)
-            forget_scan()
-            st.success(f"Removed {removed:,} QA-seeded buyers.")
         except (ActionRefused, MemoryCoreError) as exc:
             st.error(md(str(exc)))
+        else:
+            reload_after_write("success", f"Removed {removed:,} QA-seeded buyers.")

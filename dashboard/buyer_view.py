@@ -1,26 +1,71 @@
-"""How one buyer's saved state is drawn: metrics, the summary line, the transcript.
+"""How one buyer's saved state is drawn: the search box, metrics, fields, the transcript.
 
 Every value comes from a Redis record that whoever can write Redis chose, so each is made
 inert for the element that shows it: :func:`md` inside markdown (metric labels and values
 render markdown too), :func:`code` for details an operator copies, and ``st.text`` (no
-markdown, no autolinks) for messages.
+markdown, no autolinks) for messages. Values are built as plain text first (money, dates,
+lists) and escaped once, last: a "$" left bare would start LaTeX in Streamlit's markdown.
+
+The search box, the ``contact_id`` query parameter and the buyer shown always agree: the
+box is keyed, its callback writes the URL, and it takes the URL's value only when the URL
+changed from outside (a deep link, a match chosen from a list), never from its own write.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import UTC, datetime, timedelta, tzinfo
+from typing import Any, NoReturn
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import streamlit as st
 
 from dashboard.markdown import code, md
 from memory_core.lookup import normalise_email, normalise_phone
 from memory_core.safetext import printable
+from memory_core.state import parse_timestamp
 from memory_core.store import StoredRecord
 
 _PHONE_SHAPE = re.compile(r"\+?[0-9(][0-9 ().\-/]{6,30}")
+SEARCH_KEY = "buyer_search"
+_SEARCH_SYNCED_KEY = "_buyer_search_synced"  # the URL value the box last agreed with
+QUERY_PARAM = "contact_id"
+MESSAGES_PER_PAGE = 20
+_CURRENCY_SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "CAD": "CA$", "AUD": "A$"}
+_PREFERENCES_SHOWN = 30
+
+
+def sync_search_box() -> None:
+    """Before the box is drawn: take the URL's contact id if it changed from outside.
+
+    Setting the box's value on every run (as ``value=`` did) made Streamlit see a new
+    widget each time the URL changed, and drop every second entry.
+    """
+    wanted = st.query_params.get(QUERY_PARAM, "")
+    # The box's value is forgotten while another page shows (Streamlit drops the state of
+    # widgets not drawn): coming back to a URL with a contact id fills it again.
+    if st.session_state.get(_SEARCH_SYNCED_KEY) != wanted or SEARCH_KEY not in st.session_state:
+        st.session_state[SEARCH_KEY] = wanted
+        st.session_state[_SEARCH_SYNCED_KEY] = wanted
+
+
+def search_changed() -> None:
+    """The box's callback (Enter, Tab, blur): what was typed becomes the URL's contact id."""
+    typed = str(st.session_state.get(SEARCH_KEY) or "").strip()
+    st.session_state[SEARCH_KEY] = typed
+    st.session_state[_SEARCH_SYNCED_KEY] = typed
+    if typed:
+        st.query_params[QUERY_PARAM] = typed
+    elif QUERY_PARAM in st.query_params:
+        del st.query_params[QUERY_PARAM]
+
+
+def open_contact(contact_id: str) -> NoReturn:
+    """Show another buyer (a match chosen from a list): the URL changes, the box follows."""
+    st.query_params[QUERY_PARAM] = contact_id
+    st.rerun()
 
 
 def pii_query(text: str) -> tuple[str, str] | None:
@@ -54,8 +99,117 @@ def plain(value: object) -> str:
     return "\n".join(printable(line) for line in text.split("\n"))
 
 
-def show_summary(record: StoredRecord, state: dict[str, Any]) -> None:
+def viewer_zone() -> tzinfo:
+    """The browser's time zone (Streamlit reports it), else UTC."""
+    name = st.context.timezone
+    try:
+        return ZoneInfo(name) if name else UTC
+    except (ValueError, ZoneInfoNotFoundError, OSError):
+        return UTC
+
+
+def when(moment: datetime, zone: tzinfo = UTC) -> str:
+    """"30 Nov 2026 10:00 UTC": day, time and the zone's name, in ``zone``."""
+    try:
+        local = moment.astimezone(zone)
+    except (OverflowError, ValueError):
+        local = moment
+    return f"{local.day} {local:%b %Y %H:%M} {local.tzname() or 'UTC'}"
+
+
+def timestamp_text(value: object, zone: tzinfo = UTC) -> str:
+    """A stored ISO timestamp as :func:`when` shows it; anything else as it is (plain)."""
+    moment = parse_timestamp(value)
+    if moment is None:
+        return "–" if value in (None, "") else plain(value)
+    return when(moment, zone)
+
+
+def duration_text(seconds: float) -> str:
+    """Readable at every scale: "45 s", "12 min", "5 h 30 min", "3 days 4 h"."""
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes = round(seconds / 60)
+    if minutes < 60:
+        return f"{minutes} min"
+    if round(seconds / 3600) < 24:
+        hours, minutes = divmod(minutes, 60)
+        return f"{hours} h" + (f" {minutes} min" if minutes else "")
+    days, hours = divmod(round(seconds / 3600), 24)
+    return f"{days} day{'s' if days != 1 else ''}" + (f" {hours} h" if hours else "")
+
+
+def _number(value: object) -> bool:
+    return (isinstance(value, int | float) and not isinstance(value, bool)
+            and math.isfinite(value))
+
+
+def money(amount: float, currency: object = None) -> str:
+    """350000, "USD" -> "$350,000" (plain text: escape it before markdown)."""
+    text = f"{amount:,}" if isinstance(amount, int) else (
+        f"{amount:,.0f}" if float(amount).is_integer() or abs(amount) >= 100
+        else f"{amount:,.2f}")
+    code_ = str(currency).strip().upper()[:8] if isinstance(currency, str) else ""
+    symbol = _CURRENCY_SYMBOLS.get(code_)
+    if symbol:
+        return f"-{symbol}{text[1:]}" if text.startswith("-") else f"{symbol}{text}"
+    return f"{text} {code_}" if code_ else text
+
+
+def budget_text(value: object) -> str:
+    """{"min": 350000, "max": 450000, "currency": "USD"} -> "$350,000–$450,000" (plain)."""
+    if isinstance(value, dict):
+        low, high = value.get("min"), value.get("max")
+        currency = value.get("currency")
+        if _number(low) and _number(high):
+            return (money(low, currency) if low == high
+                    else f"{money(low, currency)}–{money(high, currency)}")
+        if _number(high):
+            return f"up to {money(high, currency)}"
+        if _number(low):
+            return f"from {money(low, currency)}"
+    if _number(value):
+        return money(value)  # type: ignore[arg-type]
+    return "–" if value in (None, "", {}, []) else plain(value)
+
+
+def field_text(value: object) -> str:
+    """One preference's value as plain text: lists joined, yes/no, whole numbers plain."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, list):
+        return ", ".join(field_text(item) for item in value) or "–"
+    if value is None or value == "":
+        return "–"
+    return plain(value)
+
+
+def _field_name(name: object) -> str:
+    """"max_commute_minutes" -> "Max commute minutes"."""
+    text = str(name).replace("_", " ").strip()
+    return text[:1].upper() + text[1:]
+
+
+def preferences_markdown(value: object) -> str:
+    """Preferences as "- **Key:** value" lines (markdown, every part escaped)."""
+    if not isinstance(value, dict):
+        return "–" if value in (None, "", []) else md(field_text(value))
+    if not value:
+        return "–"
+    lines = [f"- **{md(_field_name(name))}:** {md(field_text(item))}"
+             for name, item in list(value.items())[:_PREFERENCES_SHOWN]]
+    if len(value) > _PREFERENCES_SHOWN:
+        lines.append(f"- … {len(value) - _PREFERENCES_SHOWN} more (see Raw JSON)")
+    return "\n".join(lines)
+
+
+def show_summary(record: StoredRecord, state: dict[str, Any], key: str) -> None:
+    """Metrics, then the buyer's fields as words, then where and how it is stored."""
     summary = record.summary
+    zone = viewer_zone()
     row = st.columns(4)
     row[0].metric("Temperature", label(state.get("buyer_temperature")))
     row[1].metric("Persona", label(state.get("buyer_persona")))
@@ -70,8 +224,7 @@ def show_summary(record: StoredRecord, state: dict[str, Any]) -> None:
         ttl_text = "never expires (no TTL)"
     else:
         expires = datetime.now(UTC) + timedelta(seconds=record.ttl_seconds)
-        ttl_text = (f"{record.ttl_seconds / 86400:.1f} days, expires "
-                    f"{expires:%Y-%m-%d %H:%M} UTC")
+        ttl_text = f"{duration_text(record.ttl_seconds)}, expires {when(expires, zone)}"
     storage = ("legacy pickled record (run `migrate-legacy`)" if summary is None else
                f"{summary.stored_bytes:,} B stored of {summary.original_bytes:,} B JSON, "
                f"codec {code(summary.codec)}"
@@ -79,29 +232,48 @@ def show_summary(record: StoredRecord, state: dict[str, Any]) -> None:
                   if summary.dictionary_id else "")
                + (f", encrypted with key {code(summary.key_id)}" if summary.key_id
                   else ", not encrypted"))
-    st.markdown(
-        f"**Qualification step:** {label(state.get('current_qualification_step'))} · "
-        f"**Budget:** {md(state.get('budget_range'))}\n\n"
-        f"**Preferences:** {md(state.get('property_preferences'))}\n\n"
+    left, right = st.columns(2)
+    left.markdown(
+        f"**Budget:** {md(budget_text(state.get('budget_range')))}\n\n"
+        f"**Qualification step:** {label(state.get('current_qualification_step'))}\n\n"
         f"**Contact:** {code(state.get('buyer_name') or '–')} · "
         f"{code(state.get('buyer_phone') or '–')} · {code(state.get('buyer_email') or '–')}"
-        f"\n\n**TTL:** {md(ttl_text)} · **Storage:** {storage} · "
-        f"**Schema:** {md(state.get('state_version'))} · **Revision:** {record.revision} · "
-        f"**Last interaction:** {md(state.get('last_interaction_timestamp'))}")
+        f"\n\n**Last interaction:** "
+        f"{md(timestamp_text(state.get('last_interaction_timestamp'), zone))}")
+    right.markdown(f"**Preferences**\n\n{preferences_markdown(state.get('property_preferences'))}")
+    st.markdown(
+        f"**TTL:** {md(ttl_text)} · **Storage:** {storage} · "
+        f"**Schema:** {md(state.get('state_version'))} · **Revision:** {record.revision}"
+        f"\n\n**Redis key:** {code(key)}")
 
 
-def show_conversation(state: dict[str, Any]) -> None:
-    """The transcript as plain text: no markdown, so no link, image or autolinked e-mail."""
-    history = state.get("conversation_history") or []
+def _show_more(key: str, count: int) -> None:
+    st.session_state[key] = count
+
+
+def show_conversation(state: dict[str, Any], contact_id: str) -> None:
+    """The transcript, newest first and a page at a time, as plain text: no markdown, so
+    no link, image or autolinked e-mail."""
+    history = [m for m in state.get("conversation_history") or [] if isinstance(m, dict)]
+    zone = viewer_zone()
+    page_key = f"_messages_shown:{contact_id}"
+    wanted = st.session_state.get(page_key)
+    shown = min(len(history), wanted if isinstance(wanted, int) else MESSAGES_PER_PAGE)
     st.subheader(f"Conversation ({len(history)} messages)")
-    for message in history:
-        if not isinstance(message, dict):
-            continue
+    if history:
+        st.caption(f"Newest first: the latest {shown:,} of {len(history):,}."
+                   if shown < len(history) else "Newest first.")
+    for message in reversed(history[len(history) - shown:]):
         role = "user" if message.get("role") == "user" else "assistant"
         with st.chat_message(role):
             st.text(plain(message.get("content", "")))
             if message.get("timestamp"):
-                st.caption(md(message["timestamp"]))
+                st.caption(md(timestamp_text(message["timestamp"], zone)))
+    if shown < len(history):
+        more = min(MESSAGES_PER_PAGE, len(history) - shown)
+        st.button(f"Show {more} older messages", icon=":material/expand_more:",
+                  key=f"older:{contact_id}", on_click=_show_more,
+                  args=(page_key, shown + MESSAGES_PER_PAGE))
     objections = state.get("objection_history") or []
     st.subheader(f"Objections ({len(objections)})")
     if objections:

@@ -14,6 +14,7 @@ import streamlit as st
 
 from dashboard.actions import ERASE_CONFIRMATION, ActionRefused, erase_buyers, find_buyers
 from dashboard.auth import Access, current_access
+from dashboard.buyer_view import open_contact
 from dashboard.markdown import code, md
 from dashboard.resources import forget_scan
 from dashboard.signin import read_only_note
@@ -34,10 +35,11 @@ def confirm_erase(memory: SyncBuyerConversationMemory, kind: str, text: str,
              f"buyer(s) with this {kind} ({shown}) and their lookup entries, whatever the "
              "bot saved meanwhile: a request to delete someone's data wins. You get a "
              f"receipt without PII. Type {ERASE_CONFIRMATION} to confirm.")
-    typed = st.text_input(f"Type {ERASE_CONFIRMATION} to confirm", key="confirm_erase")
+    typed = st.text_input(f"Type {ERASE_CONFIRMATION} to confirm", key="confirm_erase",
+                          live="150ms")  # enables the button as it is typed
     left, right = st.columns(2)
     if left.button("Erase permanently", type="primary",
-                   disabled=typed.strip() != ERASE_CONFIRMATION):
+                   disabled=(typed or "").strip() != ERASE_CONFIRMATION):
         try:
             receipt = erase_buyers(current_access(), memory, typed_confirmation=typed,
                                    contact_ids=contact_ids, **{kind: text})
@@ -78,8 +80,7 @@ def show_pii_search(access: Access, memory: SyncBuyerConversationMemory, kind: s
     choice = st.selectbox(f"Buyers with this {kind} ({len(found)})", found, index=None,
                           placeholder="Open one")
     if choice:
-        st.query_params["contact_id"] = choice
-        st.rerun()
+        open_contact(choice)
     if st.button(f"Erase {len(found)} buyer(s) with this {kind}", icon=":material/delete_forever:",
                  key="erase_open"):
         confirm_erase(memory, kind, text, found)

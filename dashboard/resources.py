@@ -1,10 +1,16 @@
-"""Cached resources: one memory client per process, one inventory scan per short period."""
+"""Cached resources: one memory client per process, one inventory scan per short period.
+
+After a write, :func:`reload_after_write` drops the cached scan and runs the page again, so
+every number on screen (the sidebar's key count included, drawn before the page acted) is
+read after the write; its message is carried over and shown once by :func:`show_flash`.
+"""
 
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Literal, NoReturn
 
 import pandas as pd
 import streamlit as st
@@ -18,6 +24,8 @@ from memory_core.inventory import timed_scan
 from memory_core.store import SyncBuyerConversationMemory
 
 SCAN_CACHE_SECONDS = 60
+_FLASH_KEY = "_flash_after_write"
+FlashKind = Literal["success", "warning", "error", "toast"]
 
 
 @st.cache_resource(show_spinner=False)
@@ -116,3 +124,38 @@ def _scan_source(settings: DashboardSettings) -> tuple[str, str | None, datetime
     """Which scan a derived result belongs to: Redis, config, and when it was scanned."""
     scan = last_scan(settings)
     return settings.redis_url, settings.config_path, scan[0] if scan else None
+
+
+def remember_flash(kind: FlashKind, message: str) -> None:
+    """Keep an outcome (markdown, values already escaped) for the next run to show once.
+
+    For callbacks: they run before the page is drawn, so no rerun is needed after them.
+    """
+    forget_scan()
+    flashes = st.session_state.get(_FLASH_KEY)
+    flashes = list(flashes) if isinstance(flashes, list) else []
+    flashes.append((kind, message))
+    st.session_state[_FLASH_KEY] = flashes
+
+
+def reload_after_write(kind: FlashKind, message: str) -> NoReturn:
+    """After a write in the page's body: run the page again so nothing shows old numbers.
+
+    Not for callbacks (st.rerun is a no-op there): use :func:`remember_flash`.
+    """
+    remember_flash(kind, message)
+    st.rerun()
+
+
+def show_flash() -> None:
+    """The outcomes of the writes just done, once, above the page that re-read Redis."""
+    flashes = st.session_state.pop(_FLASH_KEY, None)
+    for kind, message in flashes if isinstance(flashes, list) else []:
+        if kind == "toast":
+            st.toast(message)
+        elif kind == "warning":
+            st.warning(message)
+        elif kind == "error":
+            st.error(message)
+        else:
+            st.success(message)

@@ -501,3 +501,165 @@ def connect_async(url: str, config: MemoryConfig | None = None) -> redis.asyncio
         return fakeredis.FakeAsyncRedis(server=_fake_server(target.host))
     return redis.asyncio.Redis.from_url(normalise_url(url.strip()),
                                         **_client_options(config or MemoryConfig()))
+
+
+# What went wrong, for people --------------------------------------------------------
+
+#: The kinds of :class:`ConnectionProblem`, from "nothing answered" to "it answered no".
+PROBLEM_KINDS = ("unreachable", "timeout", "credentials_refused", "password_required",
+                 "password_not_set", "no_such_database", "permission", "loading",
+                 "server_error")
+#: What to catch around a first command to hand it to :func:`describe_connection_error`:
+#: a refused SELECT or NOPERM is a ``ResponseError``, not a connection fault.
+CONNECTION_FAILURES = (redis.RedisError, OSError)
+_SERVER_TEXT_CHARS = 300
+
+
+@dataclass(frozen=True)
+class ConnectionProblem:
+    """Why a Redis cannot be used, in words for the person who configured it.
+
+    Plain text (the caller escapes it for its screen); never holds the password: the URL
+    is redacted, and the server's reply is scrubbed of it should it be echoed.
+    """
+
+    kind: str  # one of PROBLEM_KINDS
+    headline: str  # what went wrong, one line
+    detail: str  # what was tried and what Redis (or the network) said
+    steps: tuple[str, ...]  # what to do about it
+    where: str  # the redacted URL
+    user: str | None  # the user named in the URL (None: Redis's "default" user)
+
+
+def describe_connection_error(exc: BaseException, url: str | None) -> ConnectionProblem:
+    """Map a failure of the first commands on ``url`` to a :class:`ConnectionProblem`.
+
+    ``exc`` may be redis-py's exception or a :class:`~memory_core.errors.StoreUnavailable`
+    raised from one; the redis-py exception decides the kind. Redis saying no (wrong
+    credentials, no such database, no permission) is told apart from Redis not
+    answering, because each needs a different fix.
+    """
+    fault = _redis_fault(exc)
+    where, user, password, db = _url_facts(url)
+    reply = _scrub(str(fault), password)[:_SERVER_TEXT_CHARS]
+    status = str(getattr(fault, "status_code", None) or "")
+    who = f'user "{user}"' if user else 'the "default" user'
+
+    def problem(kind: str, headline: str, detail: str, *steps: str) -> ConnectionProblem:
+        return ConnectionProblem(kind, headline, detail, steps, where, user)
+
+    if isinstance(fault, redis.exceptions.AuthenticationWrongNumberOfArgsError):
+        return problem(
+            "credentials_refused", f"Redis refused the credentials of {who}",
+            f"Redis answered, and rejected the sign-in: it takes a password only, no user "
+            f"name (a Redis before 6 has no ACL users). Redis said: {reply}",
+            "Remove the user name from the URL and keep the password: "
+            "redis://:PASSWORD@host:port/db.")
+    if isinstance(fault, redis.AuthenticationError):
+        lowered = reply.lower()
+        if status == "NOAUTH" or "hello must be called" in lowered or (
+                "authentication required" in lowered):
+            return problem(
+                "password_required", "Redis requires a password, and none was given",
+                f"Redis answered, and refuses every command until the client signs in; "
+                f"the URL gives no password for {who}.",
+                "Add the password to the URL: redis://USER:PASSWORD@host:port/db (or "
+                "redis://:PASSWORD@host:port/db for the default user); write special "
+                "characters in it as %XX.")
+        if "without any password configured" in lowered or "no password is set" in lowered:
+            return problem(
+                "password_not_set", "Redis has no password, and the URL gives one",
+                f"Redis answered, and refused the sign-in of {who}: no password is set "
+                f"on the server. Redis said: {reply}",
+                "Remove the password from the URL, or set one on the server "
+                "(requirepass, or ACL SETUSER).")
+        return problem(
+            "credentials_refused", f"Redis refused the credentials of {who}",
+            f"Redis answered, and refused the user name and password given for {who}. "
+            f"Redis said: {reply}",
+            f"Check the password of {who} in the URL (redis://USER:PASSWORD@host:port/db); "
+            "write special characters in it as %XX.",
+            "Check on the server that the user exists and is enabled: ACL GETUSER "
+            + (user or "default") + ".")
+    if isinstance(fault, redis.exceptions.NoPermissionError):
+        return problem(
+            "permission", f"Redis accepted {who}, but refuses it a command the "
+            "dashboard needs",
+            f"Redis said: {reply}",
+            f"Give {who} the commands and keys the dashboard uses (ACL SETUSER), or use "
+            "a user that has them.")
+    if isinstance(fault, redis.exceptions.BusyLoadingError):
+        return problem(
+            "loading", "Redis is loading its data",
+            "Redis answered, and is still loading its data set into memory; it serves "
+            "commands once loading is done.",
+            "Retry in a moment.")
+    if isinstance(fault, redis.TimeoutError):
+        return problem(
+            "timeout", "Redis did not answer in time",
+            f"A connection was attempted, and no answer came before the timeout. "
+            f"Error: {reply}",
+            "Check that the server is not overloaded or blocked by a slow command "
+            "(redis-cli --latency).",
+            "Check that a firewall does not drop the traffic, and that TLS matches the "
+            "server: rediss:// for a TLS port, redis:// otherwise.")
+    if isinstance(fault, redis.ResponseError):
+        lowered = reply.lower()
+        if "db index is out of range" in lowered or "select is not allowed" in lowered \
+                or "invalid db index" in lowered:
+            return problem(
+                "no_such_database", f"Redis has no database {db}",
+                f"Redis answered, and refused to select database {db}. Redis said: {reply}",
+                "Use a database that exists: 0 to 15 on a server with default settings "
+                "(the databases setting of redis.conf); Redis Cluster, and many hosted "
+                "Redis services, have database 0 only.")
+        return problem(
+            "server_error", "Redis answered with an error",
+            f"Redis said: {reply}",
+            "Check the server's log and settings; retry once it is fixed.")
+    if isinstance(fault, redis.ConnectionError | OSError):
+        return problem(
+            "unreachable", "Cannot reach Redis",
+            f"No connection could be made. Error: {reply}",
+            "Check that the server runs and accepts connections from this host "
+            "(redis-cli -u URL ping).",
+            "Check the host, the port and TLS in the URL: rediss:// for a TLS port, "
+            "redis:// otherwise.")
+    return problem("server_error", "Redis could not be used",
+                   f"{type(fault).__name__}: {reply}",
+                   "Check the server's log and settings; retry once it is fixed.")
+
+
+def _redis_fault(exc: BaseException) -> BaseException:
+    """The redis-py (or socket) exception behind ``exc``: the first one in its chain."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, CONNECTION_FAILURES):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return exc
+
+
+def _url_facts(url: str | None) -> tuple[str, str | None, str | None, int]:
+    """(redacted URL, user name, password, database) of ``url``, as redis-py reads it."""
+    if not url:
+        return "the configured Redis", None, None, 0
+    where = redact_url(url)
+    try:
+        target = parse_target(url)
+        options = redis.connection.parse_url(normalise_url(url.strip()))
+    except (ConnectionURLError, ValueError):
+        return where, None, None, 0
+    user = options.get("username") or None
+    password = options.get("password") or None
+    return target.redacted_url, user, password, target.db
+
+
+def _scrub(text: str, password: str | None) -> str:
+    """``text`` without ``password`` in any form a server or library might echo."""
+    if password:
+        for form in {password, quote(password, safe=""), quote(password)}:
+            text = text.replace(form, "***")
+    return text

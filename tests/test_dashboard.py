@@ -18,12 +18,14 @@ import os
 import random
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pyarrow as pa
 import pytest
+import redis
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
@@ -36,15 +38,17 @@ from dashboard.actions import (
     seed_file,
 )
 from dashboard.auth import OPERATOR_PASSWORD_ENV, VIEWER_PASSWORD_ENV, Access
+from dashboard.buyer_view import SEARCH_KEY, when
 from dashboard.markdown import JOINER, code, md
-from dashboard.settings import ALLOW_SEEDING_ENV, READ_ONLY_ENV, DashboardSettings
+from dashboard.resources import last_scan
+from dashboard.settings import ALLOW_SEEDING_ENV, READ_ONLY_ENV, DashboardSettings, load_settings
 from dashboard.signin import PASSWORD_KEY
 from memory_core.audit import read_events
 from memory_core.errors import InvalidState, RevisionConflict
 from memory_core.seeding import SeedOptions, generate_buyers, generate_state
-from memory_core.state import QA_SEED_FIELD
+from memory_core.state import QA_SEED_FIELD, mask_pii
 from memory_core.store import SyncBuyerConversationMemory
-from memory_core.testing import free_port
+from memory_core.testing import RedisServer, free_port
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 BUYER_PAGE = "app_pages/buyer.py"
@@ -259,8 +263,8 @@ def test_overview_metrics_and_charts_show_the_stored_buyers(
     rule = next(f for f in frames if "cap" in f.columns)
     assert list(rule["cap"]) == [50]
     bars = next(f for f in frames if "buyers" in f.columns)
-    assert int(bars.loc[bars["bin_start"] == 50, "buyers"].sum()) > 0  # long chats capped
-    assert bars["bin_start"].max() == 50
+    assert int(bars.loc[bars["bin_end"] == 50, "buyers"].sum()) > 0  # long chats capped
+    assert bars["bin_end"].max() == 50  # exactly 50 messages ends at the cap, not past it
 
     spec, frames = chart(at, "Original vs stored bytes")
     assert {"original_bytes", "stored_bytes"} <= encoded_fields(spec)
@@ -311,7 +315,7 @@ def test_overview_filters_change_the_numbers(memory: SyncBuyerConversationMemory
 def test_overview_with_no_buyers_says_so(memory: SyncBuyerConversationMemory) -> None:
     at = run_page()
     assert metrics(at)["Buyers"] == "0"
-    assert any("No buyers match" in info.value for info in at.info)
+    assert any("The store is empty" in info.value for info in at.info)
     assert charts(at) == {}
 
 
@@ -337,12 +341,12 @@ def test_buyer_page_from_a_query_parameter_shows_the_masked_transcript(
 
     assert at.text_input[0].value == "contact-2026-000042"
     assert len(at.chat_message) == 9
-    assert [m.name for m in at.chat_message] == [
+    assert [m.name for m in at.chat_message] == [  # newest first
         "user" if m["role"] == "user" else "assistant"
-        for m in state["conversation_history"]]
+        for m in reversed(state["conversation_history"])]
     assert any("Conversation (9 messages)" in h.value for h in at.subheader)
     transcript = [t.value for t in at.text]  # plain text: no markdown, no autolinks
-    assert transcript[0] == "Hello, I am M*** O***."  # masked in the transcript too
+    assert transcript[-1] == "Hello, I am M*** O***."  # masked in the transcript too
     everything = rendered_text(at)
     for secret in (FULL_NAME, "Marguerite", "Okonkwo", "marguerite.okonkwo@", state["buyer_phone"]):
         assert secret not in everything
@@ -352,7 +356,7 @@ def test_buyer_page_from_a_query_parameter_shows_the_masked_transcript(
     widget(at.toggle, "Reveal name, phone and email").set_value(True)
     at.run()
     assert FULL_NAME in "\n".join(m.value for m in at.markdown)
-    assert at.text[0].value == f"Hello, I am {FULL_NAME}."
+    assert at.text[-1].value == f"Hello, I am {FULL_NAME}."
     (event,) = read_events(memory.client, memory.prefix)  # the reveal is on the record
     assert (event.action, event.contact_id, event.outcome) == (
         "reveal_pii", "contact-2026-000042", "shown")
@@ -361,9 +365,117 @@ def test_buyer_page_from_a_query_parameter_shows_the_masked_transcript(
 
 def test_buyer_page_with_history_over_the_cap_shows_the_kept_messages(
         memory: SyncBuyerConversationMemory) -> None:
-    seed_named_buyer(memory, "contact-long", messages=70)
+    """50 kept messages, shown newest first 20 at a time, with "show older" for the rest."""
+    state = seed_named_buyer(memory, "contact-long", messages=70)
+    kept = state["conversation_history"][-50:]
     at = run_page(BUYER_PAGE, contact_id="contact-long")
-    assert len(at.chat_message) == memory.config.max_history_messages == 50
+    assert memory.config.max_history_messages == 50
+    assert any("Conversation (50 messages)" in h.value for h in at.subheader)
+    for shown, button in ((20, "Show 20 older messages"), (40, "Show 10 older messages"),
+                          (50, None)):
+        assert len(at.chat_message) == shown
+        texts = [t.value for t in at.text]
+        assert texts == [plain_masked(m["content"]) for m in reversed(kept)][:shown]
+        if button is None:
+            assert not [b for b in button_labels(at) if "older" in b]
+            assert any(c.value == "Newest first." for c in at.main.caption)
+            break
+        assert any(f"the latest {shown} of 50" in c.value for c in at.main.caption)
+        widget(at.button, button).click()
+        at.run()
+        assert not at.exception
+
+
+def plain_masked(content: str) -> str:
+    """A message as the page shows it: the buyer's name masked."""
+    return content.replace(FULL_NAME, "M*** O***")
+
+
+def shown_buyer(at: AppTest, memory: SyncBuyerConversationMemory) -> str | None:
+    """The contact id whose record the page shows (by its Redis key), None for none."""
+    text = markdown_text(at)
+    found = [c for c in SEARCH_IDS if code(memory.key_for(c)) in text]
+    assert len(found) <= 1, found
+    return found[0] if found else None
+
+
+SEARCH_IDS = ("contact-search-a", "contact-search-b", "contact-search-c", "contact-search-d",
+              "contact-search-e", "contact-search-f")
+
+
+def test_the_search_box_the_url_and_the_buyer_shown_always_agree(
+        memory: SyncBuyerConversationMemory) -> None:
+    """Regression: after a deep link, every second id typed snapped back to the one
+    before, and emptying the box left the old contact_id in the URL."""
+    for contact_id in SEARCH_IDS:
+        seed_named_buyer(memory, contact_id, messages=2)
+    at = run_page(BUYER_PAGE, contact_id=SEARCH_IDS[0])
+    box = at.text_input(key=SEARCH_KEY)
+    assert (box.value, at.query_params["contact_id"], shown_buyer(at, memory)) == (
+        SEARCH_IDS[0], SEARCH_IDS[0], SEARCH_IDS[0])
+    for contact_id in SEARCH_IDS[1:]:
+        at.text_input(key=SEARCH_KEY).input(f"  {contact_id} ")
+        at.run()
+        assert not at.exception
+        assert at.text_input(key=SEARCH_KEY).value == contact_id
+        assert at.query_params["contact_id"] == contact_id
+        assert shown_buyer(at, memory) == contact_id
+        at.run()  # and it stays so on the next run
+        assert at.text_input(key=SEARCH_KEY).value == contact_id
+        assert shown_buyer(at, memory) == contact_id
+
+    at.text_input(key=SEARCH_KEY).input("")
+    at.run()
+    assert at.text_input(key=SEARCH_KEY).value == ""
+    assert "contact_id" not in at.query_params
+    assert shown_buyer(at, memory) is None and not at.chat_message
+    assert any("Type a contact id" in c.value for c in at.main.caption)
+
+    at.query_params["contact_id"] = SEARCH_IDS[2]  # from outside: the box follows
+    at.run()
+    assert at.text_input(key=SEARCH_KEY).value == SEARCH_IDS[2]
+    assert shown_buyer(at, memory) == SEARCH_IDS[2]
+
+    at.switch_page("app_pages/overview.py")  # away (the box's state is dropped) and back
+    at.run()
+    at.query_params["contact_id"] = SEARCH_IDS[2]  # as the browser's Back button would
+    at.switch_page(BUYER_PAGE)
+    at.run()
+    assert at.text_input(key=SEARCH_KEY).value == SEARCH_IDS[2]
+    assert shown_buyer(at, memory) == SEARCH_IDS[2]
+
+
+def test_the_buyer_page_shows_fields_as_words_not_json(
+        memory: SyncBuyerConversationMemory) -> None:
+    state = state_for("warm", 3, messages=2)
+    state.update(
+        budget_range={"min": 350_000, "max": 450_000, "currency": "USD"},
+        property_preferences={"bedrooms": 3, "bathrooms": 2.0, "property_type": "townhouse",
+                              "neighborhoods": ["Linden Estates", "Sunset Bluff"],
+                              "max_commute_minutes": 20, "pool": False})
+    state["conversation_history"][0]["timestamp"] = "2026-11-30T10:00:00+00:00"
+    state["conversation_history"][1]["timestamp"] = "2026-11-30T12:05:00+02:00"
+    assert memory.save_state("contact-words", state)
+    stored = memory.load_state("contact-words")
+    assert stored is not None
+    at = run_page(BUYER_PAGE, contact_id="contact-words")
+    text = markdown_text(at)
+
+    assert f"**Budget:** {md('$350,000–$450,000')}" in text  # "$" escaped: not LaTeX
+    for line in ("- **Bedrooms:** 3", "- **Bathrooms:** 2",
+                 "- **Property type:** townhouse",
+                 f"- **Neighborhoods:** {md('Linden Estates, Sunset Bluff')}",
+                 "- **Max commute minutes:** 20", "- **Pool:** no"):
+        assert line in text, line
+    assert md('{"min"') not in text and md('"bedrooms"') not in text  # no raw JSON
+    captions = [c.value for m in at.chat_message for c in m.caption]  # newest first
+    assert captions == [md("30 Nov 2026 10:05 UTC"), md("30 Nov 2026 10:00 UTC")]
+    last = datetime.fromisoformat(stored["last_interaction_timestamp"])
+    assert f"**Last interaction:** {md(when(last))}" in text
+    assert f"**Redis key:** {code(memory.key_for('contact-words'))}" in text
+    with_expiry = re.search(r"\*\*TTL:\*\* 30 days\\, expires (\d+ \w+ \d{4} "
+                            r"\d\d\\:\d\d UTC)", text)
+    assert with_expiry, text
 
 
 def test_buyer_page_for_a_missing_buyer_says_there_is_no_state(
@@ -458,8 +570,11 @@ def test_reset_ttl_button_gives_the_default_ttl_back(
     seed_named_buyer(memory, "contact-ttl")
     key = memory.key_for("contact-ttl")
     assert memory.client.expire(key, 3 * DAY)
-    at = run_page(BUYER_PAGE, contact_id="contact-ttl")
-    assert "**TTL:** 3\\.0 days" in "\n".join(m.value for m in at.markdown)
+    at = run_page(contact_id="contact-ttl")  # the overview first: its scan is cached
+    assert last_scan(load_settings()) is not None
+    at.switch_page(BUYER_PAGE)
+    at.run()
+    assert f"**TTL:** {md(f'3 days, expires {expiry_day(3)}')}" in markdown_text(at)
 
     widget(at.button, "Reset TTL to default").click()
     at.run()
@@ -467,6 +582,20 @@ def test_reset_ttl_button_gives_the_default_ttl_back(
     assert not at.error
     assert 30 * DAY - 10 <= memory.client.ttl(key) <= 30 * DAY
     assert any("TTL reset to 30 days" in t.value for t in at.toast)
+    # the page shows what the toast says, and the overview will scan again
+    assert f"**TTL:** {md(f'30 days, expires {expiry_day(30)}')}" in markdown_text(at)
+    assert last_scan(load_settings()) is None
+    at.run()  # the toast is shown once
+    assert not at.toast
+
+
+def expiry_day(days: int) -> str:
+    """"30 Dec 2026": the day a TTL of ``days`` set now ends, as the buyer page shows it."""
+    return when(datetime.now(UTC) + timedelta(days=days)).rsplit(" ", 2)[0]
+
+
+def markdown_text(at: AppTest) -> str:
+    return "\n".join(m.value for m in at.markdown)
 
 
 def test_reset_ttl_refuses_when_the_bot_saved_since_the_page_was_drawn(
@@ -539,7 +668,8 @@ def test_a_contact_id_holding_markdown_loads_no_image_in_any_message(
     page.run()
     assert any("saved by the bot since you looked" in e.value for e in page.error)
     for element in [*at.error, *page.error, *page.markdown, *page.success]:
-        assert "![" not in element.value and "](http" not in element.value, element.value
+        text = re.sub(r"(`+) .*? \1", "", element.value)  # a code span shows its text only
+        assert "![" not in text and "](http" not in text, element.value
 
 
 # permissions ------------------------------------------------------------------------
@@ -582,6 +712,11 @@ def test_seeding_is_disabled_on_a_real_redis_unless_allowed(
     assert any("Seeded **15** QA buyers" in s.value for s in at.success)
     assert buyer_keys(memory) == 15
     assert any("**15** QA-seeded buyers are stored now" in m.value for m in at.markdown)
+    # the sidebar is drawn before the page seeds: it is drawn again after
+    keys = memory.client.dbsize()
+    assert any(f"{keys:,} keys in this database" in c.value for c in at.sidebar.caption)
+    at.run()  # the message is shown once
+    assert not at.success
 
 
 def upload_and_seed(monkeypatch: pytest.MonkeyPatch, name: str, content: bytes,
@@ -644,6 +779,11 @@ def test_qa_page_removes_qa_seeds_after_confirmation(
     assert any("Removed 5 QA-seeded buyers" in s.value for s in at.success)
     assert buyer_keys(memory) == 1
     assert memory.load_state("contact-real") is not None
+    # Regression: the page said "Removed 5" beside "5 QA-seeded buyers are stored now".
+    assert any("**0** QA-seeded buyers are stored now" in m.value for m in at.markdown)
+    assert not any("**5** QA-seeded" in m.value for m in at.markdown)
+    keys = memory.client.dbsize()
+    assert any(f"{keys:,} keys in this database" in c.value for c in at.sidebar.caption)
 
 
 # connection problems ----------------------------------------------------------------
@@ -655,10 +795,11 @@ def test_unreachable_redis_is_reported_without_the_password_or_demo_data(
     at = run_page()
     assert at.error, "no error element"
     message = at.error[0].value
-    assert "Cannot reach Redis at" in message
+    assert "Cannot reach Redis" in message
     assert f"127.0.0.1:{port}" in message
     everything = rendered_text(at)
-    assert "Cannot reach Redis at" in everything and "admin:***@" in everything
+    assert "admin:***@" in everything
+    assert "Check that the server runs" in everything
     assert "s3cretpw" not in everything
     assert "Retry" in button_labels(at)
     assert not any("Demo mode" in info.value for info in at.info)
@@ -682,6 +823,109 @@ def test_invalid_memory_setting_is_a_configuration_error(
     assert any("The dashboard configuration is invalid" in e.value
                and md("ttl_days") in e.value for e in at.error)
     assert not at.main.metric
+
+
+ACL_USER = "dash-ops"
+ACL_PASSWORD = "Correct-Horse-9137"
+WRONG_PASSWORD = "Wrong-Battery-2468"
+
+
+@pytest.fixture
+def acl_user(redis_server: RedisServer, real_redis_url: str) -> Iterator[redis.Redis]:
+    """An ACL user with a password on the private Redis (ACL users survive FLUSHALL:
+    deleted after the test); yields an admin client."""
+    admin = redis.Redis.from_url(real_redis_url)
+    admin.execute_command("ACL", "SETUSER", ACL_USER, "on", f">{ACL_PASSWORD}", "~*", "&*",
+                          "+@all")
+    try:
+        yield admin
+    finally:
+        admin.execute_command("ACL", "DELUSER", ACL_USER)
+        admin.close()
+
+
+def user_url(redis_server: RedisServer, user: str = "", password: str = "",
+             db: int = 0) -> str:
+    credentials = f"{user}:{password}@" if user or password else ""
+    return f"redis://{credentials}127.0.0.1:{redis_server.port}/{db}"
+
+
+def connection_page(monkeypatch: pytest.MonkeyPatch, url: str) -> tuple[AppTest, str, str]:
+    """The dashboard on ``url``: (app, the error's text, the page's markdown); the raw
+    protobuf of every element is checked for tracebacks and ``secrets`` too."""
+    monkeypatch.setenv("REDIS_URL", url)
+    at = run_page()
+    assert not at.exception, [e.value for e in at.exception]  # no traceback
+    assert len(at.error) == 1, [e.value for e in at.error]
+    assert "Retry" in button_labels(at)
+    assert not at.main.metric and not charts(at)
+    raw = rendered_text(at)
+    assert "Traceback" not in raw and "redis.exceptions" not in raw
+    for secret in (ACL_PASSWORD, WRONG_PASSWORD):
+        assert secret not in raw
+    page = "\n".join(e.value for e in [*at.error, *at.markdown])
+    return at, at.error[0].value, page
+
+
+def test_a_database_that_does_not_exist_is_explained(
+        acl_user: redis.Redis, redis_server: RedisServer,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Regression: redis://host:port/99 showed redis-py's traceback."""
+    url = user_url(redis_server, ACL_USER, ACL_PASSWORD, db=99)
+    at, error, everything = connection_page(monkeypatch, url)
+    assert "Redis has no database 99" in error
+    assert md("DB index is out of range") in error
+    assert md("0 to 15") in everything  # what to do
+    assert "Cannot reach" not in everything
+    assert ACL_PASSWORD not in everything and f"{ACL_USER}:***@" in everything
+
+    widget(at.button, "Retry").click()  # still wrong: the same page, no traceback
+    at.run()
+    assert not at.exception and "Redis has no database 99" in at.error[0].value
+
+
+def test_a_wrong_password_says_redis_refused_the_user(
+        acl_user: redis.Redis, redis_server: RedisServer,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    url = user_url(redis_server, ACL_USER, WRONG_PASSWORD)
+    _, error, everything = connection_page(monkeypatch, url)
+    assert f"Redis refused the credentials of user {md(chr(34) + ACL_USER + chr(34))}" in error
+    assert md("Redis answered, and refused") in error
+    assert "Cannot reach" not in everything and "check that the server runs" not in (
+        everything.lower())
+    assert md(f"ACL GETUSER {ACL_USER}") in everything  # what to do
+    for secret in (WRONG_PASSWORD, ACL_PASSWORD):
+        assert secret not in everything
+    assert f"{ACL_USER}:***@" in everything
+
+
+def test_a_missing_password_says_redis_requires_one(
+        redis_server: RedisServer, real_redis_url: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Regression: the page showed redis-py's "HELLO must be called..." text."""
+    admin = redis.Redis.from_url(real_redis_url)  # stays signed in while the password is on
+    admin.execute_command("ACL", "SETUSER", "default", "resetpass", f">{ACL_PASSWORD}")
+    try:
+        _, error, everything = connection_page(monkeypatch, user_url(redis_server))
+    finally:
+        admin.execute_command("ACL", "SETUSER", "default", "nopass")
+        admin.close()
+    assert md("Redis requires a password, and none was given") in error
+    assert md('the "default" user') in error
+    assert "HELLO" not in everything and "NOAUTH" not in everything
+    assert "Cannot reach" not in everything
+    assert ACL_PASSWORD not in everything
+
+
+def test_a_user_without_rights_is_told_so(
+        acl_user: redis.Redis, redis_server: RedisServer,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    acl_user.execute_command("ACL", "SETUSER", ACL_USER, "-@all", "+ping", "+hello", "+auth")
+    url = user_url(redis_server, ACL_USER, ACL_PASSWORD)
+    _, error, everything = connection_page(monkeypatch, url)
+    assert f"Redis accepted user {md(chr(34) + ACL_USER + chr(34))}" in error
+    assert "NOPERM" not in error or "no permissions" in error
+    assert ACL_PASSWORD not in everything
 
 
 def test_redis_url_with_a_bad_port_is_a_configuration_error(
@@ -915,10 +1159,11 @@ def test_stored_values_render_as_inert_text_in_every_element(
     shown = metrics(at)  # st.metric renders markdown in its label and value
     assert shown["Persona"] == md(IMAGE)
     assert shown["Urgency"] == md(PHISH)
-    assert shown["Financing"] == md(TRANSCRIPT)
+    assert shown["Financing"] == md(mask_pii(hostile_state())["financing_status"])
     captions = [c.value for c in at.main.caption]
     assert md(IMAGE) in captions and md(PHISH) in captions  # message timestamps
-    assert at.text[0].value == TRANSCRIPT  # the message itself: st.text, no markdown at all
+    masked = mask_pii(hostile_state())["conversation_history"][0]["content"]
+    assert at.text[-1].value == masked  # the message itself: st.text, no markdown at all
     elements = [*at.main.metric, *at.main.caption, *at.main.markdown, *at.main.error,
                 *at.main.info, *at.main.warning, *at.main.success]
     for element in elements:
@@ -960,6 +1205,21 @@ def test_the_clear_dialog_shows_a_hostile_contact_id_as_text(
     dialog_text = [m.value for m in at.markdown if "This deletes the saved conversation" in m.value]
     assert len(dialog_text) == 1 and md(contact_id) in dialog_text[0]
     assert_inert(dialog_text[0])
+
+
+def test_the_clear_dialog_enables_its_button_as_the_id_is_typed(
+        memory: SyncBuyerConversationMemory) -> None:
+    """The confirmation commits while typing (no Enter needed) and there is a Cancel.
+    A dialog's own reruns do not happen in AppTest: the browser test types the id key by
+    key and watches the button enable."""
+    seed_named_buyer(memory, "contact-dialog", messages=2)
+    at = run_page(BUYER_PAGE, contact_id="contact-dialog")
+    widget(at.button, "Clear this buyer").click()
+    at.run()
+    typed = at.text_input(key="confirm_clear_id")
+    assert 0 < typed.proto.live_debounce_ms <= 250
+    assert widget(at.button, "Delete permanently").disabled
+    assert "Cancel" in button_labels(at)
 
 
 def test_hostile_header_labels_reach_charts_and_filters_only_as_data(
