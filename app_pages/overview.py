@@ -7,8 +7,20 @@ import copy
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
+from dashboard.charts import human_bytes
 from dashboard.markdown import md
-from dashboard.overview_model import TABLE_ROWS, Filters, OverviewModel
+from dashboard.overview_model import (
+    EXPIRES_24H,
+    EXPIRES_NEVER,
+    EXPIRY_WINDOWS,
+    ORDERS,
+    TABLE_ROWS,
+    BuyerQuery,
+    Filters,
+    OverviewModel,
+    describe_list,
+    list_buyers,
+)
 from dashboard.resources import (
     SCAN_CACHE_SECONDS,
     forget_scan,
@@ -20,20 +32,28 @@ from dashboard.resources import (
 )
 from dashboard.signin import require
 from memory_core.errors import StoreUnavailable
+from memory_core.inventory import MAX_PATTERN_CHARS, ORDER_EXPIRING, is_glob
 from memory_core.safetext import csv_bytes
 
-
-def human_bytes(value: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if abs(value) < 1024 or unit == "GB":
-            return f"{value:,.0f} {unit}" if unit == "B" else f"{value:,.1f} {unit}"
-        value /= 1024
-    return f"{value:,.1f} GB"
+SEARCH_KEY = "overview_search"
+ORDER_KEY = "overview_order"
+EXPIRES_KEY = "overview_expires"
+_ORDER_LABELS = {order: label for label, order in ORDERS.items()}
 
 
 def draw(where: DeltaGenerator, model: OverviewModel, name: str) -> None:
     """One of the model's charts; a copy, because Streamlit takes the data out of a spec."""
     where.vega_lite_chart(copy.deepcopy(model.charts[name]), width="stretch")
+
+
+def show_in_list(expires: str) -> None:
+    """Callback of the figures' buttons: the list below shows those buyers, soonest first.
+
+    A callback runs before the widgets are drawn, so it may set their values.
+    """
+    st.session_state[EXPIRES_KEY] = expires
+    st.session_state[ORDER_KEY] = _ORDER_LABELS[ORDER_EXPIRING]
+    st.session_state[SEARCH_KEY] = ""
 
 
 require("viewer")  # app.py lists this page only after sign-in; this holds for any route
@@ -43,6 +63,98 @@ top = st.columns([1, 1, 4])
 if top[0].button("Refresh", icon=":material/refresh:", help="Scan Redis again now"):
     forget_scan()
 auto = top[1].toggle("Auto-refresh", help=f"Rescan every {SCAN_CACHE_SECONDS} s")
+
+
+def charts_section(model: OverviewModel) -> None:
+    """The charts, or why there are none: an empty store is not a filter matching nobody."""
+    report = model.report
+    if model.stored_buyers == 0:
+        others = model.unreadable + model.legacy
+        st.info("**The store is empty**: no buyer records are stored under this prefix yet."
+                + (f" {others:,} other key(s) are listed under *Corrupt, foreign and legacy "
+                   "records* below." if others else ""))
+        return
+    if not model.charts:
+        st.info(f"No buyers match these filters ({model.stored_buyers:,} are stored). "
+                "Clear a filter to see them.")
+        return
+    left, right = st.columns(2)
+    draw(left, model, "ttl")
+    if report["ttl"]["no_ttl"]:
+        left.warning(f"{report['ttl']['no_ttl']:,} key(s) have no TTL and never expire.")
+    draw(right, model, "expiring")
+    ratio, size, codec = st.columns([2, 2, 1])
+    draw(ratio, model, "ratio")
+    draw(size, model, "bytes")
+    size.caption(model.bytes_note)
+    draw(codec, model, "codec")
+    for names in (("temperature", "qualified", "history"), ("persona", "stage", "schema")):
+        for column, name in zip(st.columns(3), names, strict=True):
+            draw(column, model, name)
+
+
+def buyers_section(model: OverviewModel) -> None:
+    """The buyer list: search, expiry window and order, sorted before it is cut."""
+    st.subheader("Buyers")
+    cols = st.columns([3, 2, 2])
+    pattern = cols[0].text_input(
+        "Search contact ids", key=SEARCH_KEY, max_chars=MAX_PATTERN_CHARS,
+        placeholder="part of an id, or a glob such as contact-2026-*",
+        help="Case-sensitive. Text with * ? or [ ] is a glob matching the whole id, as "
+             "Redis SCAN MATCH does; other text matches anywhere in the id.")
+    expires = cols[1].selectbox("Expires", list(EXPIRY_WINDOWS), key=EXPIRES_KEY,
+                                help="Only buyers whose TTL runs out within this time")
+    order = cols[2].selectbox("Order", list(ORDERS), key=ORDER_KEY,
+                              help="Every match is sorted first, then the list is cut at "
+                                   f"{TABLE_ROWS:,} rows")
+    query = BuyerQuery(pattern=pattern, expires=expires, order=ORDERS[order])
+    listed = list_buyers(model, query)
+    searched = ""
+    if pattern:
+        how = "matching the glob" if is_glob(pattern) else "containing"
+        searched = f" Contact ids {how} {md(pattern)}."
+    st.caption(md(describe_list(listed, query, model.buyers)) + searched)
+    st.dataframe(
+        listed.shown, hide_index=True, width="stretch",
+        column_config={
+            "open": st.column_config.LinkColumn("Buyer", display_text="Open"),
+            "contact_id": "Contact id",
+            "temperature": "Temperature",
+            "persona": "Persona",
+            "message_count": st.column_config.NumberColumn("Messages", format="%,d"),
+            "stored_bytes": st.column_config.NumberColumn("Stored (bytes)", format="%,d"),
+            "compression_ratio": st.column_config.NumberColumn("Ratio", format="%.2f×"),
+            "expires_in": st.column_config.TextColumn(
+                "Expires in", help="Time left at the scan, in days, hours and minutes"),
+            "expires_at": st.column_config.DatetimeColumn(
+                "Expires at (UTC)", format="YYYY-MM-DD HH:mm", timezone="UTC"),
+            "last_interaction": st.column_config.DatetimeColumn(
+                "Last interaction (UTC)", format="YYYY-MM-DD HH:mm", timezone="UTC"),
+            "qa_seed": st.column_config.CheckboxColumn("QA seed"),
+        })
+    scan = last_scan(settings)
+    stamp = f"-{scan[0]:%Y%m%dT%H%MZ}" if scan else ""
+    st.download_button(
+        "Download CSV",
+        data=lambda: csv_bytes(listed.export()),  # no cell runs as a formula
+        file_name=f"buyers{stamp}.csv", mime="text/csv", icon=":material/download:",
+        help=f"All {listed.matching:,} buyers of this list, in its order, with readable "
+             "columns and UTC timestamps; built when you click, not on every refresh")
+
+
+def problems_section(model: OverviewModel) -> None:
+    st.subheader("Corrupt, foreign and legacy records")
+    if model.problems.empty:
+        st.success("Every key under the prefix holds a readable buyer state.")
+        return
+    st.dataframe(model.problems.head(TABLE_ROWS), hide_index=True, width="stretch",
+                 column_config={
+                     "contact_id": "Contact id", "status": "Status", "problem": "Problem",
+                     "stored_bytes": st.column_config.NumberColumn("Stored (bytes)",
+                                                                   format="%,d")})
+    if len(model.problems) > TABLE_ROWS:
+        st.caption(f"Showing the first {TABLE_ROWS:,} of {len(model.problems):,} keys: the "
+                   "list is capped.")
 
 
 @st.fragment(run_every=SCAN_CACHE_SECONDS if auto else None)
@@ -74,67 +186,30 @@ def overview() -> None:
     row[2].metric("Warm", f"{temps.get('warm', 0):,}")
     row[3].metric("Cold", f"{temps.get('cold', 0):,}")
     row = st.columns(5)
-    row[0].metric("Stored", human_bytes(report["stored_bytes"]))
+    row[0].metric("Stored", human_bytes(report["stored_bytes"]),
+                  help="Payload bytes of the buyer records shown (binary units: 1 MiB is "
+                       "1,048,576 bytes), without Redis' own per-key overhead")
     ratio = report["compression_ratio"]
     row[1].metric("Compression ratio", f"{ratio:.2f}×" if ratio else "–",
                   help="Total original JSON bytes ÷ total stored bytes")
-    row[2].metric("Expiring in 24 h", f"{report['ttl']['expiring_24h']:,}")
-    row[3].metric("No TTL", f"{report['ttl']['no_ttl']:,}",
+    expiring, no_ttl = report["ttl"]["expiring_24h"], report["ttl"]["no_ttl"]
+    row[2].metric("Expiring in 24 h", f"{expiring:,}")
+    row[2].button("Show expiring", key="list_expiring", icon=":material/schedule:",
+                  disabled=not expiring, on_click=show_in_list, args=(EXPIRES_24H,),
+                  help="Show these buyers in the list below, soonest expiry first")
+    row[3].metric("No TTL", f"{no_ttl:,}",
                   help="Keys that never expire: the bot always sets a TTL, so look at these")
+    row[3].button("Show without TTL", key="list_no_ttl", icon=":material/all_inclusive:",
+                  disabled=not no_ttl, on_click=show_in_list, args=(EXPIRES_NEVER,),
+                  help="Show these buyers in the list below")
     row[4].metric("Corrupt / foreign", f"{model.unreadable:,}",
                   help="Keys under the prefix that are not readable buyer states"
                   + (f"; plus {model.legacy:,} legacy record(s) to migrate"
                      if model.legacy else ""))
 
-    if not model.charts:
-        st.info("No buyers match these filters.")
-    else:
-        left, right = st.columns(2)
-        draw(left, model, "ratio")
-        draw(right, model, "bytes")
-        right.caption(model.bytes_note)
-        left, right = st.columns(2)
-        draw(left, model, "ttl")
-        if report["ttl"]["no_ttl"]:
-            left.warning(f"{report['ttl']['no_ttl']:,} key(s) have no TTL and never expire.")
-        draw(right, model, "temperature")
-        for names in (("persona", "stage", "qualified"), ("history", "schema", "codec")):
-            for column, name in zip(st.columns(3), names, strict=True):
-                draw(column, model, name)
-
-    st.subheader("Buyers")
-    st.dataframe(
-        model.shown[["open", "contact_id", "temperature", "persona", "message_count",
-                     "stored_bytes", "compression_ratio", "ttl_days", "last_interaction",
-                     "qa_seed"]],
-        hide_index=True, width="stretch",
-        column_config={
-            "open": st.column_config.LinkColumn("Buyer", display_text="Open"),
-            "contact_id": "Contact id",
-            "temperature": "Temperature",
-            "persona": "Persona",
-            "message_count": st.column_config.NumberColumn("Messages"),
-            "stored_bytes": st.column_config.NumberColumn("Stored (B)", format="%d"),
-            "compression_ratio": st.column_config.NumberColumn("Ratio", format="%.2f×"),
-            "ttl_days": st.column_config.NumberColumn("TTL (days)", format="%.1f"),
-            "last_interaction": st.column_config.DatetimeColumn("Last interaction"),
-            "qa_seed": st.column_config.CheckboxColumn("QA seed"),
-        })
-    if len(model.table) > TABLE_ROWS:
-        st.caption(f"Showing the {TABLE_ROWS:,} most recent of {len(model.table):,} matching "
-                   "buyers; the CSV has them all.")
-    st.download_button("Download CSV",
-                       data=lambda: csv_bytes(model.table),  # no cell runs as a formula
-                       file_name="buyers.csv", mime="text/csv", icon=":material/download:",
-                       help="All matching buyers; built when you click, not on every refresh")
-
-    st.subheader("Corrupt, foreign and legacy records")
-    if model.problems.empty:
-        st.success("Every key under the prefix holds a readable buyer state.")
-    else:
-        st.dataframe(model.problems, hide_index=True, width="stretch",
-                     column_config={"stored_bytes": st.column_config.NumberColumn(
-                         "Stored (B)", format="%d")})
+    charts_section(model)
+    buyers_section(model)
+    problems_section(model)
 
 
 overview()

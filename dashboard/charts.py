@@ -3,10 +3,18 @@
 Data is aggregated in pandas before it reaches Altair, so a chart of 100k buyers ships a
 few hundred rows to the browser, not 100k; the original-vs-stored plot bins buyers into
 cells rather than drawing (or sampling) one point each.
+
+Charts stay true whatever the filters: a category's colour comes from a map built once
+from the unfiltered table (or fixed, for codecs and temperatures) and travels in the data
+as a colour value, so "touring" is the same colour with or without a filter, and no label
+read from Redis ever becomes part of a spec (titles, scale domains, expressions). Counts
+are whole numbers on every axis and legend, durations are read in days, hours and
+minutes, and byte sizes use binary units said as such (KiB, MiB).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import altair as alt
@@ -18,10 +26,28 @@ from memory_core.inventory import value_counts_text
 
 TEMPERATURE_COLORS = {"hot": "#d62728", "warm": "#ff7f0e", "cold": "#1f77b4",
                       "unknown": "#9e9e9e"}
-_HEIGHT = 240
 OTHER = "other"
-MAX_CODECS = 4  # codec labels shown apart; the rest are "other"
+OTHER_COLOR = "#9e9e9e"
+#: Codec labels come from a fixed set (the scan refuses unknown codecs), so their colours
+#: are fixed too; anything else is drawn as "other".
+CODEC_COLORS = {"none": "#9ecae9", "zstd": "#4c78a8", "zstd+dict": "#54a24b",
+                "none+dict": "#72b7b2", OTHER: OTHER_COLOR}
+#: Colours handed out to the categories of a column in sorted order (no grey: grey is
+#: "other"); the 21st category reuses the first colour.
+CATEGORY_PALETTE = ("#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#eeca3b",
+                    "#b279a2", "#ff9da6", "#9d755d", "#17becf", "#9ecae9", "#ffbf79",
+                    "#88d27a", "#ff9d98", "#83bcb6", "#f2cf5b", "#d6a5c9", "#fcbfd2",
+                    "#d8b5a5", "#bcbd22")
+_HEIGHT = 240
 MAX_CATEGORIES = 12  # bars in a category chart, the last one "other" when there are more
+#: Vega's format for counts: whole numbers with thousands separators ("20,000", never
+#: "0.5" or "1.000000").
+COUNT_FORMAT = ",d"
+#: Byte counts on an axis: "12,000", not Vega's default "1.2e+4" for a bare ",".
+BYTES_FORMAT = ",d"
+DAY_SECONDS = 86_400
+SOON_HOURS = 7 * 24  # the "next 7 days" chart
+SOON_STEP_HOURS = 6
 
 
 def vega_lite_spec(chart: alt.TopLevelMixin) -> dict[str, Any]:
@@ -42,16 +68,107 @@ def vega_lite_spec(chart: alt.TopLevelMixin) -> dict[str, Any]:
     return spec
 
 
-def top_labels(values: pd.Series, keep: int) -> pd.Series:
-    """``values`` as text, all but the ``keep`` most common replaced by "other".
+# units ------------------------------------------------------------------------------------
 
-    Labels come from record headers that anyone with write access can fill; thousands of
-    distinct ones must not make thousands of bars, or rows past Altair's 5,000 inline limit.
+_BYTE_UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
+
+
+def human_bytes(value: float) -> str:
+    """A byte count in binary units, said as such: "512 B", "70.9 MiB", "1,234.5 GiB"."""
+    for unit in _BYTE_UNITS:
+        if abs(value) < 1024 or unit == _BYTE_UNITS[-1]:
+            return f"{value:,.0f} {unit}" if unit == "B" else f"{value:,.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def human_durations(seconds: pd.Series | np.ndarray) -> pd.Series:
+    """Durations as text readable at every scale: "45 s", "12 min", "3 h 5 min", "29 d 23 h".
+
+    One hour is "1 h", not "0.0 days". Missing or negative values (no TTL) are "".
+    Vectorised string building: a thousand rows cost about a millisecond.
     """
-    text = values.astype(str)
-    common = value_counts_text(values).index[:keep]
-    return text.where(text.isin(common), OTHER)
+    values = pd.Series(np.asarray(seconds, dtype=np.float64))
+    valid = values.notna() & (values >= 0)
+    whole = values.where(valid, 0).astype(np.int64)
+    days, hours = whole // DAY_SECONDS, whole % DAY_SECONDS // 3600
+    minutes, secs = whole % 3600 // 60, whole % 60
+    text_days, text_hours = days.astype(str) + " d", hours.astype(str) + " h"
+    text_minutes = minutes.astype(str) + " min"
+    text = np.select(
+        [whole < 60, whole < 3600, whole < DAY_SECONDS],
+        [secs.astype(str) + " s", text_minutes,
+         text_hours.where(minutes == 0, text_hours + " " + text_minutes)],
+        default=text_days.where(hours == 0, text_days + " " + text_hours))
+    return pd.Series(np.where(valid, text, ""), index=getattr(seconds, "index", None),
+                     dtype=object)
 
+
+def duration_ranges(start_seconds: pd.Series, end_seconds: pd.Series) -> np.ndarray:
+    """Bin ranges in words for tooltips: "under 1 d", "6 h to 12 h", "29 d to 30 d"."""
+    start, end = human_durations(start_seconds), human_durations(end_seconds)
+    return np.where(np.asarray(start_seconds) <= 0, "under " + end,
+                    start + " to " + end)
+
+
+# colours ----------------------------------------------------------------------------------
+
+def category_colors(values: pd.Series) -> dict[str, str]:
+    """A colour per label of an (unfiltered) column, handed out in sorted order.
+
+    Built from every buyer, not the filtered ones, so a filter never recolours a label.
+    """
+    labels = sorted(value_counts_text(values).index)
+    return {label: CATEGORY_PALETTE[i % len(CATEGORY_PALETTE)] for i, label in
+            enumerate(labels)}
+
+
+def codec_labels(values: pd.Series) -> pd.Series:
+    """Codec labels as text, any label outside :data:`CODEC_COLORS` as "other"."""
+    text = values.astype(str)
+    return text.where(text.isin(list(CODEC_COLORS)), OTHER)
+
+
+def _codec_color(labels: pd.Series) -> alt.Color:
+    """Codec colours with a legend: only the codecs present, each in its fixed colour.
+
+    The domain holds codec labels only, which come from a fixed set, never free text.
+    """
+    present = set(labels)
+    domain = [codec for codec in CODEC_COLORS if codec in present]
+    return alt.Color("codec:N", title="codec", scale=alt.Scale(
+        domain=domain, range=[CODEC_COLORS[codec] for codec in domain]))
+
+
+# axes and legends of counts ---------------------------------------------------------------
+
+def count_axis(title: str, top: float) -> alt.Axis:
+    """An axis of buyers: whole numbers only (no tick at 0.5 buyers), thousands separated.
+
+    ``tickMinStep`` keeps Vega from stepping under 1; the tick count is capped by the
+    largest count as well, which holds even where a Vega-Lite version ignores the step.
+    """
+    return alt.Axis(title=title, format=COUNT_FORMAT, tickMinStep=1,
+                    tickCount=int(min(5, max(1, top))))
+
+
+def log_count_ticks(top: float) -> list[int]:
+    """0, 1, 10, 100, ... up to ``top``: the ticks of a log-like count axis."""
+    ticks, power = [0, 1], 10
+    while power <= top:
+        ticks.append(power)
+        power *= 10
+    return ticks
+
+
+def whole_legend_values(low: float, high: float, count: int = 4) -> list[int]:
+    """Up to ``count`` distinct whole numbers from ``low`` to ``high`` for a size legend."""
+    if not np.isfinite(low) or not np.isfinite(high):
+        return []
+    return sorted({int(v) for v in np.round(np.linspace(low, high, count))})
+
+
+# histograms -------------------------------------------------------------------------------
 
 def _histogram(values: pd.Series, bins: np.ndarray, groups: pd.Series | None,
                group_name: str) -> pd.DataFrame:
@@ -72,18 +189,21 @@ def compression_ratio_chart(frame: pd.DataFrame) -> alt.Chart:
     ratios = frame["compression_ratio"]
     top = max(float(ratios.max()) if len(ratios.dropna()) else 1.0, 1.0)
     bins = np.linspace(0, np.ceil(top), 31)
-    data = _histogram(ratios, bins, top_labels(frame["codec"], MAX_CODECS), "codec")
+    codecs = codec_labels(frame["codec"])
+    data = _histogram(ratios, bins, codecs, "codec")
+    tallest = int(data.groupby("bin_start")["buyers"].sum().max()) if len(data) else 0
     return alt.Chart(data, title="Compression ratio (original ÷ stored)").mark_bar().encode(
         x=alt.X("bin_start:Q", title="compression ratio (×)", bin="binned"),
         x2="bin_end:Q",
-        y=alt.Y("buyers:Q", title="buyers", stack=True),
-        color=alt.Color("codec:N", title="codec"),
+        y=alt.Y("buyers:Q", stack=True, axis=count_axis("buyers", tallest)),
+        color=_codec_color(data["codec"]),
         tooltip=[alt.Tooltip("bin_start:Q", title="from", format=".1f"),
-                 alt.Tooltip("bin_end:Q", title="to", format=".1f"), "codec:N", "buyers:Q"],
+                 alt.Tooltip("bin_end:Q", title="to", format=".1f"), "codec:N",
+                 alt.Tooltip("buyers:Q", format=COUNT_FORMAT)],
     ).properties(height=_HEIGHT)
 
 
-PAIR_BINS = 30  # 30 x 30 cells x (MAX_CODECS + 1) codecs stays under the 5,000-row limit
+PAIR_BINS = 30  # 30 x 30 cells x 5 codec labels stays under Altair's 5,000-row limit
 PAIR_EDGE_QUANTILE = 0.995  # the grid ends here; larger buyers go in the last cell
 
 
@@ -106,7 +226,7 @@ def binned_pairs(frame: pd.DataFrame, bins: int = PAIR_BINS) -> pd.DataFrame:
 
     x_edges, y_edges = edges(original), edges(stored)
     cells = pd.DataFrame({
-        "codec": top_labels(rows["codec"], MAX_CODECS).to_numpy(),
+        "codec": codec_labels(rows["codec"]).to_numpy(),
         "x": np.clip(np.searchsorted(x_edges, original, side="right") - 1, 0, bins - 1),
         "y": np.clip(np.searchsorted(y_edges, stored, side="right") - 1, 0, bins - 1),
         "original": original, "stored": stored,
@@ -129,14 +249,20 @@ def binned_pairs(frame: pd.DataFrame, bins: int = PAIR_BINS) -> pd.DataFrame:
 
 def stored_bytes_chart(frame: pd.DataFrame, threshold_bytes: int) -> alt.LayerChart:
     data = binned_pairs(frame)
+    counts = data["buyers"]
+    legend = alt.Legend(title="buyers", format=COUNT_FORMAT, tickMinStep=1,
+                        values=whole_legend_values(counts.min(), counts.max())
+                        if len(counts) else [])
     points = alt.Chart(data, title="Original vs stored bytes per buyer").mark_circle(
         opacity=0.7).encode(
-        x=alt.X("original_bytes:Q", title="original JSON (bytes)"),
-        y=alt.Y("stored_bytes:Q", title="stored in Redis (bytes)"),
-        size=alt.Size("buyers:Q", title="buyers",
+        x=alt.X("original_bytes:Q", title="original JSON (bytes)",
+                axis=alt.Axis(format=BYTES_FORMAT)),
+        y=alt.Y("stored_bytes:Q", title="stored in Redis (bytes)",
+                axis=alt.Axis(format=BYTES_FORMAT)),
+        size=alt.Size("buyers:Q", legend=legend,
                       scale=alt.Scale(range=[12, 360], zero=False)),
-        color=alt.Color("codec:N", title="codec"),
-        tooltip=["codec:N", alt.Tooltip("buyers:Q", format=","),
+        color=_codec_color(data["codec"]),
+        tooltip=["codec:N", alt.Tooltip("buyers:Q", format=COUNT_FORMAT),
                  alt.Tooltip("original_min:Q", title="original from (B)", format=","),
                  alt.Tooltip("original_max:Q", title="original to (B)", format=","),
                  alt.Tooltip("stored_min:Q", title="stored from (B)", format=","),
@@ -150,28 +276,35 @@ def stored_bytes_chart(frame: pd.DataFrame, threshold_bytes: int) -> alt.LayerCh
     return alt.layer(points, rule).properties(height=_HEIGHT)
 
 
-def _edge_capped_bars(values: pd.Series, *, limit: float, at_least: float, step: int,
-                      title: str, axis: str, from_title: str) -> alt.Chart:
-    """Bars of ``values`` in ``step``-wide bins up to at least ``at_least``; values over
-    ``limit`` are counted at it, and the axis title says so."""
-    clipped = values.clip(upper=limit)
-    top = max(float(clipped.max()) if len(clipped.dropna()) else 0.0, at_least)
-    data = _histogram(clipped, np.arange(0, top + 2 * step, step), None, "group")
-    if (values > limit).any():
-        axis += f" (more than {limit} counted at {limit})"
-    return alt.Chart(data, title=title).mark_bar().encode(
-        x=alt.X("bin_start:Q", title=axis, bin="binned"),
-        x2="bin_end:Q",
-        y=alt.Y("buyers:Q", title="buyers"),
-        tooltip=[alt.Tooltip("bin_start:Q", title=from_title), "buyers:Q"],
-    )
-
+# expiry -----------------------------------------------------------------------------------
 
 def ttl_chart(frame: pd.DataFrame, config: MemoryConfig) -> alt.LayerChart:
-    # A TTL set by hand can be years: counted at the edge.
-    bars = _edge_capped_bars(frame["ttl_days"], limit=config.ttl_days_max + 30,
-                             at_least=config.ttl_days_max, step=1, title="Days until expiry",
-                             axis="days remaining", from_title="days from")
+    """Buyers per day of remaining TTL, counted on a log-like (symlog) scale.
+
+    With 20,000 buyers at day 30, a linear axis draws the 55 expiring this week as
+    nothing at all; on symlog one buyer is still a visible bar and 0 stays 0.
+    A TTL set by hand can be years: those are counted at the edge, and the axis says so.
+    """
+    limit = config.ttl_days_max + 30
+    days = frame["ttl_days"]
+    clipped = days.clip(upper=limit)
+    top = max(float(clipped.max()) if len(clipped.dropna()) else 0.0, config.ttl_days_max)
+    data = _histogram(clipped, np.arange(0, top + 2, 1), None, "group")
+    data["range"] = duration_ranges(data["bin_start"] * DAY_SECONDS,
+                                    data["bin_end"] * DAY_SECONDS)
+    axis = "days remaining"
+    if (days > limit).any():
+        axis += f" (more than {limit} counted at {limit})"
+    tallest = int(data["buyers"].max()) if len(data) else 0
+    bars = alt.Chart(data).mark_bar(binSpacing=0).encode(  # a day is a few pixels wide
+        x=alt.X("bin_start:Q", title=axis, bin="binned"),
+        x2="bin_end:Q",
+        y=alt.Y("buyers:Q", scale=alt.Scale(type="symlog"),
+                axis=alt.Axis(title="buyers (log scale)", format=COUNT_FORMAT,
+                              values=log_count_ticks(tallest), labelOverlap="greedy")),
+        tooltip=[alt.Tooltip("range:N", title="expires in"),
+                 alt.Tooltip("buyers:Q", format=COUNT_FORMAT)],
+    )
     marks = pd.DataFrame({
         "day": [config.ttl_days_min, config.ttl_days_max, config.ttl_days],
         "label": [f"policy minimum {config.ttl_days_min} d",
@@ -185,50 +318,136 @@ def ttl_chart(frame: pd.DataFrame, config: MemoryConfig) -> alt.LayerChart:
                         scale=alt.Scale(domain=["policy window", "default"],
                                         range=["#888888", "#2ca02c"])),
         tooltip=["label:N"])
-    return alt.layer(rules, bars).properties(height=_HEIGHT)  # bars drawn over the markers
+    return alt.layer(rules, bars).properties(  # bars drawn over the markers
+        height=_HEIGHT, title=alt.TitleParams(
+            "Days until expiry", subtitle="buyer counts on a log scale: one buyer stays visible"))
 
+
+def expiring_soon_chart(frame: pd.DataFrame) -> alt.Chart:
+    """Buyers expiring in the next 7 days, per 6 hours: the short TTLs, large enough to read.
+
+    Every bin is drawn, empty ones at zero, so the chart shows "none" rather than nothing.
+    """
+    ttl_ms = frame["ttl_ms"].to_numpy(dtype=np.int64)
+    hours = ttl_ms[(ttl_ms >= 0) & (ttl_ms < SOON_HOURS * 3_600_000)] / 3_600_000
+    counts, edges = np.histogram(hours, bins=np.arange(0, SOON_HOURS + SOON_STEP_HOURS,
+                                                       SOON_STEP_HOURS))
+    data = pd.DataFrame({"bin_start": edges[:-1], "bin_end": edges[1:], "buyers": counts})
+    data["range"] = duration_ranges(data["bin_start"] * 3600, data["bin_end"] * 3600)
+    soon = int(counts.sum())
+    subtitle = (f"{soon:,} buyer(s) expire within 7 days, per {SOON_STEP_HOURS} hours"
+                if soon else "no buyer expires within 7 days")
+    return alt.Chart(data, title=alt.TitleParams("Expiring in the next 7 days",
+                                                 subtitle=subtitle)).mark_bar().encode(
+        x=alt.X("bin_start:Q", bin="binned", scale=alt.Scale(domain=[0, SOON_HOURS]),
+                axis=alt.Axis(title="time until expiry", values=list(range(0, SOON_HOURS + 1,
+                                                                           24)),
+                              labelExpr="datum.value == 0 ? 'now' : datum.value / 24 + ' d'")),
+        x2="bin_end:Q",
+        y=alt.Y("buyers:Q", axis=count_axis("buyers", int(counts.max(initial=0)))),
+        color=alt.value("#e45756"),
+        tooltip=[alt.Tooltip("range:N", title="expires in"),
+                 alt.Tooltip("buyers:Q", format=COUNT_FORMAT)],
+    ).properties(height=_HEIGHT)
+
+
+# categories -------------------------------------------------------------------------------
 
 def category_chart(frame: pd.DataFrame, column: str, title: str,
-                   colors: dict[str, str] | None = None) -> alt.Chart:
+                   colors: Mapping[str, str] | None = None) -> alt.Chart:
+    """Buyers per label, most common first; ``colors`` maps a label to its colour.
+
+    The colour is a column of the data drawn as is (``scale=None``): a label keeps its
+    colour whatever else is shown, and labels (free text from headers) stay out of the
+    spec. Labels without a colour, and the "other" bar, are grey.
+    """
     counts = value_counts_text(frame[column])
     if len(counts) > MAX_CATEGORIES:
         rest = counts.iloc[MAX_CATEGORIES - 1:]
         counts = pd.concat([counts.iloc[:MAX_CATEGORIES - 1], pd.Series(
             {f"{OTHER} ({len(rest):,} values)": int(rest.sum())})])
     counts = counts.rename_axis(column).reset_index(name="buyers")
-    color = alt.Color(f"{column}:N", legend=None)
-    if colors:
-        domain = [c for c in colors if c in set(counts[column])] + sorted(
-            set(counts[column]) - set(colors))
-        color = alt.Color(f"{column}:N", legend=None, scale=alt.Scale(
-            domain=domain, range=[colors.get(c, "#9e9e9e") for c in domain]))
+    palette = colors or {}
+    counts["color"] = [palette.get(label, OTHER_COLOR) for label in counts[column]]  # <= 12
+    tallest = int(counts["buyers"].max()) if len(counts) else 0
     return alt.Chart(counts, title=title).mark_bar().encode(
         y=alt.Y(f"{column}:N", title=None, sort="-x"),
-        x=alt.X("buyers:Q", title="buyers"),
-        color=color,
-        tooltip=[f"{column}:N", "buyers:Q"],
+        x=alt.X("buyers:Q", axis=count_axis("buyers", tallest)),
+        color=alt.Color("color:N", scale=None, legend=None),
+        tooltip=[f"{column}:N", alt.Tooltip("buyers:Q", format=COUNT_FORMAT)],
     ).properties(height=_HEIGHT)
 
 
-def qualified_chart(frame: pd.DataFrame) -> alt.Chart:
+QUALIFIED_COLORS = {"qualified": "#2ca02c", "not qualified": "#c7c7c7"}
+
+
+def qualified_chart(frame: pd.DataFrame) -> alt.LayerChart:
+    """The qualified share as a donut, readable without hovering.
+
+    Each slice carries its share; the subtitle says how many of how many. Labels outside
+    the ring were clipped in a narrow column, so they stay on it.
+    """
     labels = np.where(frame["is_qualified"], "qualified", "not qualified")
     counts = pd.Series(labels).value_counts().rename_axis("qualification").reset_index(
         name="buyers")
-    counts["share"] = counts["buyers"] / max(int(counts["buyers"].sum()), 1)
-    return alt.Chart(counts, title="Qualified share").mark_arc(innerRadius=45).encode(
-        theta=alt.Theta("buyers:Q"),
+    total = int(counts["buyers"].sum())
+    counts["share"] = counts["buyers"] / max(total, 1)
+    counts["label"] = (counts["share"] * 100).round().astype(int).astype(str) + "%"
+    qualified = int(counts.loc[counts["qualification"] == "qualified", "buyers"].sum())
+    title = alt.TitleParams("Qualified share", subtitle=(
+        f"{qualified:,} of {total:,} buyers qualified ({qualified / max(total, 1):.0%})"))
+    base = alt.Chart(counts).encode(
+        theta=alt.Theta("buyers:Q", stack=True),
         color=alt.Color("qualification:N", title=None,
-                        scale=alt.Scale(domain=["qualified", "not qualified"],
-                                        range=["#2ca02c", "#c7c7c7"])),
-        tooltip=["qualification:N", "buyers:Q", alt.Tooltip("share:Q", format=".0%")],
-    ).properties(height=_HEIGHT)
+                        scale=alt.Scale(domain=list(QUALIFIED_COLORS),
+                                        range=list(QUALIFIED_COLORS.values()))),
+        order=alt.Order("qualification:N"),
+        tooltip=["qualification:N", alt.Tooltip("buyers:Q", format=COUNT_FORMAT),
+                 alt.Tooltip("share:Q", format=".0%")],
+    )
+    arcs = base.mark_arc(innerRadius=45, outerRadius=85)
+    # The colour channel would paint each label in its own slice's colour: override it.
+    text = base.mark_text(radius=65, fontSize=12, fontWeight="bold").encode(
+        text="label:N", color=alt.value("#222222"))
+    return alt.layer(arcs, text).properties(height=_HEIGHT, title=title)
+
+
+def history_bins(values: pd.Series, *, step: int, limit: int, at_least: int) -> pd.DataFrame:
+    """Message counts in bins of ``step`` closed on the right: 46-50 ends at 50.
+
+    Counts are whole numbers, so the bin holding exactly the cap ends at the cap line
+    instead of starting there (a bar from 50 to 55 read as "50 to 54 messages", past the
+    cap). The first bin also holds 0. Values over ``limit`` are counted at it.
+    """
+    clipped = values.dropna().clip(upper=limit).to_numpy()
+    top = max(float(clipped.max()) if len(clipped) else 0.0, float(at_least))
+    edges = np.arange(0, top + step, step)
+    if edges[-1] < top:
+        edges = np.append(edges, edges[-1] + step)
+    index = np.maximum(np.searchsorted(edges, clipped, side="left") - 1, 0)
+    counts = np.bincount(index, minlength=len(edges) - 1)[:len(edges) - 1]
+    starts, ends = edges[:-1], edges[1:]
+    data = pd.DataFrame({"bin_start": starts, "bin_end": ends, "buyers": counts})
+    first = np.where(starts == 0, 0, starts + 1).astype(int)
+    data["messages"] = [f"{low}–{int(high)}" for low, high in zip(first, ends, strict=True)]
+    return data[data["buyers"] > 0].reset_index(drop=True)
 
 
 def history_chart(frame: pd.DataFrame, cap: int) -> alt.LayerChart:
     # A header can claim any count: larger ones are counted at the edge.
-    bars = _edge_capped_bars(frame["message_count"], limit=cap + 50, at_least=cap, step=5,
-                             title="History length", axis="messages kept",
-                             from_title="messages from")
+    limit = cap + 50
+    data = history_bins(frame["message_count"], step=5, limit=limit, at_least=cap)
+    axis = "messages kept"
+    if (frame["message_count"] > limit).any():
+        axis += f" (more than {limit} counted at {limit})"
+    tallest = int(data["buyers"].max()) if len(data) else 0
+    bars = alt.Chart(data, title="History length").mark_bar().encode(
+        x=alt.X("bin_start:Q", title=axis, bin="binned"),
+        x2="bin_end:Q",
+        y=alt.Y("buyers:Q", axis=count_axis("buyers", tallest)),
+        tooltip=[alt.Tooltip("messages:N", title="messages"),
+                 alt.Tooltip("buyers:Q", format=COUNT_FORMAT)],
+    )
     rule = alt.Chart(pd.DataFrame({"cap": [cap], "label": [f"history cap {cap} messages"]})
                      ).mark_rule(color="#d62728", strokeDash=[6, 4]).encode(
         x="cap:Q", tooltip=["label:N"])

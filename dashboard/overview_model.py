@@ -3,6 +3,10 @@
 The page is re-run on every interaction and by every session; with 100k buyers the
 filtering, counting and chart building take a few hundred milliseconds, so the result is
 built here as plain data and cached by (scan, filters) in :mod:`dashboard.resources`.
+
+The buyer list under the charts (search, expiry window, order) is cheap by comparison,
+vectorised over the cached rows on each run: :func:`list_buyers` sorts every match
+before cutting to :data:`TABLE_ROWS`, and says how many it shows of how many.
 """
 
 from __future__ import annotations
@@ -12,21 +16,51 @@ from typing import Any
 from urllib.parse import quote
 
 import altair as alt
+import numpy as np
 import pandas as pd
 
 from dashboard import charts
 from memory_core.admin import frame_for_export
 from memory_core.config import MemoryConfig
 from memory_core.inventory import (
+    ORDER_EXPIRING,
+    ORDER_LARGEST,
+    ORDER_RECENT,
     PROBLEM_STATUSES,
     STATUS_OK,
     display_id,
+    find_buyers,
     problem_records,
     summarize_inventory,
 )
 
 TABLE_ROWS = 1000
 FILTER_COLUMNS = ("temperature", "persona", "journey_stage")
+#: Columns of a buyer the list and its CSV need (the export columns and the expiry).
+_ROW_COLUMNS = ("contact_id", "status", "temperature", "persona", "journey_stage",
+                "message_count", "stored_bytes", "original_bytes", "compression_ratio",
+                "codec", "key_id", "ttl_days", "ttl_ms", "expires_at", "last_interaction",
+                "last_interaction_epoch", "revision", "qa_seed")
+#: Columns whose colours are handed out from the unfiltered labels.
+_COLOURED_COLUMNS = ("persona", "journey_stage", "schema_version")
+
+#: The buyer list's orders, as the page offers them.
+ORDERS = {"Most recent first": ORDER_RECENT, "Soonest expiry first": ORDER_EXPIRING,
+          "Largest stored first": ORDER_LARGEST}
+ORDER_WORDS = {ORDER_RECENT: "newest first", ORDER_EXPIRING: "soonest expiry first",
+               ORDER_LARGEST: "largest first"}
+#: Expiry windows of the buyer list: (seconds, only keys without a TTL).
+EXPIRES_ANY = "Any time"
+EXPIRES_24H = "Within 24 hours"
+EXPIRES_NEVER = "Never (no TTL)"
+EXPIRY_WINDOWS: dict[str, tuple[float | None, bool]] = {
+    EXPIRES_ANY: (None, False),
+    "Within 1 hour": (3600, False),
+    EXPIRES_24H: (86_400, False),
+    "Within 7 days": (7 * 86_400, False),
+    "Within 30 days": (30 * 86_400, False),
+    EXPIRES_NEVER: (None, True),
+}
 
 
 @dataclass(frozen=True)
@@ -48,8 +82,40 @@ class OverviewModel:
     problems: pd.DataFrame
     charts: dict[str, dict[str, Any]]  # Vega-Lite specs, data inline; draw copies
     bytes_note: str  # what the original-vs-stored chart shows, under it
-    table: pd.DataFrame  # every matching buyer, newest first (the CSV)
-    shown: pd.DataFrame  # the first TABLE_ROWS of it, with a link column
+    table: pd.DataFrame  # every matching buyer, newest first, export columns
+    shown: pd.DataFrame  # the first TABLE_ROWS of it, as the table shows them
+    #: Readable buyers in the whole store, whatever the filters: 0 means an empty store,
+    #: not a filter that matches nobody.
+    stored_buyers: int
+    #: ``table`` plus what the buyer list sorts and filters on (TTL, expiry time).
+    rows: pd.DataFrame
+
+
+@dataclass(frozen=True)
+class BuyerQuery:
+    """What the buyer list under the charts shows: a search, an expiry window, an order."""
+
+    pattern: str = ""
+    expires: str = EXPIRES_ANY
+    order: str = ORDER_RECENT
+
+
+@dataclass(frozen=True)
+class BuyerList:
+    """One run's buyer list: the shown rows and how many matched before the cut."""
+
+    shown: pd.DataFrame  # at most TABLE_ROWS rows, display columns
+    matching: int  # rows matching the query, all of them in the CSV
+    positions: np.ndarray  # of every match in ``rows``, in the chosen order
+    rows: pd.DataFrame  # the model's rows, shared: read only
+
+    @property
+    def capped(self) -> bool:
+        return self.matching > len(self.shown)
+
+    def export(self) -> pd.DataFrame:
+        """Every match, in order, as the CSV has it (built when asked, not on each run)."""
+        return export_frame(self.rows.iloc[self.positions])
 
 
 def filter_options(frame: pd.DataFrame) -> dict[str, list[str]]:
@@ -70,21 +136,38 @@ def apply_filters(frame: pd.DataFrame, filters: Filters) -> pd.DataFrame:
     return rows
 
 
-def build_charts(buyers: pd.DataFrame, config: MemoryConfig) -> dict[str, dict[str, Any]]:
+def colour_maps(frame: pd.DataFrame) -> dict[str, dict[str, str]]:
+    """Colour per label of each charted column, from every readable buyer (no filter)."""
+    buyers = frame[frame["status"] == STATUS_OK]
+    maps = {column: charts.category_colors(buyers[column]) for column in _COLOURED_COLUMNS}
+    maps["temperature"] = charts.TEMPERATURE_COLORS
+    maps["codec"] = charts.CODEC_COLORS
+    return maps
+
+
+def build_charts(buyers: pd.DataFrame, config: MemoryConfig,
+                 colours: dict[str, dict[str, str]] | None = None
+                 ) -> dict[str, dict[str, Any]]:
+    """Every chart's spec; ``colours`` from :func:`colour_maps` of the unfiltered table."""
     if buyers.empty:
         return {}
+    colours = colours if colours is not None else colour_maps(buyers)
     built: dict[str, alt.TopLevelMixin] = {
+        "ttl": charts.ttl_chart(buyers, config),
+        "expiring": charts.expiring_soon_chart(buyers),
         "ratio": charts.compression_ratio_chart(buyers),
         "bytes": charts.stored_bytes_chart(buyers, config.compress_threshold_bytes),
-        "ttl": charts.ttl_chart(buyers, config),
+        "codec": charts.category_chart(buyers, "codec", "Codec mix", colours["codec"]),
         "temperature": charts.category_chart(buyers, "temperature", "Temperature mix",
-                                             charts.TEMPERATURE_COLORS),
-        "persona": charts.category_chart(buyers, "persona", "Persona mix"),
-        "stage": charts.category_chart(buyers, "journey_stage", "Journey stage"),
+                                             colours["temperature"]),
         "qualified": charts.qualified_chart(buyers),
         "history": charts.history_chart(buyers, config.max_history_messages),
-        "schema": charts.category_chart(buyers, "schema_version", "Schema versions"),
-        "codec": charts.category_chart(buyers, "codec", "Codec mix"),
+        "persona": charts.category_chart(buyers, "persona", "Persona mix",
+                                         colours["persona"]),
+        "stage": charts.category_chart(buyers, "journey_stage", "Journey stage",
+                                       colours["journey_stage"]),
+        "schema": charts.category_chart(buyers, "schema_version", "Schema versions",
+                                        colours["schema_version"]),
     }
     return {name: charts.vega_lite_spec(chart) for name, chart in built.items()}
 
@@ -93,15 +176,111 @@ def build_overview(frame: pd.DataFrame, filters: Filters, config: MemoryConfig) 
     buyers = apply_filters(frame, filters)
     problems = problem_records(frame)
     unreadable = int(problems["status"].isin(PROBLEM_STATUSES).sum())
-    table = frame_for_export(buyers).sort_values("last_interaction", ascending=False)
-    shown = table.head(TABLE_ROWS).assign(
-        contact_id=lambda d: d["contact_id"].map(display_id),
-        open=lambda d: "buyer?contact_id=" + d["contact_id"].map(quote))
+    rows = buyers[list(_ROW_COLUMNS)]
+    rows = rows.iloc[find_buyers(rows, order=ORDER_RECENT)]  # the list's default order
+    table = frame_for_export(rows)
     return OverviewModel(
         buyers=len(buyers), report=summarize_inventory(buyers), unreadable=unreadable,
         legacy=len(problems) - unreadable, problems=problems,
-        charts=build_charts(buyers, config), bytes_note=bytes_note(config),
-        table=table, shown=shown)
+        charts=build_charts(buyers, config, colour_maps(frame)),
+        bytes_note=bytes_note(config), table=table,
+        shown=display_rows(rows.head(TABLE_ROWS)),
+        stored_buyers=int((frame["status"] == STATUS_OK).sum()), rows=rows)
+
+
+def display_rows(rows: pd.DataFrame) -> pd.DataFrame:
+    """Rows as the table shows them: a link, a printable id, the time left in words."""
+    ttl_seconds = rows["ttl_ms"].to_numpy(dtype=np.float64) / 1000
+    return pd.DataFrame({
+        "open": "buyer?contact_id=" + rows["contact_id"].map(quote),
+        "contact_id": rows["contact_id"].map(display_id),
+        "temperature": rows["temperature"].astype(str),
+        "persona": rows["persona"].astype(str),
+        "message_count": rows["message_count"],
+        "stored_bytes": rows["stored_bytes"],
+        "compression_ratio": rows["compression_ratio"],
+        "expires_in": charts.human_durations(
+            pd.Series(np.where(ttl_seconds >= 0, ttl_seconds, np.nan), index=rows.index)
+        ).where(ttl_seconds >= 0, "never (no TTL)"),
+        "expires_at": rows["expires_at"],
+        "last_interaction": rows["last_interaction"],
+        "qa_seed": rows["qa_seed"],
+    }, index=rows.index)
+
+
+def list_buyers(model: OverviewModel, query: BuyerQuery) -> BuyerList:
+    """The buyer list for ``query``: every match sorted first, then cut to TABLE_ROWS.
+
+    Sorting before the cut is the point: the table once held the 1,000 newest buyers and
+    sorting that by TTL showed 1 of 5 expiring ones. Raises ValueError for a search over
+    :data:`memory_core.inventory.MAX_PATTERN_CHARS`.
+    """
+    rows = model.rows
+    within, never = EXPIRY_WINDOWS[query.expires]
+    positions = find_buyers(rows, pattern=query.pattern, expires_within_seconds=within,
+                            without_ttl=never, order=query.order)
+    if query == BuyerQuery() and len(positions) == len(rows):
+        shown = model.shown  # the default view: built once with the model
+    else:
+        shown = display_rows(rows.iloc[positions[:TABLE_ROWS]])
+    return BuyerList(shown=shown, matching=len(positions), positions=positions, rows=rows)
+
+
+def _narrowing(query: BuyerQuery) -> str:
+    """The search and expiry window in words: "matching the search and expiring within
+    24 hours"; empty when neither is set."""
+    parts = ["matching the search"] if query.pattern else []
+    if query.expires == EXPIRES_NEVER:
+        parts.append("without a TTL")
+    elif query.expires != EXPIRES_ANY:
+        parts.append(f"expiring {query.expires.lower()}")
+    return " and ".join(parts)
+
+
+def describe_list(listed: BuyerList, query: BuyerQuery, total: int) -> str:
+    """What the list shows, as plain text: how many of how many, in which order, capped.
+
+    ``total``: buyers matching the filters above, before the search and expiry window.
+    """
+    order = ORDER_WORDS[query.order]
+    narrowing = _narrowing(query)
+    if listed.matching == 0:
+        return f"No buyer {narrowing} (of {total:,})." if narrowing else "No buyers to list."
+    which = f"buyers {narrowing} (of {total:,})" if narrowing else "buyers"
+    if listed.capped:
+        return (f"Showing {len(listed.shown):,} of {listed.matching:,} {which}, {order}. "
+                f"The list is capped at {TABLE_ROWS:,} rows, cut after sorting; the CSV "
+                f"has all {listed.matching:,}.")
+    return f"Showing all {listed.matching:,} {which}, {order}."
+
+
+#: CSV columns: readable names, in the order a spreadsheet reader wants them.
+EXPORT_COLUMNS = {
+    "contact_id": "Contact id", "status": "Status", "temperature": "Temperature",
+    "persona": "Persona", "journey_stage": "Journey stage", "message_count": "Messages",
+    "stored_bytes": "Stored bytes", "original_bytes": "Original JSON bytes",
+    "compression_ratio": "Compression ratio", "codec": "Codec", "key_id": "Encryption key id",
+    "expires_at": "Expires at (UTC)", "last_interaction": "Last interaction (UTC)",
+    "revision": "Revision", "qa_seed": "QA seed",
+}
+_ISO_UTC = "%Y-%m-%dT%H:%M:%SZ"
+
+
+def export_frame(rows: pd.DataFrame) -> pd.DataFrame:
+    """Rows for the CSV: readable column names, ratios to 2 decimals, times as UTC ISO 8601.
+
+    The expiry is a timestamp, not a countdown that is wrong by the time the file is
+    read; a key without a TTL has an empty expiry. Vectorised (100k rows well under a
+    second); the page builds it only when the download is clicked.
+    """
+    out = rows[list(EXPORT_COLUMNS)].copy()
+    out["compression_ratio"] = out["compression_ratio"].round(2)
+    for column in ("expires_at", "last_interaction"):
+        out[column] = out[column].dt.strftime(_ISO_UTC).astype(object).where(
+            out[column].notna(), "")
+    for column in ("temperature", "persona", "journey_stage", "status", "codec", "key_id"):
+        out[column] = out[column].astype(str)
+    return out.rename(columns=EXPORT_COLUMNS)
 
 
 def bytes_note(config: MemoryConfig) -> str:
