@@ -10,6 +10,8 @@ has to sign in sees the sign-in form and nothing of the store, not even a key co
 
 from __future__ import annotations
 
+from typing import NoReturn
+
 import streamlit as st
 
 from dashboard.auth import Access, AuthConfigError, current_access, load_auth_config
@@ -19,19 +21,25 @@ from dashboard.settings import DashboardSettings, load_settings
 from dashboard.signin import ENABLE_OPERATOR_ACCESS, sidebar_account, sign_in_screen
 from memory_core.admin import describe_store
 from memory_core.config import MemoryConfig
-from memory_core.connection import parse_target
+from memory_core.connection import (
+    CONNECTION_FAILURES,
+    describe_connection_error,
+    parse_target,
+)
 from memory_core.errors import MemoryCoreError, StoreUnavailable
 from memory_core.store import SyncBuyerConversationMemory
 
 st.set_page_config(page_title="Buyer memory", page_icon=":material/home_work:", layout="wide")
 
 
-def _show_connection_problem(settings: DashboardSettings | None, exc: Exception) -> None:
-    where = parse_target(settings.redis_url).redacted_url if settings else "the configured Redis"
-    st.error(f"**Cannot reach Redis at** {code(where)}\n\n{md(str(exc))}")
+def _show_connection_problem(settings: DashboardSettings | None, exc: BaseException) -> NoReturn:
+    """What went wrong, in words (never a traceback, never the password), and what to do:
+    Redis not answering, and Redis answering no, need different fixes."""
+    problem = describe_connection_error(exc, settings.redis_url if settings else None)
+    st.error(f"**{md(problem.headline)}** · {code(problem.where)}\n\n{md(problem.detail)}")
+    steps = "".join(f"- {md(step)}\n" for step in problem.steps)
     st.markdown(
-        "- Check that the server runs and accepts connections from this host "
-        "(`redis-cli -u <url> ping`).\n"
+        f"**What to do**\n\n{steps}"
         "- Check `REDIS_URL` or `redis_url` in `.streamlit/secrets.toml`: host, port, "
         "database, TLS (`rediss://`), user and password.\n"
         "- Unset both to explore the embedded demo store instead.")
@@ -95,6 +103,9 @@ def _pages(access: Access) -> list[st.Page]:
     if access.can_audit:
         pages.append(st.Page("app_pages/audit.py", title="Audit", icon=":material/policy:",
                              url_path="audit"))
+    # every signed-in role: the page gates key previews and deletion itself
+    pages.append(st.Page("app_pages/server.py", title="Server & health", icon=":material/dns:",
+                         url_path="server"))
     return pages
 
 
@@ -122,6 +133,8 @@ except StoreUnavailable as exc:
 except MemoryCoreError as exc:
     st.error(f"**The dashboard configuration is invalid.** {md(str(exc))}")
     st.stop()
+except CONNECTION_FAILURES as exc:  # Redis said no (no such database, NOPERM): no traceback
+    _show_connection_problem(settings, exc)
 
 if access.via == "demo":
     st.info("**Demo mode**: no Redis is configured, so this runs on an embedded store "

@@ -1,12 +1,13 @@
 """Operator actions shared by the CLI and the dashboard: each is written once, here.
 
 Unlike the bot-facing calls these raise (:class:`StoreUnavailable`, :class:`InvalidState`,
-:class:`RevisionConflict`, ...) so the operator sees why something failed. Destructive
-actions log what they did at WARNING level, by contact id and count only (never names,
-phones or emails), and every write appends an entry to the audit stream
-(:mod:`memory_core.audit`) naming its ``actor``. Every write checks on the server, in the
-same step, that it does not replace or delete a state a bot saved in between: by
-revision, or by the QA-seed tag.
+:class:`RevisionConflict`, ...) so the operator sees why something failed. Actions log
+what they did at INFO level, by contact id and count only (never names, phones or
+emails); WARNING is kept for problems (a failure, real buyers overwritten). Every write
+appends an entry to the audit stream (:mod:`memory_core.audit`) naming its ``actor``:
+the trail, not the log level, is the record of what was done. Every write checks on the
+server, in the same step, that it does not replace or delete a state a bot saved in
+between: by revision, or by the QA-seed tag.
 """
 
 from __future__ import annotations
@@ -30,8 +31,10 @@ from memory_core.errors import (
     CorruptRecord,
     InvalidContactId,
     InvalidState,
+    MissingDictionary,
     RevisionConflict,
     StoreUnavailable,
+    UndecryptableRecord,
 )
 from memory_core.inventory import (
     STATUS_LEGACY,
@@ -76,7 +79,7 @@ def _changed_since(contact_id: str, expected: int | None, stored: int, action: s
 
 def delete_buyer(memory: SyncBuyerConversationMemory, contact_id: str, *,
                  expected_revision: int | None = None, actor: str = "operator") -> bool:
-    """Delete one buyer's state; True if it existed. Logged at WARNING.
+    """Delete one buyer's state; True if it existed. Logged at INFO, audited.
 
     With ``expected_revision`` (the revision the operator looked at) the key is deleted
     only if no save happened since; otherwise :class:`RevisionConflict`.
@@ -90,7 +93,7 @@ def delete_buyer(memory: SyncBuyerConversationMemory, contact_id: str, *,
     deleted = code == scripts.DONE
     _audit(memory, actor, "clear", "deleted" if deleted else "absent", contact_id=contact_id,
            detail=f"revision {revision}" if deleted else "")
-    logger.warning("%s cleared buyer %s (existed: %s, revision %s)", printable(actor, 120),
+    logger.info("%s cleared buyer %s (existed: %s, revision %s)", printable(actor, 120),
                    printable(contact_id, 120), deleted, revision if deleted else "-")
     return deleted
 
@@ -182,7 +185,7 @@ def clear_qa_seeds(memory: SyncBuyerConversationMemory, contact_ids: Iterable[st
         _audit(memory, actor, "clear_qa_seeds", "failed",
                detail=f"at least {deleted} deleted, then {type(exc).__name__}")
         raise
-    logger.warning("%s cleared %d QA-seeded buyers", printable(actor, 120), deleted)
+    logger.info("%s cleared %d QA-seeded buyers", printable(actor, 120), deleted)
     _audit(memory, actor, "clear_qa_seeds", "done", detail=f"{deleted} deleted")
     return deleted
 
@@ -214,9 +217,10 @@ def migrate_legacy(memory: SyncBuyerConversationMemory, *,
             report.migrated += 1
         else:
             report.failed[display_id(contact_id)] = outcome
-    logger.warning("legacy migration%s: %d found, %d migrated, %d failed",
-                   " (dry run)" if dry_run else "", report.found, report.migrated,
-                   len(report.failed))
+    logger.log(logging.WARNING if report.failed else logging.INFO,
+               "legacy migration%s: %d found, %d migrated, %d failed",
+               " (dry run)" if dry_run else "", report.found, report.migrated,
+               len(report.failed))
     if not dry_run:
         _audit(memory, actor, "migrate_legacy", "done",
                detail=f"{report.found} found, {report.migrated} migrated, "
@@ -285,8 +289,8 @@ def train_dictionary_from_store(memory: SyncBuyerConversationMemory, *, sample_s
         stored = store_dictionary(memory, dictionary)
     except REDIS_FAULTS as exc:
         raise StoreUnavailable.from_fault(exc) from exc
-    logger.warning("trained zstd dictionary %d (%d bytes) on %d states; writers now use it",
-                   dictionary_id, stored, len(samples))
+    logger.info("trained zstd dictionary %d (%d bytes) on %d states; writers now use it",
+                dictionary_id, stored, len(samples))
     _audit(memory, actor, "train_dictionary", "done",
            detail=f"dictionary {dictionary_id}, {stored} bytes, {len(samples)} samples")
     return TrainedDictionary(dictionary_id, stored, len(samples))
@@ -489,3 +493,375 @@ def describe_store(memory: SyncBuyerConversationMemory) -> dict[str, Any]:
     except REDIS_FAULTS as exc:
         raise StoreUnavailable.from_fault(exc) from exc
     return facts
+
+
+# what the server costs ------------------------------------------------------------------
+
+#: The share of ``maxmemory`` in use from which the dashboard and ``stats`` warn.
+NEAR_LIMIT_SHARE = 0.8
+#: Buyer keys whose MEMORY USAGE is asked, at most, for the measured cost per key.
+MEMORY_SAMPLE_KEYS = 100
+_BYTE_UNITS = ("bytes", "KiB", "MiB", "GiB", "TiB")
+
+
+def format_bytes(count: float | None) -> str:
+    """``1,234 bytes``, ``91.2 MiB``: binary units, always named as such (MiB, not MB)."""
+    if count is None:
+        return "–"
+    value = float(count)
+    for unit in _BYTE_UNITS:
+        if abs(value) < 1024 or unit == _BYTE_UNITS[-1]:
+            return f"{value:,.0f} {unit}" if unit == "bytes" else f"{value:,.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+@dataclass(frozen=True)
+class ServerMemory:
+    """What the server says it uses (INFO memory and stats), and the cost per buyer.
+
+    Every figure is None when the server would not say (INFO denied by an ACL, fakeredis);
+    ``problems`` says why, in words for an operator.
+    """
+
+    used_memory_bytes: int | None = None
+    startup_memory_bytes: int | None = None
+    peak_memory_bytes: int | None = None
+    rss_bytes: int | None = None
+    maxmemory_bytes: int | None = None  # 0: no limit
+    maxmemory_policy: str | None = None
+    evicted_keys: int | None = None
+    fragmentation_ratio: float | None = None
+    buyer_keys: int | None = None
+    #: Mean MEMORY USAGE of the sampled buyer keys: value, key name and Redis overhead.
+    sampled_key_bytes: float | None = None
+    sampled_keys: int = 0
+    problems: tuple[str, ...] = ()
+
+    @property
+    def per_buyer_estimate_bytes(self) -> float | None:
+        """(used - memory at start-up) / buyer keys: an estimate that also charges the
+        buyers for everything else stored (lookup sets, audit trail, dictionaries)."""
+        if self.used_memory_bytes is None or not self.buyer_keys:
+            return None
+        base = self.startup_memory_bytes or 0
+        return max(self.used_memory_bytes - base, 0) / self.buyer_keys
+
+    @property
+    def maxmemory_share(self) -> float | None:
+        """used_memory / maxmemory; None when no limit is set (or it is unknown)."""
+        if not self.maxmemory_bytes or self.used_memory_bytes is None:
+            return None
+        return self.used_memory_bytes / self.maxmemory_bytes
+
+    @property
+    def near_limit(self) -> bool:
+        share = self.maxmemory_share
+        return share is not None and share >= NEAR_LIMIT_SHARE
+
+
+def _whole(value: object) -> int | None:
+    if isinstance(value, bool):
+        return None
+    try:
+        number = int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return number if number >= 0 else None
+
+
+def _fraction(value: object) -> float | None:
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return number if number >= 0 and number == number and number != float("inf") else None
+
+
+def _info(memory: SyncBuyerConversationMemory, section: str, problems: list[str]
+          ) -> dict[str, Any]:
+    try:
+        info = memory.client.info(section)
+    except redis.ResponseError as exc:
+        problems.append(f"INFO {section} is not available ({printable(str(exc), 200)}): "
+                        "fakeredis has none; on Redis, grant +info to this user to see the "
+                        "server's own figures")
+        return {}
+    return info if isinstance(info, dict) else {}
+
+
+def server_memory(memory: SyncBuyerConversationMemory, *, buyer_keys: int | None = None,
+                  sample_ids: Iterable[str] = ()) -> ServerMemory:
+    """The server's memory figures, and what a buyer costs; raises StoreUnavailable.
+
+    ``buyer_keys`` (from an inventory scan) turns used memory into a cost per buyer;
+    ``sample_ids`` (at most :data:`MEMORY_SAMPLE_KEYS` are used) are measured with
+    ``MEMORY USAGE``, which counts each key's own overhead. Where INFO or MEMORY USAGE
+    is refused (an ACL, fakeredis) the figure is missing and ``problems`` says why.
+    """
+    problems: list[str] = []
+    try:
+        stats = _info(memory, "memory", problems)
+        stats.update(_info(memory, "stats", problems) if stats else {})
+        sampled, sampled_keys = _sample_usage(memory, sample_ids, problems)
+    except REDIS_FAULTS as exc:
+        raise StoreUnavailable.from_fault(exc) from exc
+    policy = stats.get("maxmemory_policy")
+    return ServerMemory(
+        used_memory_bytes=_whole(stats.get("used_memory")),
+        startup_memory_bytes=_whole(stats.get("used_memory_startup")),
+        peak_memory_bytes=_whole(stats.get("used_memory_peak")),
+        rss_bytes=_whole(stats.get("used_memory_rss")),
+        maxmemory_bytes=_whole(stats.get("maxmemory")),
+        maxmemory_policy=printable(str(policy), 40) if policy is not None else None,
+        evicted_keys=_whole(stats.get("evicted_keys")),
+        fragmentation_ratio=_fraction(stats.get("mem_fragmentation_ratio")),
+        buyer_keys=buyer_keys, sampled_key_bytes=sampled, sampled_keys=sampled_keys,
+        problems=tuple(problems))
+
+
+def _sample_usage(memory: SyncBuyerConversationMemory, sample_ids: Iterable[str],
+                  problems: list[str]) -> tuple[float | None, int]:
+    keys = [memory.raw_key_for(i) for i in list(sample_ids)[:MEMORY_SAMPLE_KEYS]]
+    if not keys:
+        return None, 0
+    with memory.client.pipeline(transaction=False) as pipe:
+        for key in keys:
+            pipe.execute_command("MEMORY", "USAGE", key)
+        replies = pipe.execute(raise_on_error=False)
+    refused = [r for r in replies if isinstance(r, Exception)]
+    if refused:
+        problems.append("MEMORY USAGE is not available here (fakeredis, or an ACL without "
+                        f"+memory|usage: {printable(str(refused[0]), 120)}); the cost per "
+                        "buyer is estimated from used memory only")
+        return None, 0
+    sizes = [r for r in replies if isinstance(r, int) and not isinstance(r, bool) and r > 0]
+    return (sum(sizes) / len(sizes), len(sizes)) if sizes else (None, 0)
+
+
+# keys under the prefix that are not buyer records -------------------------------------
+
+#: Content bytes shown of a key that is not a buyer record, and items of a collection.
+PREVIEW_BYTES = 200
+PREVIEW_ITEMS = 10
+_SIZE_COMMANDS = {"string": ("STRLEN", "bytes"), "hash": ("HLEN", "fields"),
+                  "list": ("LLEN", "items"), "set": ("SCARD", "members"),
+                  "zset": ("ZCARD", "members"), "stream": ("XLEN", "entries")}
+
+#: The first ARGV[1] elements of the collection at KEYS[1], each cut to ARGV[2] bytes on
+#: the server, so a planted collection of huge members costs a bounded reply: hash and
+#: zset as field/value (member/score) pairs, stream entries as "id field=value ...".
+_PREVIEW_LUA = """
+local kind = redis.call('TYPE', KEYS[1])
+if type(kind) == 'table' then kind = kind['ok'] end
+local n, size = tonumber(ARGV[1]), tonumber(ARGV[2])
+local raw = {}
+if kind == 'hash' then raw = redis.call('HSCAN', KEYS[1], 0, 'COUNT', n)[2]
+elseif kind == 'set' then raw = redis.call('SSCAN', KEYS[1], 0, 'COUNT', n)[2]
+elseif kind == 'zset' then raw = redis.call('ZRANGE', KEYS[1], 0, n - 1, 'WITHSCORES')
+elseif kind == 'list' then raw = redis.call('LRANGE', KEYS[1], 0, n - 1)
+elseif kind == 'stream' then
+  for _, entry in ipairs(redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', n)) do
+    local line, fields = entry[1], entry[2]
+    for j = 1, math.min(#fields, 2 * n), 2 do
+      line = string.sub(line .. ' ' .. string.sub(fields[j], 1, size) .. '='
+                        .. string.sub(fields[j + 1] or '', 1, size), 1, size)
+    end
+    raw[#raw + 1] = line
+  end
+end
+local out = {}
+for i = 1, math.min(#raw, 2 * n) do out[i] = string.sub(raw[i], 1, size) end
+return out
+"""
+
+
+@dataclass(frozen=True)
+class KeyInspection:
+    """One key under the buyer prefix, as far as it is safe to look at it."""
+
+    contact_id: str  # as shown: undecodable bytes as \\xNN
+    key: str  # the full key, as shown
+    exists: bool
+    redis_type: str = "none"
+    size: int | None = None
+    size_unit: str = ""
+    ttl_seconds: int | None = None  # None: the key never expires
+    memory_bytes: int | None = None  # MEMORY USAGE; None where unavailable
+    preview: str = ""  # escaped text, at most about PREVIEW_BYTES of content
+    preview_cut: bool = False
+    revision: int = 0  # what the delete script compares (0 unless a readable header)
+    #: Why no state loads from it ("" when one does: then it is a buyer record).
+    problem: str = ""
+    #: Why it must not be deleted here, even though no state loads ("" when it may be).
+    protected: str = ""
+
+    @property
+    def buyer_record(self) -> bool:
+        return self.exists and not self.problem
+
+    @property
+    def deletable(self) -> bool:
+        return self.exists and bool(self.problem) and not self.protected
+
+
+def _type_name(reply: object) -> str:
+    if isinstance(reply, bytes):
+        return printable(reply[:40].decode("utf-8", "replace"), 40)
+    return printable(str(reply), 40) if isinstance(reply, str) else "unknown"
+
+
+def _preview_text(parts: list[bytes], pairs: bool, limit: int = PREVIEW_BYTES
+                  ) -> tuple[str, bool]:
+    """Escaped text of the parts (``a = b`` pairs for hashes and zsets), cut at ``limit``
+    characters of content before escaping (so no escape is cut in half)."""
+    raw = [p for p in parts if isinstance(p, bytes)]
+    cut = any(len(p) >= limit for p in raw)  # the server cut it
+    texts = [p.decode("utf-8", "surrogateescape") for p in raw]
+    if pairs:
+        texts = [f"{a} = {b}" for a, b in zip(texts[::2], texts[1::2], strict=False)]
+    joined = " | ".join(texts)
+    if len(joined) > limit:
+        return printable(joined[:limit]) + "…", True
+    return printable(joined), cut
+
+
+def inspect_key(memory: SyncBuyerConversationMemory, contact_id: str) -> KeyInspection:
+    """Type, size, TTL, memory and a short escaped preview of the key of ``contact_id``.
+
+    For the keys a scan lists as ``foreign`` or ``corrupt``: reads are bounded whatever
+    the key holds (:data:`PREVIEW_BYTES` of a string, :data:`PREVIEW_ITEMS` elements of
+    a collection, each cut on the server). Says whether a state loads from it (then it
+    is a buyer record) and whether it may be deleted. Raises StoreUnavailable.
+    """
+    key = memory.raw_key_for(contact_id)
+    shown = display_id(contact_id)
+    try:
+        with memory.client.pipeline(transaction=False) as pipe:
+            pipe.type(key)
+            pipe.pttl(key)
+            pipe.getrange(key, 0, HEADER_READ_BYTES - 1)
+            kind_reply, pttl, window = pipe.execute(raise_on_error=False)
+        kind = _type_name(kind_reply)
+        if kind == "none":
+            return KeyInspection(shown, f"{memory.prefix}:{shown}", exists=False)
+        size_command, unit = _SIZE_COMMANDS.get(kind, ("", ""))
+        with memory.client.pipeline(transaction=False) as pipe:
+            if size_command:
+                pipe.execute_command(size_command, key)
+            pipe.execute_command("MEMORY", "USAGE", key)
+            replies = pipe.execute(raise_on_error=False)
+        size = _whole(replies[0]) if size_command else None
+        memory_bytes = _whole(replies[-1]) if not isinstance(replies[-1], Exception) else None
+        preview, cut = _preview(memory, key, kind, size)
+        problem, protected = _why_no_state(memory, key, kind, size)
+    except REDIS_FAULTS as exc:
+        raise StoreUnavailable.from_fault(exc) from exc
+    ttl = None if not isinstance(pttl, int) or pttl < 0 else round(pttl / 1000)
+    return KeyInspection(
+        contact_id=shown, key=f"{memory.prefix}:{shown}", exists=True, redis_type=kind,
+        size=size, size_unit=unit, ttl_seconds=ttl, memory_bytes=memory_bytes,
+        preview=preview, preview_cut=cut,
+        revision=stored_revision(window if isinstance(window, bytes) else None),
+        problem=problem, protected=protected)
+
+
+def _preview(memory: SyncBuyerConversationMemory, key: bytes, kind: str, size: int | None
+             ) -> tuple[str, bool]:
+    if kind == "string":
+        head = memory.client.getrange(key, 0, PREVIEW_BYTES - 1)
+        text, cut = _preview_text([head], pairs=False)
+        return text, cut or (size or 0) > len(head)
+    if kind not in _SIZE_COMMANDS:
+        return f"(no preview of a {kind} key)", False
+    try:
+        parts = memory.client.eval(_PREVIEW_LUA, 1, key, PREVIEW_ITEMS, PREVIEW_BYTES)
+    except redis.ResponseError as exc:
+        return (f"(no preview: the server refused the read script: "
+                f"{printable(str(exc), 120)})"), False
+    parts = list(parts or [])[:2 * PREVIEW_ITEMS]
+    pairs = kind in ("hash", "zset")
+    text, cut = _preview_text(parts, pairs=pairs)
+    shown = len(parts) // 2 if pairs else len(parts)
+    return text, cut or (size or 0) > shown
+
+
+def _why_no_state(memory: SyncBuyerConversationMemory, key: bytes, kind: str,
+                  size: int | None) -> tuple[str, str]:
+    """(why no state loads from it, why it must not be deleted anyway)."""
+    if kind != "string":
+        return f"another Redis type ({kind}), not a buyer record", ""
+    if size == 0:
+        return "an empty string, not a buyer record", ""
+    (problem,) = memory.check_records([key])
+    if problem is None:
+        return "", ""
+    why = printable(str(problem), 300)
+    if isinstance(problem, MissingDictionary | UndecryptableRecord):
+        return why, ("it is a buyer record this process cannot read (a missing dictionary "
+                     "or encryption key), not damage: restore the dictionary or configure "
+                     "the key instead")
+    return why, ""
+
+
+def _delete_empty_string(memory: SyncBuyerConversationMemory, key: bytes,
+                         expected: int) -> tuple[int, int]:
+    """The delete script counts an empty value as no key; WATCH deletes one only if it is
+    still empty (a save since would have written a record of revision 1 or more)."""
+    try:
+        with memory.client.pipeline() as pipe:
+            pipe.watch(key)
+            kind = pipe.type(key)
+            if kind == b"none":
+                return scripts.ABSENT, 0
+            if kind != b"string" or pipe.strlen(key) != 0:  # written since: not ours to delete
+                head = pipe.getrange(key, 0, HEADER_READ_BYTES - 1) if kind == b"string" else b""
+                return scripts.CONFLICT, stored_revision(head)
+            pipe.multi()
+            pipe.delete(key)
+            (deleted,) = pipe.execute()
+    except redis.WatchError:
+        return scripts.CONFLICT, expected + 1
+    except REDIS_FAULTS as exc:
+        raise StoreUnavailable.from_fault(exc) from exc
+    return (scripts.DONE if deleted else scripts.ABSENT), 0
+
+
+def delete_unreadable_key(memory: SyncBuyerConversationMemory, contact_id: str, *,
+                          expected_revision: int | None = None,
+                          actor: str = "operator") -> bool:
+    """Delete a key under the prefix that holds no buyer state; True if it was deleted.
+
+    Refused (:class:`InvalidState`) when a state loads from it, or when it is a record
+    this process only cannot read (undecryptable, missing dictionary). Deleted in one
+    server-side step only while its revision is still ``expected_revision`` (the one the
+    operator looked at; the current one when None): a bot that saved the buyer since
+    raises :class:`RevisionConflict` and nothing is deleted. Audited as ``delete_key``.
+    """
+    found = inspect_key(memory, contact_id)
+    shown = found.contact_id
+    if not found.exists:
+        _audit(memory, actor, "delete_key", "absent", contact_id=shown)
+        return False
+    if not found.deletable:
+        reason = found.protected or ("a buyer state loads from it: it is a buyer record; "
+                                     "clear the buyer instead")
+        _audit(memory, actor, "delete_key", "refused", contact_id=shown, detail=reason[:200])
+        raise InvalidState(f"{shown} was not deleted: {reason}")
+    expected = found.revision if expected_revision is None else expected_revision
+    key = memory.raw_key_for(contact_id)
+    if found.redis_type == "string" and found.size == 0:
+        code, revision = _delete_empty_string(memory, key, expected)
+    else:
+        code, revision = memory.delete_key(key, expected_revision=expected)
+    if code == scripts.CONFLICT:
+        _audit(memory, actor, "delete_key", "conflict", contact_id=shown,
+               detail=f"expected revision {expected}, stored {revision}")
+        raise _changed_since(shown, expected, revision, "deleted")
+    deleted = code == scripts.DONE
+    detail = f"{found.redis_type}, {found.size} {found.size_unit}".strip(", ")
+    _audit(memory, actor, "delete_key", "deleted" if deleted else "absent",
+           contact_id=shown, detail=detail)
+    logger.info("%s deleted the key of %s (%s; existed: %s)", printable(actor, 120),
+                printable(shown, 120), detail, deleted)
+    return deleted

@@ -2,17 +2,24 @@
 
 A thin shell over :mod:`memory_core.admin`, :mod:`memory_core.inventory` and
 :mod:`memory_core.seeding`. Exit codes: 0 ok, 1 not found, 2 usage or connection error;
-every failure prints one line on stderr that says what to do.
+every failure prints one line on stderr that says what to do. Output is for people by
+default (summaries and tables that fit 100 columns, every value from Redis escaped) and
+for scripts with ``--json``. Successes are printed, not logged: the audit trail records
+them, and log lines on stderr are kept for problems.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import getpass
 import logging
 import os
 import sys
+import textwrap
+import unicodedata
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +27,7 @@ import orjson
 import redis
 from tqdm import tqdm
 
-from memory_core import admin, audit, erasure, inventory, rotation
+from memory_core import admin, audit, erasure, health, inventory, rotation
 from memory_core.config import CONFIG_PATH_ENV, load_config
 from memory_core.connection import DEFAULT_REDIS_URL, REDIS_URL_ENV, parse_target
 from memory_core.crypto import KEYS_ENV, KEYS_FILE_ENV, generate_key_pair
@@ -28,11 +35,18 @@ from memory_core.errors import ConfigError, InvalidState, MemoryCoreError, Store
 from memory_core.passwords import hash_password
 from memory_core.safetext import LOG_CHARS, printable, printable_json
 from memory_core.seeding import SeedOptions, generate_buyers
-from memory_core.state import mask_pii, validate_contact_id
-from memory_core.store import SyncBuyerConversationMemory
+from memory_core.state import mask_pii, parse_timestamp, validate_contact_id
+from memory_core.store import StoredRecord, SyncBuyerConversationMemory
 
 EXIT_OK, EXIT_NOT_FOUND, EXIT_USAGE = 0, 1, 2
 logger = logging.getLogger("memory_core.cli")
+#: Every line of human output fits a terminal this wide.
+WIDTH = 100
+DESCRIPTION = ("Operate the buyer conversation memory in Redis: seed QA buyers, list and "
+               "show buyers, clear them, migrate legacy records, rotate keys, erase a "
+               "person's data.")
+EPILOG = ("Exit codes: 0 ok, 1 not found, 2 usage or connection error. Redis comes from "
+          f"--redis-url, then ${REDIS_URL_ENV}, then {DEFAULT_REDIS_URL}.")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -56,13 +70,14 @@ def _bounded_int(low: int, high: int) -> Callable[[str], int]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="memory-core", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="memory-core", description=DESCRIPTION, epilog=EPILOG)
     parser.add_argument("--redis-url", default=None,
-                        help=f"Redis URL (default: ${REDIS_URL_ENV}, then {DEFAULT_REDIS_URL}); "
-                             "memory://NAME for an in-process demo store")
+                        help=f"Redis URL (default: {REDIS_URL_ENV} from the environment, "
+                             f"then {DEFAULT_REDIS_URL}); memory://NAME for an in-process "
+                             "demo store")
     parser.add_argument("--config", default=None,
-                        help=f"YAML config file (default: ${CONFIG_PATH_ENV}, then built-in "
-                             "defaults)")
+                        help=f"YAML config file (default: {CONFIG_PATH_ENV} from the "
+                             "environment, then built-in defaults)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
     parser.add_argument("--actor", default=None,
                         help="who runs this, for the audit trail (default: the OS user)")
@@ -79,27 +94,32 @@ def build_parser() -> argparse.ArgumentParser:
                       help="replace real buyers whose contact ids the file names (logged); "
                            "by default seeding never touches a real buyer")
 
-    inv = commands.add_parser("inventory", help="summary of every buyer key")
-    inv.add_argument("--json", action="store_true", help="print one JSON object")
+    inv = commands.add_parser("inventory", help="summary of every buyer key, as a table")
+    inv.add_argument("--json", action="store_true", help="print one JSON object instead")
     inv.add_argument("--verify", action="store_true",
                      help="also read and decode every record, to find payloads that no "
                           "longer decode (reads the whole keyspace)")
 
-    show = commands.add_parser("show", help="print one buyer's state (PII masked)")
+    show = commands.add_parser("show", help="print one buyer: a summary, then the "
+                               "conversation (PII masked)")
     show.add_argument("contact_id")
-    show.add_argument("--json", action="store_true", help="print the state as JSON only")
+    show.add_argument("--json", action="store_true", help="print the full state as JSON "
+                      "instead")
     show.add_argument("--reveal-pii", action="store_true", help="show name, phone and email")
 
     clear = commands.add_parser("clear", help="delete one buyer, or every QA seed")
     target = clear.add_mutually_exclusive_group(required=True)
     target.add_argument("contact_id", nargs="?")
     target.add_argument("--qa-seeds", action="store_true", help="delete all QA-seeded buyers")
-    clear.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    clear.add_argument("--yes", action="store_true",
+                       help="do not ask for confirmation (for scripts)")
 
     migrate = commands.add_parser("migrate-legacy", help="rewrite pickled legacy records")
     migrate.add_argument("--dry-run", action="store_true", help="report, change nothing")
 
-    commands.add_parser("stats", help="settings in force and server facts")
+    stats = commands.add_parser("stats", help="settings in force, server memory and the "
+                                "health the bot processes publish")
+    stats.add_argument("--json", action="store_true", help="print one JSON object instead")
 
     train = commands.add_parser("train-dictionary",
                                 help="train a zstd dictionary on stored states and use it")
@@ -148,14 +168,42 @@ def _print_json(value: Any) -> None:
                                                  default=str).decode()) + "\n")
 
 
+class WholeRateBar(tqdm):  # type: ignore[type-arg]
+    """A tqdm bar in whole things: ``1,500/20,000 [00:01<00:16, 1,154 buyers/s]``.
+
+    tqdm's default shows ``1153.85buyers/s`` (or ``1.15kbuyers/s`` with unit_scale):
+    nobody seeds a fraction of a buyer.
+    """
+
+    FORMAT = ("{l_bar}{bar}| {n_whole}/{total_whole} [{elapsed}<{remaining}, "
+              "{rate_whole} {unit}/s]")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("bar_format", self.FORMAT)
+        super().__init__(*args, **kwargs)
+
+    @property
+    def format_dict(self) -> dict[str, Any]:
+        values: dict[str, Any] = super().format_dict
+        rate = values.get("rate")
+        elapsed = values.get("elapsed") or 0
+        if not rate and elapsed:
+            rate = (values["n"] - values.get("initial", 0)) / elapsed
+        values["rate_whole"] = f"{rate:,.0f}" if rate else "?"
+        values["n_whole"] = f"{values['n']:,}"
+        total = values.get("total")
+        values["total_whole"] = f"{total:,}" if total is not None else "?"
+        return values
+
+
 def _progress_bar(unit: str) -> tuple[Callable[[int, int], None], Callable[[], None]]:
     """A tqdm bar on a terminal, created at the first update, once the total is known."""
     bars: list[tqdm[Any]] = []
 
     def update(done: int, total: int) -> None:
         if not bars:
-            bars.append(tqdm(total=total, unit=unit, file=sys.stderr,
-                             disable=total < 1000 or not sys.stderr.isatty()))
+            bars.append(WholeRateBar(total=total, unit=unit, file=sys.stderr,
+                                     disable=total < 1000 or not sys.stderr.isatty()))
         bar = bars[0]
         bar.total = total
         bar.update(done - bar.n)
@@ -179,7 +227,10 @@ def _cmd_seed(memory: SyncBuyerConversationMemory, args: argparse.Namespace) -> 
         print(f"seeded {result.written} buyer(s) from {args.from_file}"
               + _kept_note(result.kept_real))
         return EXIT_OK
-    options = SeedOptions(count=args.count, seed=args.seed, id_prefix=args.id_prefix)
+    ttl_days = memory.config.ttl_days
+    # the store's TTL, so each buyer keeps what is left of it since its last interaction
+    options = SeedOptions(count=args.count, seed=args.seed, id_prefix=args.id_prefix,
+                          ttl_days_range=(ttl_days, ttl_days))
     options.validate()
     update, close = _progress_bar("buyers")
     try:
@@ -201,6 +252,95 @@ def _kept_note(kept_real: tuple[str, ...]) -> str:
             + (" ..." if len(kept_real) > 10 else ""))
 
 
+# tables and text that fit a terminal ------------------------------------------------------
+
+def _char_width(char: str) -> int:
+    if unicodedata.combining(char):
+        return 0
+    return 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
+
+
+def _fit(value: object, width: int, *, right: bool = False) -> str:
+    """``value`` escaped (text from Redis), cut with ``…`` to ``width`` terminal columns and
+    padded to exactly that many, counting wide characters as two."""
+    text = printable(value if isinstance(value, str) else str(value))
+    used, kept = 0, []
+    total = sum(_char_width(c) for c in text)
+    room = width if total <= width else width - 1
+    for char in text:
+        char_width = _char_width(char)
+        if used + char_width > room:
+            break
+        kept.append(char)
+        used += char_width
+    shown = "".join(kept) + ("…" if total > width else "")
+    used += 1 if total > width else 0
+    pad = " " * max(width - used, 0)
+    return pad + shown if right else shown + pad
+
+
+def _row(*cells: tuple[object, int] | tuple[object, int, bool]) -> str:
+    """One table line: (value, width[, right-aligned]) per cell, a space between cells."""
+    parts = [_fit(cell[0], cell[1], right=len(cell) > 2 and bool(cell[2])) for cell in cells]
+    return " ".join(parts).rstrip()
+
+
+def _share(part: int, whole: int) -> str:
+    return f"{100 * part / whole:.1f}%" if whole else "–"
+
+
+#: Inventory table columns: what, value, count, share (85 columns in all).
+_INV = (24, 40, 10, 8)
+
+
+def _inventory_lines(report: dict[str, Any], problems: Any, prefix: str) -> list[str]:
+    """The inventory as aligned tables; every label from a header is escaped and cut."""
+    what, value, count, share = _INV
+    total, buyers = report["total"], report["buyers"]
+    ttl = report["ttl"]
+    lines = [_row((f"Keys under {prefix}:*", what + value + 1), ("KEYS", count, True),
+                  ("SHARE", share, True))]
+    for label, number in (("readable buyers", buyers), ("QA seeds", report["qa_seeded"]),
+                          ("corrupt, foreign or unreadable", report["corrupt"]),
+                          ("legacy (run migrate-legacy)", report["legacy"]),
+                          ("no TTL", ttl["no_ttl"]),
+                          ("expiring within 24 hours", ttl["expiring_24h"])):
+        lines.append(_row(("  " + label, what + value + 1), (f"{number:,}", count, True),
+                          (_share(number, total), share, True)))
+    lines.append(_row(("  all keys", what + value + 1), (f"{total:,}", count, True)))
+    lines += ["", _row(("BUYERS BY", what), ("VALUE", value), ("BUYERS", count, True),
+                       ("SHARE", share, True))]
+    sections = (("temperature", report["by_temperature"]), ("persona", report["by_persona"]),
+                ("journey stage", report["by_journey_stage"]), ("codec", report["by_codec"]),
+                ("encryption key", report["by_key_id"]),
+                ("days of TTL left", ttl["days_remaining"]))
+    for title, counts in sections:
+        whole = sum(counts.values())
+        for index, (label, number) in enumerate(counts.items()):
+            lines.append(_row((title if index == 0 else "", what), (label, value),
+                              (f"{number:,}", count, True), (_share(number, whole), share, True)))
+        if not counts:
+            lines.append(_row((title, what), ("–", value)))
+    ratio = report["compression_ratio"]
+    lines += ["", "STORAGE (buyer records, payload and header bytes)",
+              _row(("  stored", what), (f"{report['stored_bytes']:,} bytes", value),
+                   (admin.format_bytes(report["stored_bytes"]), 20)),
+              _row(("  original JSON", what), (f"{report['original_bytes']:,} bytes", value),
+                   (admin.format_bytes(report["original_bytes"]), 20)),
+              _row(("  compression ratio", what),
+                   (f"{ratio:.1f}x" if ratio is not None else "–", value))]
+    if report["undecryptable"]:
+        lines.append(_row(("  undecryptable here", what), (f"{report['undecryptable']:,}",
+                                                             value)))
+    if len(problems):
+        lines += ["", _row(("PROBLEM KEYS", 18), ("CONTACT ID", 30), ("WHAT IS WRONG", 50))]
+        for row in problems.head(20).itertuples():
+            lines.append(_row((row.status, 18), (row.contact_id, 30), (row.problem, 50)))
+        if len(problems) > 20:
+            lines.append(f"  … and {len(problems) - 20:,} more (use --json)")
+    return lines
+
+
 def _cmd_inventory(memory: SyncBuyerConversationMemory, args: argparse.Namespace) -> int:
     update, close = _progress_bar("keys")
     verified, close_verified = _progress_bar("records verified")
@@ -215,41 +355,156 @@ def _cmd_inventory(memory: SyncBuyerConversationMemory, args: argparse.Namespace
         report["problems"] = inventory.problem_records(frame).to_dict(orient="records")
         _print_json(report)
         return EXIT_OK
-    ratio = report["compression_ratio"]
-    lines = [
-        f"keys: {report['total']}  buyers: {report['buyers']}  QA seeds: {report['qa_seeded']}"
-        f"  corrupt/foreign: {report['corrupt']}  legacy: {report['legacy']}",
-        "temperature: " + _counts(report["by_temperature"]),
-        "persona: " + _counts(report["by_persona"]),
-        "journey stage: " + _counts(report["by_journey_stage"]),
-        "codec: " + _counts(report["by_codec"]),
-        "encryption key: " + _counts(report["by_key_id"])
-        + (f"  undecryptable: {report['undecryptable']}" if report["undecryptable"] else ""),
-        f"stored: {report['stored_bytes']:,} bytes  original: {report['original_bytes']:,} "
-        f"bytes  ratio: {ratio if ratio is not None else '-'}",
-        f"TTL: no TTL {report['ttl']['no_ttl']}, expiring in 24h {report['ttl']['expiring_24h']}"
-        "; days remaining " + _counts(report["ttl"]["days_remaining"]),
-    ]
-    problems = inventory.problem_records(frame)
-    for row in problems.head(20).itertuples():
-        lines.append(f"  {row.status}: {printable(row.contact_id, 120)}: "
-                     f"{printable(row.problem, 300)}")
-    if len(problems) > 20:
-        lines.append(f"  ... and {len(problems) - 20} more (use --json)")
-    print("\n".join(lines))
+    print("\n".join(_inventory_lines(report, inventory.problem_records(frame),
+                                     memory.prefix)))
     return EXIT_OK
 
 
-def _counts(values: dict[str, int]) -> str:
-    """``label count, ...``; labels are header fields anyone who can write a key chose."""
-    return ", ".join(f"{printable(k, 60)} {v}" for k, v in values.items()) or "-"
+# show ------------------------------------------------------------------------------------
+
+def _text(value: object, limit: int = 80) -> str:
+    """Any JSON value of a state as one escaped line: a planted record may hold anything."""
+    if value is None or value == "":
+        return "–"
+    if isinstance(value, str):
+        return printable(value, limit)
+    return printable(orjson.dumps(value, default=str).decode(), limit)
+
+
+def _label(value: object, limit: int = 30) -> str:
+    """A category of the state ("first_time_buyer") as words ("first time buyer")."""
+    if isinstance(value, str) and value.isidentifier():
+        value = value.replace("_", " ")
+    return _text(value, limit)
+
+
+def _duration(seconds: float) -> str:
+    """``29 days 23 h``, ``5 h 12 min``, ``40 s``: readable at every scale."""
+    seconds = max(int(seconds), 0)
+    days, rest = divmod(seconds, 86_400)
+    hours, rest = divmod(rest, 3600)
+    minutes = rest // 60
+    if days:
+        return f"{days} day{'s' if days != 1 else ''}" + (f" {hours} h" if hours else "")
+    if hours:
+        return f"{hours} h" + (f" {minutes} min" if minutes else "")
+    return f"{minutes} min" if minutes else f"{seconds} s"
+
+
+def _when(value: object) -> str:
+    """A stored timestamp as ``2025-06-01 12:00 UTC``; as given (escaped) if unreadable."""
+    moment = parse_timestamp(value) if isinstance(value, str) else None
+    if moment is None:
+        return _text(value, 40)
+    return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+
+
+def _money(value: object) -> str:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return f"{value:,.0f}"
+    return _text(value, 20)
+
+
+def _budget(value: object) -> str:
+    if not isinstance(value, dict):
+        return _text(value)
+    low, high = value.get("min"), value.get("max")
+    currency = f" {_text(value.get('currency'), 8)}" if value.get("currency") else ""
+    return f"{_money(low)} to {_money(high)}{currency}"
+
+
+def _preferences(value: object) -> str:
+    if not isinstance(value, dict):
+        return _text(value)
+    parts = []
+    if value.get("bedrooms") is not None:
+        parts.append(f"{_text(value.get('bedrooms'), 6)} bed")
+    if value.get("bathrooms") is not None:
+        parts.append(f"{_text(value.get('bathrooms'), 6)} bath")
+    if value.get("property_type"):
+        parts.append(_label(value.get("property_type"), 30))
+    places = value.get("neighborhoods")
+    if isinstance(places, list) and places:
+        parts.append("in " + ", ".join(_text(p, 40) for p in places[:4])
+                     + (" …" if len(places) > 4 else ""))
+    return ", ".join(parts) or _text(value)
+
+
+def _summary_lines(record: StoredRecord, state: dict[str, Any]) -> list[str]:
+    summary = record.summary
+    if record.ttl_seconds is None:
+        ttl = "no TTL (never expires)"
+    else:
+        expires = datetime.now(UTC).timestamp() + record.ttl_seconds
+        ttl = (f"TTL {_duration(record.ttl_seconds)} left (expires "
+               f"{datetime.fromtimestamp(expires, UTC):%Y-%m-%d %H:%M} UTC)")
+    if summary is None:
+        storage = "legacy pickled record (run migrate-legacy)"
+    else:
+        codec = printable(summary.codec, 20) + (f" with dictionary {summary.dictionary_id}"
+                                                if summary.dictionary_id else "")
+        storage = (f"stored {summary.stored_bytes:,} bytes of {summary.original_bytes:,} "
+                   f"bytes JSON, {codec}, "
+                   + (f"encrypted with key {printable(summary.key_id, 20)}"
+                      if summary.key_id else "not encrypted"))
+    history = state.get("conversation_history")
+    objections = state.get("objection_history")
+    open_objections = sum(1 for o in objections if isinstance(o, dict)
+                          and not o.get("resolved")) if isinstance(objections, list) else 0
+    lines = [
+        f"contact {printable(record.contact_id, 120)}"
+        + ("  (QA seed)" if state.get("qa_seed") is True else ""),
+        f"  revision {record.revision} · {ttl}",
+        f"  {storage}",
+        f"  temperature {_label(state.get('buyer_temperature'), 20)} · persona "
+        f"{_label(state.get('buyer_persona'), 30)} · stage "
+        f"{_label(state.get('current_journey_stage'), 30)} · qualified "
+        f"{'yes' if state.get('is_qualified') is True else 'no'}",
+        f"  step {_label(state.get('current_qualification_step'), 30)} · urgency "
+        f"{_label(state.get('urgency_level'), 20)} · financing "
+        f"{_label(state.get('financing_status'), 20)} · scores: financial "
+        f"{_text(state.get('financial_readiness_score'), 10)}, motivation "
+        f"{_text(state.get('buying_motivation_score'), 10)}",
+        f"  budget {_budget(state.get('budget_range'))} · wants "
+        f"{_preferences(state.get('property_preferences'))}",
+        f"  contact {_text(state.get('buyer_name'), 40)} · {_text(state.get('buyer_phone'), 30)}"
+        f" · {_text(state.get('buyer_email'), 60)}",
+        f"  last interaction {_when(state.get('last_interaction_timestamp'))} · "
+        f"{len(history) if isinstance(history, list) else 0} messages · "
+        f"{len(objections) if isinstance(objections, list) else 0} objections "
+        f"({open_objections} open)",
+    ]
+    return [line if len(line) <= WIDTH else line[:WIDTH - 1] + "…" for line in lines]
+
+
+def _transcript_lines(state: dict[str, Any]) -> list[str]:
+    """The conversation, oldest first: ``[time] buyer: text``, wrapped to 100 columns;
+    every line escaped (a message is whatever the buyer typed, or whoever wrote Redis)."""
+    history = state.get("conversation_history")
+    messages = [m for m in history if isinstance(m, dict)] if isinstance(history, list) else []
+    lines = [f"conversation ({len(messages)} messages, oldest first):"]
+    for message in messages:
+        who = {"user": "buyer", "assistant": "bot"}.get(str(message.get("role")),
+                                                        _text(message.get("role"), 20))
+        stamp = f"[{_when(message.get('timestamp'))}] " if message.get("timestamp") else ""
+        content = message.get("content")
+        text = content if isinstance(content, str) else _text(content, 2000)
+        first = True
+        for paragraph in text.split("\n"):
+            lead = f"  {stamp}{who}: " if first else "      "
+            wrapped = textwrap.wrap(printable(paragraph), width=WIDTH - 6,
+                                    initial_indent=lead, subsequent_indent="      ",
+                                    break_long_words=True, break_on_hyphens=False)
+            lines.extend(wrapped or [lead.rstrip()])
+            first = False
+    return lines
 
 
 def _cmd_show(memory: SyncBuyerConversationMemory, args: argparse.Namespace) -> int:
     record = memory.read_record(args.contact_id)
     if record is None:
-        print(f"no saved state for contact {printable(args.contact_id, 120)} (never saved, "
-              "expired or cleared)", file=sys.stderr)
+        print(f"no such buyer: {printable(args.contact_id, 120)} (never saved, expired or "
+              "cleared)", file=sys.stderr)
         return EXIT_NOT_FOUND
     if args.reveal_pii:  # no audit entry, no reveal
         audit.append_event(memory.client, memory.prefix, actor=_actor(args),
@@ -259,15 +514,7 @@ def _cmd_show(memory: SyncBuyerConversationMemory, args: argparse.Namespace) -> 
     if args.json:
         _print_json(state)
         return EXIT_OK
-    summary = record.summary
-    ttl = "no expiry" if record.ttl_seconds is None else f"{record.ttl_seconds / 86400:.1f} days"
-    print(f"contact {printable(record.contact_id, 120)}: revision {record.revision}, TTL {ttl}"
-          + ("  (legacy pickled record)" if record.legacy else "")
-          + (f"  stored {summary.stored_bytes} B of {summary.original_bytes} B, "
-             f"codec {printable(summary.codec, 40)}"
-             + (f" with dictionary {summary.dictionary_id}" if summary.dictionary_id else "")
-             if summary else ""))
-    _print_json(state)
+    print("\n".join([*_summary_lines(record, state), "", *_transcript_lines(state)]))
     return EXIT_OK
 
 
@@ -296,17 +543,19 @@ def _cmd_clear(memory: SyncBuyerConversationMemory, args: argparse.Namespace) ->
         return EXIT_OK
     shown = printable(args.contact_id, 120)
     revision = admin.current_revision(memory, args.contact_id)
-    if revision is None:
-        print(f"no saved state for contact {shown}; nothing deleted", file=sys.stderr)
+    if revision is None:  # said before any question: nothing to confirm
+        print(f"no such buyer: {shown} (never saved, expired or cleared); nothing deleted",
+              file=sys.stderr)
         return EXIT_NOT_FOUND
     if not args.yes and not _confirm(
-            f"delete the saved state of {shown} (revision {revision})?"):
+            f"delete the saved state of {shown} (revision {revision}) permanently?"):
         print("not confirmed; nothing deleted (pass --yes to skip the question)",
               file=sys.stderr)
         return EXIT_USAGE
     if not admin.delete_buyer(memory, args.contact_id, expected_revision=revision,
                               actor=actor):
-        print(f"no saved state for contact {shown}; nothing deleted", file=sys.stderr)
+        print(f"no such buyer: {shown} (gone since it was looked up); nothing deleted",
+              file=sys.stderr)
         return EXIT_NOT_FOUND
     print(f"cleared {shown}")
     return EXIT_OK
@@ -323,14 +572,105 @@ def _cmd_migrate(memory: SyncBuyerConversationMemory, args: argparse.Namespace) 
 
 
 #: Per-process facts of get_stats() that mean nothing in a one-shot CLI process.
-_PROCESS_STATS = ("saves", "loads", "hits", "misses", "clears", "conflicts", "errors",
-                  "corrupt", "undecryptable", "refused", "skipped", "circuit_open",
+_PROCESS_STATS = ("calls", "saves", "loads", "hits", "misses", "clears", "conflicts",
+                  "errors", "corrupt", "undecryptable", "refused", "skipped", "circuit_open",
                   "dictionary_id")
+
+
+def _percent(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:.1f}%"
+
+
+def _ago(moment: datetime | None) -> str:
+    if moment is None:
+        return "never"
+    return _duration((datetime.now(UTC) - moment).total_seconds()) + " ago"
+
+
+def _server_lines(facts: dict[str, Any], cost: admin.ServerMemory) -> list[str]:
+    limit = ("no limit" if cost.maxmemory_bytes == 0 else admin.format_bytes(
+        cost.maxmemory_bytes)) + (f", policy {cost.maxmemory_policy}"
+                                  if cost.maxmemory_policy else "")
+    share = cost.maxmemory_share
+    rows = [
+        ("Redis version", printable(str(facts.get("redis_version") or "unknown"), 40)),
+        ("keys in this database", f"{facts['keys']:,}" if facts.get("keys") is not None
+         else "–"),
+        ("used memory", _bytes_both(cost.used_memory_bytes)),
+        ("peak", _bytes_both(cost.peak_memory_bytes)),
+        ("maxmemory", limit if cost.maxmemory_bytes is not None else "–"),
+        ("share of maxmemory", _percent(share) + ("  WARNING: near the limit, Redis will "
+                                                  "evict or refuse writes" if cost.near_limit
+                                                  else "")),
+        ("evicted keys", f"{cost.evicted_keys:,}" if cost.evicted_keys is not None else "–"),
+        ("fragmentation ratio", f"{cost.fragmentation_ratio:.2f}"
+         if cost.fragmentation_ratio is not None else "–"),
+    ]
+    lines = ["Server"] + [_row(("  " + name, 26), (value, WIDTH - 27)) for name, value in rows]
+    lines += [_row(("  note", 26), (problem, WIDTH - 27)) for problem in cost.problems]
+    return lines
+
+
+def _bytes_both(count: int | None) -> str:
+    return "–" if count is None else f"{admin.format_bytes(count)} ({count:,} bytes)"
+
+
+def _health_lines(report: health.HealthReport, interval: int) -> list[str]:
+    lines = ["Bot processes (published health)"]
+    if not report.seen:
+        lines += ["  none published: set health_publish_seconds in the bot's config (or",
+                  "  MEMORY_CORE_HEALTH_PUBLISH_SECONDS in its environment)"
+                  + (f"; this config publishes every {interval} s" if interval else "")]
+    else:
+        lines.append(f"  {report.seen} process{'es' if report.seen != 1 else ''} · hit rate "
+                     f"{_percent(report.hit_rate)} · "
+                     f"error rate {_percent(report.error_rate)} · breaker open in "
+                     f"{report.breaker_open} · last seen {_ago(report.last_seen)}")
+        lines.append(_row(("  PROCESS", 44), ("CALLS", 10, True), ("HIT RATE", 9, True),
+                          ("ERRORS", 8, True), ("BREAKER", 8), ("LAST SEEN", 16)))
+        for process in report.processes[:20]:
+            lines.append(_row(("  " + process.process, 44),
+                              (f"{process.counters.get('calls', 0):,}", 10, True),
+                              (_percent(process.hit_rate), 9, True),
+                              (f"{process.counters.get('errors', 0):,}", 8, True),
+                              ("open" if process.circuit_open else "closed", 8),
+                              (_ago(process.published_at), 16)))
+        if report.seen > 20:
+            lines.append(f"  … and {report.seen - 20} more (use --json)")
+    if report.unreadable:
+        lines.append(f"  {len(report.unreadable)} record(s) under the health prefix are not "
+                     "health records (planted or damaged); ignored")
+    if report.truncated:
+        lines.append(f"  only the first {health.MAX_PROCESSES} records were read")
+    return lines
+
+
+def _health_json(report: health.HealthReport) -> dict[str, Any]:
+    return {"processes_seen": report.seen, "hit_rate": report.hit_rate,
+            "error_rate": report.error_rate, "skipped_rate": report.skipped_rate,
+            "breaker_open": report.breaker_open, "last_seen": report.last_seen,
+            "totals": report.totals, "unreadable_records": len(report.unreadable),
+            "truncated": report.truncated,
+            "processes": [dataclasses.asdict(p) for p in report.processes]}
 
 
 def _cmd_stats(memory: SyncBuyerConversationMemory, args: argparse.Namespace) -> int:
     settings = {k: v for k, v in memory.get_stats().items() if k not in _PROCESS_STATS}
-    _print_json({"settings": settings, "server": admin.describe_store(memory)})
+    facts = admin.describe_store(memory)
+    cost = admin.server_memory(memory)
+    report = health.read_health(memory.client, memory.prefix)
+    if args.json:
+        memory_figures = dataclasses.asdict(cost)
+        memory_figures.update(maxmemory_share=cost.maxmemory_share,
+                              near_limit=cost.near_limit)
+        _print_json({"settings": settings, "server": facts, "memory": memory_figures,
+                     "health": _health_json(report)})
+        return EXIT_OK
+    lines = ["Settings"] + [_row(("  " + name, 26), (_text(value, WIDTH - 27), WIDTH - 27))
+                            for name, value in settings.items()]
+    lines += ["", *_server_lines(facts, cost), "",
+              *_health_lines(report, memory.config.health_publish_seconds)]
+    print("\n".join(lines))
     return EXIT_OK
 
 

@@ -84,6 +84,10 @@ class MemoryConfig:
     failure_cooldown_seconds: float = _setting(
         1.0, "While the breaker is open, how often a background probe asks Redis whether "
         "it answers again.", 0, 3600)
+    health_publish_seconds: int = _setting(
+        0, "Every this many seconds a memory writes its call counters (no PII) to "
+        "<prefix>.health:<host>:<pid>:<id> for the dashboard's health panel, piggybacked on "
+        "a save or load; 0 turns it off.", 0, 86_400)
     # Key material: never a setting, never in a repr, a comparison or the settings table.
     #: Encryption keys from MEMORY_CORE_ENCRYPTION_KEYS(_FILE); None leaves payloads clear.
     keyring: Keyring | None = field(default=None, repr=False, compare=False,

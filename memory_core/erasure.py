@@ -243,7 +243,7 @@ def erase(memory: SyncBuyerConversationMemory, *, contact_ids: list[str] | None 
         time=datetime.now(UTC).isoformat(timespec="seconds"), actor=actor, identifier=named,
         contact_ids=tuple(ids), erased=erased, not_found=len(ids) - erased,
         lookup_entries_removed=removed)
-    logger.warning("%s erased %d buyer(s) (%s): %s", printable(actor, 120), erased, named,
+    logger.info("%s erased %d buyer(s) (%s): %s", printable(actor, 120), erased, named,
                    printable(", ".join(ids), LOG_CHARS) or "none found")
     audit.append_event(memory.client, memory.prefix, actor=actor, action="erase",
                        contact_id=",".join(ids), outcome=f"{erased} erased", detail=named)

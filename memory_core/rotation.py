@@ -168,9 +168,11 @@ def reencrypt_store(memory: SyncBuyerConversationMemory, *, actor: str = "operat
         raise StoreUnavailable.from_fault(
             exc, f"{report.rewritten} rewritten so far, run again to resume") from exc
     finally:
-        logger.warning("reencrypt under key %s: %d rewritten, %d skipped, %d failed, "
-                       "%d dictionaries", report.key_id, report.rewritten, report.skipped,
-                       report.failed, report.dictionaries_rewritten)
+        # a success is INFO (the audit trail records it); failures are worth a WARNING
+        logger.log(logging.WARNING if report.failed else logging.INFO,
+                   "reencrypt under key %s: %d rewritten, %d skipped, %d failed, "
+                   "%d dictionaries", report.key_id, report.rewritten, report.skipped,
+                   report.failed, report.dictionaries_rewritten)
         audit.append_event(memory.client, memory.prefix, actor=actor, action="reencrypt",
                            outcome="done" if not report.failed else "partial",
                            detail=f"key {report.key_id}: {report.rewritten} rewritten, "

@@ -31,6 +31,7 @@ from memory_core.state import QA_SEED_FIELD, TEMPERATURES, validate_contact_id
 __all__ = [
     "DEFAULT_HISTORY_RANGE",
     "DEFAULT_TEMPERATURE_MIX",
+    "MIN_REMAINING_TTL_SECONDS",
     "REFERENCE_TIME",
     "SeedBuyer",
     "SeedOptions",
@@ -45,6 +46,9 @@ MAX_HISTORY_MESSAGES = 500
 MAX_TTL_DAYS = 3650
 #: Interaction times are spread over this many days before ``now``.
 INTERACTION_SPREAD_DAYS = 45
+#: The least TTL a seeded buyer is written with, whatever its age: seeds whose TTL would
+#: have run out already stay an hour rather than vanish as they are written.
+MIN_REMAINING_TTL_SECONDS = 3600
 #: When :func:`generate_state` is not told when the chat ended, it ends here, so a state
 #: depends on nothing but the random generator (reproducible benchmark corpora).
 REFERENCE_TIME = datetime(2025, 1, 15, 17, 30, tzinfo=UTC)
@@ -1890,12 +1894,33 @@ class SeedBuyer:
 
     contact_id: str
     state: dict[str, Any]  # every STATE_DEFAULTS field plus "qa_seed": True
-    ttl_seconds: int | None  # None: the store's default TTL
+    #: The TTL the buyer got at its last interaction; None: the store's default TTL.
+    ttl_seconds: int | None
     interaction_time: datetime  # tz-aware UTC; the time the state is saved "as of"
+    #: When the buyers were generated ("now"); None: as if saved at the interaction.
+    generated_at: datetime | None = None
 
-    def as_save_item(self) -> tuple[str, dict[str, Any], int | None, datetime]:
-        """The (contact_id, state, ttl_override, now) tuple ``save_many`` takes."""
-        return (self.contact_id, self.state, self.ttl_seconds, self.interaction_time)
+    def remaining_ttl_seconds(self, default_ttl_seconds: int | None = None) -> int | None:
+        """What is left at ``generated_at`` of the TTL the buyer got at its last
+        interaction, as if the bot had saved it then: 30 days given 20 days ago leave 10.
+
+        Never less than :data:`MIN_REMAINING_TTL_SECONDS`, so seeds do not vanish at
+        once. ``default_ttl_seconds`` stands for the store's TTL when ``ttl_seconds`` is
+        None; with neither, None (the store's full TTL, counted from the write).
+        """
+        full = self.ttl_seconds if self.ttl_seconds is not None else default_ttl_seconds
+        if full is None:
+            return None
+        age = (self.generated_at - self.interaction_time).total_seconds() \
+            if self.generated_at is not None else 0
+        return min(full, max(MIN_REMAINING_TTL_SECONDS, full - max(0, int(age))))
+
+    def as_save_item(self, default_ttl_seconds: int | None = None
+                     ) -> tuple[str, dict[str, Any], int | None, datetime]:
+        """The (contact_id, state, ttl_override, now) tuple ``save_many`` takes; the TTL
+        is the one left since the last interaction (:meth:`remaining_ttl_seconds`)."""
+        return (self.contact_id, self.state, self.remaining_ttl_seconds(default_ttl_seconds),
+                self.interaction_time)
 
 
 def generate_buyers(options: SeedOptions, now: datetime | None = None) -> Iterator[SeedBuyer]:
@@ -1904,7 +1929,9 @@ def generate_buyers(options: SeedOptions, now: datetime | None = None) -> Iterat
     Options are validated here, before the first buyer is asked for. Interaction times
     fall in the last :data:`INTERACTION_SPREAD_DAYS` days before ``now`` (default: the
     current time), skewed towards recent, and each conversation ends at its buyer's
-    interaction time.
+    interaction time; with ``ttl_days_range`` it falls within the buyer's TTL. Written
+    with :meth:`SeedBuyer.as_save_item`, a buyer keeps the TTL left since that
+    interaction, as a buyer the bot saved then would.
     """
     options.validate()
     anchor = datetime.now(UTC) if now is None else _aware_utc(now, "now")
@@ -1919,10 +1946,14 @@ def _buyers(options: SeedOptions, now: datetime) -> Iterator[SeedBuyer]:
     for index in range(options.count):
         temperature = _weighted(rng.random, TEMPERATURES, mix)
         message_count = _history_length(rng, *options.history_range)
-        interaction_time = now - timedelta(seconds=int(spread * rng.random() ** 1.3))
+        recency = rng.random() ** 1.3
         ttl = None if ttl_range is None else rng.randint(*ttl_range) * 86_400
+        # A buyer the bot saved longer ago than its TTL would be gone: with a known TTL,
+        # the last interaction falls within it (at least MIN_REMAINING_TTL_SECONDS left).
+        window = spread if ttl is None else min(spread, ttl - MIN_REMAINING_TTL_SECONDS)
+        interaction_time = now - timedelta(seconds=int(window * recency))
         state = generate_state(rng, temperature=temperature, message_count=message_count,
                                ends_at=interaction_time)
         state[QA_SEED_FIELD] = True
         yield SeedBuyer(contact_id=options.contact_id(index), state=state, ttl_seconds=ttl,
-                        interaction_time=interaction_time)
+                        interaction_time=interaction_time, generated_at=now)

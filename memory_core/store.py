@@ -51,6 +51,7 @@ from memory_core.errors import (
     StoreUnavailable,
     UndecryptableRecord,
 )
+from memory_core.health import HealthPublisher
 from memory_core.legacy import decode_legacy, looks_legacy
 from memory_core.migrations import is_newer_than_known, migrate
 from memory_core.record import (
@@ -192,6 +193,10 @@ class _MemoryLogic:
         self._dictionaries = dicts.DictionaryCache(self.config.dictionary_refresh_seconds)
         self._bad_pointer_warned = False
         self._counters: Counter[str] = Counter()
+        #: Publishes the counters for the health panel (opt-in: health_publish_seconds).
+        self._health = (HealthPublisher(self.prefix, self.config.health_publish_seconds,
+                                        type(self).__name__)
+                        if self.config.health_publish_seconds else None)
         #: A load reads at most this many bytes of a value: an honest record is its header
         #: plus a payload no larger than max_state_bytes (zstd adds a little to data that
         #: does not compress). Anything longer is refused unread.
@@ -655,6 +660,33 @@ class _MemoryLogic:
         finally:
             self._breaker.probe_finished()
 
+    # health -------------------------------------------------------------------------
+    def _counted(self, steps: Steps[T]) -> Steps[T]:
+        """Count a bot call; once per ``health_publish_seconds``, publish after it.
+
+        No thread: the publish is one more command at the end of a call that went well,
+        and whatever happens to it (refused, timed out) is logged and forgotten, never
+        the call's result. The slot is claimed before the call, so concurrent calls do
+        not all publish.
+        """
+        self._counters["calls"] += 1
+        publisher = self._health
+        if publisher is None or not publisher.claim():
+            return steps
+        return self._publishing_after(steps, publisher)
+
+    def _publishing_after(self, steps: Steps[T], publisher: HealthPublisher) -> Steps[T]:
+        """``steps``, then the publish; a call that failed publishes nothing (its record
+        lives three intervals, so one missed publish leaves no gap)."""
+        result = yield from steps
+        try:
+            opened = self._breaker_opened_at
+            yield publisher.command(self.stats(),
+                                    time.monotonic() - opened if opened else None)
+        except Exception as exc:
+            publisher.failed(exc)
+        return result
+
     # faults -------------------------------------------------------------------------
     def _before_call(self) -> bool:
         """Whether to talk to Redis at all: enabled, and the breaker closed.
@@ -763,7 +795,7 @@ class _MemoryLogic:
             "phone_email_lookup": self.config.lookup_secret is not None,
             "circuit_open": self._breaker.is_open,
             **{name: counters[name] for name in (
-                "saves", "loads", "hits", "misses", "clears", "conflicts", "errors",
+                "calls", "saves", "loads", "hits", "misses", "clears", "conflicts", "errors",
                 "corrupt", "undecryptable", "refused", "skipped")},
         }
 
@@ -856,6 +888,7 @@ class SyncBuyerConversationMemory(_MemoryLogic):
         threading.Thread(target=probe, name="memory-core-probe", daemon=True).start()
 
     def _run(self, operation: str, contact_id: object, steps: Steps[T], default: T) -> T:
+        steps = self._counted(steps)
         if not self._before_call():
             steps.close()
             return default
@@ -1054,6 +1087,7 @@ class BuyerConversationMemory(_MemoryLogic):
             self._breaker.probe_finished()
 
     async def _run(self, operation: str, contact_id: object, steps: Steps[T], default: T) -> T:
+        steps = self._counted(steps)
         if not self._before_call():
             steps.close()
             return default

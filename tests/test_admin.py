@@ -16,7 +16,7 @@ import orjson
 import pytest
 import redis
 
-from memory_core import InvalidState, SyncBuyerConversationMemory, admin
+from memory_core import InvalidState, RevisionConflict, SyncBuyerConversationMemory, admin, audit
 from memory_core import dictionaries as dicts
 from memory_core.inventory import scan_summaries
 from memory_core.seeding import SeedBuyer, SeedOptions, generate_buyers
@@ -66,10 +66,12 @@ def test_delete_buyer_says_whether_it_existed_and_logs_without_pii(
     assert admin.delete_buyer(memory, "buyer-11", actor="tester") is True
     assert raw.exists(key("buyer-11")) == 0
     assert admin.delete_buyer(memory, "buyer-11") is False
-    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
-    assert len(warnings) == 2
-    assert all("buyer-11" in r.getMessage() for r in warnings)
-    assert "tester" in warnings[0].getMessage()
+    # a success is logged at INFO: the audit trail records it, WARNING is for problems
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    lines = [r for r in caplog.records if r.name == "memory_core.admin"]
+    assert len(lines) == 2
+    assert all("buyer-11" in r.getMessage() for r in lines)
+    assert "tester" in lines[0].getMessage()
     for value in (state["buyer_name"], state["buyer_phone"], state["buyer_email"]):
         assert value not in caplog.text
 
@@ -374,3 +376,205 @@ def test_describe_store_reports_the_redis_version(real_redis_url: str) -> None:
     assert facts["redis_version"].split(".")[0].isdigit()
     assert isinstance(facts["used_memory_bytes"], int) and facts["used_memory_bytes"] > 0
     assert facts["keys"] == 0
+
+
+# what the server costs --------------------------------------------------------------------
+
+@pytest.mark.real_redis
+def test_server_memory_reports_the_servers_own_figures_and_the_cost_per_buyer(
+        real_redis_url: str, real_raw: redis.Redis) -> None:
+    with SyncBuyerConversationMemory.from_url(real_redis_url) as memory:
+        buyers = seed(memory, 40)
+        cost = admin.server_memory(memory, buyer_keys=40,
+                                   sample_ids=[b.contact_id for b in buyers])
+    info = real_raw.info("memory")
+    assert cost.problems == ()
+    assert cost.used_memory_bytes is not None and cost.used_memory_bytes > 0
+    assert cost.peak_memory_bytes is not None
+    assert cost.peak_memory_bytes >= cost.used_memory_bytes * 0.5
+    assert cost.maxmemory_bytes == 0 and cost.maxmemory_share is None  # no limit set
+    assert cost.maxmemory_policy == info["maxmemory_policy"]
+    assert cost.evicted_keys == 0
+    assert cost.fragmentation_ratio is not None and cost.fragmentation_ratio > 0
+    # MEMORY USAGE counts the value and the key's overhead: more than the stored bytes
+    assert cost.sampled_keys == 40
+    stored = sum(real_raw.strlen(key(b.contact_id)) for b in buyers) / 40
+    assert cost.sampled_key_bytes is not None and cost.sampled_key_bytes > stored
+    estimate = cost.per_buyer_estimate_bytes
+    assert estimate is not None
+    assert estimate == (cost.used_memory_bytes - (cost.startup_memory_bytes or 0)) / 40
+    assert not cost.near_limit
+
+
+@pytest.mark.real_redis
+def test_server_memory_warns_near_maxmemory(real_redis_url: str,
+                                            real_raw: redis.Redis) -> None:
+    used = int(real_raw.info("memory")["used_memory"])
+    real_raw.config_set("maxmemory", str(int(used / 0.9)))  # 90% in use
+    try:
+        with SyncBuyerConversationMemory.from_url(real_redis_url) as memory:
+            cost = admin.server_memory(memory)
+    finally:
+        real_raw.config_set("maxmemory", "0")
+    assert cost.maxmemory_bytes is not None and cost.maxmemory_bytes > 0
+    share = cost.maxmemory_share
+    assert share is not None and admin.NEAR_LIMIT_SHARE <= share < 1
+    assert cost.near_limit
+
+
+@pytest.mark.real_redis
+def test_server_memory_without_info_or_memory_usage_rights_degrades(
+        real_redis_url: str, real_raw: redis.Redis) -> None:
+    real_raw.execute_command("ACL", "SETUSER", "no-info", "on", ">no-info-pw", "~*",
+                             "+@all", "-info", "-memory")
+    try:
+        url = real_redis_url.replace("redis://", "redis://no-info:no-info-pw@")
+        with SyncBuyerConversationMemory.from_url(url) as memory:
+            buyers = seed(memory, 3)
+            cost = admin.server_memory(memory, buyer_keys=3,
+                                       sample_ids=[b.contact_id for b in buyers])
+    finally:
+        real_raw.execute_command("ACL", "DELUSER", "no-info")
+    assert cost.used_memory_bytes is None and cost.maxmemory_bytes is None
+    assert cost.per_buyer_estimate_bytes is None and cost.sampled_key_bytes is None
+    assert any("INFO" in p for p in cost.problems)
+    assert any("MEMORY USAGE" in p for p in cost.problems)
+
+
+def test_server_memory_on_fakeredis_says_what_is_missing(fake_url: str) -> None:
+    with SyncBuyerConversationMemory.from_url(fake_url) as memory:
+        seed(memory, 2)
+        cost = admin.server_memory(memory, buyer_keys=2, sample_ids=["qa-1-000000"])
+    assert cost.used_memory_bytes is None and cost.sampled_key_bytes is None
+    assert len(cost.problems) == 2 and not cost.near_limit
+
+
+def test_format_bytes_names_binary_units() -> None:
+    assert admin.format_bytes(512) == "512 bytes"
+    assert admin.format_bytes(1536) == "1.5 KiB"
+    assert admin.format_bytes(95_637_504) == "91.2 MiB"
+    assert admin.format_bytes(None) == "–"
+
+
+# keys under the prefix that are not buyer records ----------------------------------------
+
+HUGE = 1024 * 1024
+
+
+def plant_other_types(client: redis.Redis) -> None:
+    """One key of every type under the buyer prefix, with huge and hostile members."""
+    client.hset(key("a-hash"), mapping={"f" * 300: "v" * HUGE, "esc\x1b[2J": "x"})
+    client.rpush(key("a-list"), *[f"item-{i}" for i in range(50)], "L" * HUGE)
+    client.sadd(key("a-set"), "m" * HUGE, "small")
+    client.zadd(key("a-zset"), {"z" * HUGE: 1.5, "low": 0.5})
+    client.xadd(key("a-stream"), {"field": "s" * HUGE, "other": "o"})
+    client.set(key("garbage"), b"\x1b]0;pwned\x07" + b"G" * HUGE, ex=3600)
+
+
+@pytest.mark.parametrize(("contact_id", "kind", "size", "unit"), [
+    ("a-hash", "hash", 2, "fields"), ("a-list", "list", 51, "items"),
+    ("a-set", "set", 2, "members"), ("a-zset", "zset", 2, "members"),
+    ("a-stream", "stream", 1, "entries"), ("garbage", "string", HUGE + 10, "bytes"),
+])
+def test_inspect_key_is_bounded_and_escaped_for_every_type(
+        memory: SyncBuyerConversationMemory, raw: redis.Redis, contact_id: str, kind: str,
+        size: int, unit: str) -> None:
+    plant_other_types(raw)
+    found = admin.inspect_key(memory, contact_id)
+    assert found.exists and found.redis_type == kind
+    assert (found.size, found.size_unit) == (size, unit)
+    assert found.deletable and not found.buyer_record and found.problem
+    assert found.revision == 0
+    # at most PREVIEW_BYTES of content, escaped (an ESC or BEL becomes visible text)
+    assert 0 < len(found.preview) <= 4 * admin.PREVIEW_BYTES + 1
+    assert found.preview_cut
+    assert "\x1b" not in found.preview and "\x07" not in found.preview
+    if contact_id == "garbage":
+        assert found.preview.startswith("\\x1b]0;pwned\\x07GGG")
+        assert 3500 < (found.ttl_seconds or 0) <= 3600
+    else:
+        assert found.ttl_seconds is None
+
+
+@pytest.mark.real_redis
+def test_inspect_key_measures_memory_on_real_redis(real_redis_url: str,
+                                                  real_raw: redis.Redis) -> None:
+    plant_other_types(real_raw)
+    with SyncBuyerConversationMemory.from_url(real_redis_url) as memory:
+        found = admin.inspect_key(memory, "a-list")
+    assert found.memory_bytes is not None and found.memory_bytes > HUGE
+    assert found.preview.startswith("item-0 | item-1 | ")
+
+
+def test_inspect_key_of_a_buyer_and_of_nothing(memory: SyncBuyerConversationMemory) -> None:
+    assert memory.save_state("real-1", {"buyer_temperature": "hot"})
+    found = admin.inspect_key(memory, "real-1")
+    assert found.buyer_record and not found.deletable and found.revision == 1
+    gone = admin.inspect_key(memory, "nobody")
+    assert not gone.exists and not gone.deletable
+
+
+def test_delete_unreadable_key_deletes_only_what_holds_no_buyer_and_audits(
+        memory: SyncBuyerConversationMemory, raw: redis.Redis) -> None:
+    plant_other_types(raw)
+    raw.set(key("empty"), b"")
+    assert memory.save_state("real-1", {"buyer_temperature": "hot"})
+    for contact_id in ("a-hash", "garbage", "empty"):
+        assert admin.delete_unreadable_key(memory, contact_id, actor="ops-ann") is True
+        assert raw.exists(key(contact_id)) == 0
+    assert admin.delete_unreadable_key(memory, "garbage", actor="ops-ann") is False
+    with pytest.raises(InvalidState, match="buyer record"):
+        admin.delete_unreadable_key(memory, "real-1", actor="ops-ann")
+    assert raw.exists(key("real-1")) == 1
+    events = [(e.action, e.contact_id, e.outcome) for e in
+              audit.read_events(memory.client, memory.prefix)]
+    assert events[:5] == [("delete_key", "real-1", "refused"),
+                          ("delete_key", "garbage", "absent"),
+                          ("delete_key", "empty", "deleted"),
+                          ("delete_key", "garbage", "deleted"),
+                          ("delete_key", "a-hash", "deleted")]
+
+
+def test_delete_unreadable_key_keeps_a_buyer_the_bot_saved_since_the_operator_looked(
+        memory: SyncBuyerConversationMemory, raw: redis.Redis) -> None:
+    raw.set(key("contact-9"), b"damaged bytes")
+    looked = admin.inspect_key(memory, "contact-9")
+    assert looked.deletable and looked.revision == 0
+    assert memory.save_state("contact-9", {"buyer_temperature": "warm"})  # the bot, meanwhile
+    with pytest.raises(InvalidState, match="buyer record"):
+        admin.delete_unreadable_key(memory, "contact-9", expected_revision=looked.revision)
+    loaded = memory.load_state("contact-9")
+    assert loaded is not None and loaded["buyer_temperature"] == "warm"
+
+
+def test_delete_unreadable_key_deletes_only_the_revision_the_operator_looked_at(
+        memory: SyncBuyerConversationMemory, raw: redis.Redis) -> None:
+    raw.set(key("contact-7"), b"damaged bytes")
+    looked = admin.inspect_key(memory, "contact-7")
+    # meanwhile: saved twice, then damaged again (its header, and revision 2, still read)
+    assert memory.save_state("contact-7", {"buyer_temperature": "hot"})
+    assert memory.save_state("contact-7", {"buyer_temperature": "cold"})
+    damaged = bytearray(raw.get(key("contact-7")) or b"")
+    damaged[-1:] = b"#"
+    raw.set(key("contact-7"), bytes(damaged))
+    assert admin.inspect_key(memory, "contact-7").revision == 2
+    with pytest.raises(RevisionConflict):
+        admin.delete_unreadable_key(memory, "contact-7", expected_revision=looked.revision)
+    assert raw.exists(key("contact-7")) == 1
+    assert admin.delete_unreadable_key(memory, "contact-7", expected_revision=2) is True
+
+
+@pytest.mark.real_redis
+def test_a_record_whose_dictionary_is_missing_is_protected_not_deleted(
+        real_redis_url: str, real_raw: redis.Redis, make_buyer_state: Any,
+        zstd_dictionaries: tuple[Any, Any]) -> None:
+    with SyncBuyerConversationMemory.from_url(real_redis_url) as memory:
+        admin.store_dictionary(memory, zstd_dictionaries[0])
+        assert memory.save_state("dict-buyer", make_buyer_state(5, messages=80))
+    real_raw.delete(dicts.dictionary_key(PREFIX, zstd_dictionaries[0].dict_id()))
+    with SyncBuyerConversationMemory.from_url(real_redis_url) as fresh:
+        found = admin.inspect_key(fresh, "dict-buyer")
+        assert found.problem and found.protected and not found.deletable
+        with pytest.raises(InvalidState, match="cannot read"):
+            admin.delete_unreadable_key(fresh, "dict-buyer")
+    assert real_raw.exists(key("dict-buyer")) == 1

@@ -10,10 +10,14 @@ import io
 import json
 import os
 import pickle
+import re
 import subprocess
 import sys
+import time
+import unicodedata
 from collections import Counter
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,15 +25,16 @@ import orjson
 import pytest
 import redis
 
-from memory_core import SyncBuyerConversationMemory
+from memory_core import MemoryConfig, SyncBuyerConversationMemory
 from memory_core import dictionaries as dicts
-from memory_core.cli import main
+from memory_core.cli import WholeRateBar, build_parser, main
 from memory_core.seeding import SeedOptions, generate_buyers
-from memory_core.state import mask_pii
+from memory_core.state import mask_pii, parse_timestamp
 from memory_core.testing import buyer_key_count, free_port, stored_json
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 PREFIX = "buyer_conversation_memory"
+DAY = 86_400
 PII = ("buyer_name", "buyer_phone", "buyer_email")
 #: Fields that differ between two runs of the same seed: times, and the revision a rerun bumps.
 TIME_FIELDS = ("timestamp", "raised_at", "last_interaction_timestamp", "state_revision")
@@ -95,10 +100,29 @@ def test_seed_count_is_deterministic(real_redis_url: str, raw: redis.Redis,
     assert buyer_keys(raw) == ids
     second = states(memory, ids)
     assert timeless(second) == timeless(first)
-    generated = [b.state for b in generate_buyers(SeedOptions(count=25, seed=3))]
+    # the CLI seeds with the store's TTL (30 days), so each buyer keeps what is left of it
+    generated = [b.state for b in generate_buyers(SeedOptions(count=25, seed=3,
+                                                              ttl_days_range=(30, 30)))]
     for contact_id, state in zip(ids, generated, strict=True):
         assert first[contact_id]["buyer_name"] == state["buyer_name"]
         assert first[contact_id]["qa_seed"] is True
+
+
+def test_a_seeded_buyer_has_the_ttl_left_since_its_last_interaction(
+        real_redis_url: str, raw: redis.Redis, memory: SyncBuyerConversationMemory) -> None:
+    assert cli(real_redis_url, "seed", "--count", "40", "--seed", "6") == 0
+    now = datetime.now(UTC)
+    lefts = []
+    for contact_id in buyer_keys(raw):
+        state = memory.load_state(contact_id)
+        assert state is not None
+        seen = parse_timestamp(state["last_interaction_timestamp"])
+        assert seen is not None
+        expected = 30 * DAY - (now - seen).total_seconds()  # as if the bot saved it then
+        left = raw.ttl(key(contact_id))
+        assert abs(left - max(expected, 3600)) < 120, (contact_id, left, expected)
+        lefts.append(left / DAY)
+    assert min(lefts) < 10 and max(lefts) > 25  # spread like a real store, not all at 30
 
 
 def test_seed_from_a_json_file_tags_qa_seeds(real_redis_url: str, tmp_path: Path,
@@ -182,15 +206,42 @@ def test_inventory_json(real_redis_url: str, raw: redis.Redis, mixed_store: list
     assert sorted(p["contact_id"] for p in report["problems"]) == ["garbage", "legacy-1"]
 
 
-def test_inventory_text(real_redis_url: str, mixed_store: list[str],
-                        capsys: pytest.CaptureFixture[str]) -> None:
+def columns(line: str) -> int:
+    """Terminal columns a line takes (wide characters count two)."""
+    return sum(2 if unicodedata.east_asian_width(c) in ("W", "F") else 1 for c in line)
+
+
+def test_inventory_is_an_aligned_table_that_fits_100_columns(
+        real_redis_url: str, raw: redis.Redis, mixed_store: list[str],
+        capsys: pytest.CaptureFixture[str]) -> None:
+    raw.set(key("廣告-" + "x" * 80), b"junk")  # wide and long
+    raw.set(key("bad\x1b[2J"), b"junk")  # hostile
     capsys.readouterr()
     assert cli(real_redis_url, "inventory") == 0
     out = capsys.readouterr().out
-    assert "keys: 16  buyers: 14  QA seeds: 12  corrupt/foreign: 1  legacy: 1" in out
-    assert "temperature: " in out and "TTL: no TTL 1" in out
-    assert "  corrupt: garbage: " in out
-    assert "  legacy: legacy-1: " in out
+    lines = out.splitlines()
+    assert all(columns(line) <= 100 for line in lines), max(lines, key=columns)
+    assert "\x1b" not in out and "\\x1b[2J" in out
+    rows = {line.split("  ")[1].strip(): line for line in lines if line.startswith("  ")
+            and "  " in line[2:]}
+    assert re.search(r"readable buyers +14 +77\.8%$", rows["readable buyers"])
+    assert re.search(r"QA seeds +12 ", rows["QA seeds"])
+    assert re.search(r"corrupt, foreign or unreadable +3 ", out)
+    assert re.search(r"legacy \(run migrate-legacy\) +1 ", out)
+    assert re.search(r"all keys +18$", out, re.MULTILINE)
+    # counts right-aligned in one column, labels of the value column in another
+    header = next(line for line in lines if line.startswith("BUYERS BY"))
+    end = header.index("BUYERS", 5) + len("BUYERS")
+    value_at = header.index("VALUE")
+    temperature = [line for line in lines if line.startswith(("temperature", " " * 25))][:3]
+    for line in temperature:
+        assert line[end - 1].isdigit() and line[end] == " "
+        assert line[value_at] != " " and line[value_at - 1] == " "
+    problems = lines[lines.index(next(line for line in lines
+                                      if line.startswith("PROBLEM KEYS"))) + 1:]
+    assert any(line.startswith("corrupt") and " garbage " in line for line in problems)
+    assert any(line.startswith("legacy") and " legacy-1 " in line for line in problems)
+    assert any("廣告-xxx" in line and "…" in line for line in problems)  # cut to its column
 
 
 # show ------------------------------------------------------------------------------------
@@ -204,7 +255,7 @@ def test_show_masks_pii_unless_asked(real_redis_url: str, memory: SyncBuyerConve
 
     assert cli(real_redis_url, "show", "qa-8-000001") == 0
     out = capsys.readouterr().out
-    assert out.startswith("contact qa-8-000001: revision 1, TTL 30.0 days")
+    assert out.startswith("contact qa-8-000001  (QA seed)\n  revision 1 · TTL ")
     for field in PII:
         assert state[field] not in out, field
 
@@ -212,6 +263,36 @@ def test_show_masks_pii_unless_asked(real_redis_url: str, memory: SyncBuyerConve
     out = capsys.readouterr().out
     for field in PII:
         assert state[field] in out, field
+
+
+def test_show_prints_a_summary_then_the_transcript(
+        real_redis_url: str, memory: SyncBuyerConversationMemory,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    history = [{"role": "user", "content": "Hi, I need 3 bedrooms\nnear \x1b[31mschools",
+                "timestamp": "2025-06-01T12:00:00+00:00"},
+               {"role": "assistant", "content": "Sure! " + "Long answer. " * 20,
+                "timestamp": "2025-06-01T12:01:00+00:00"}]
+    assert memory.save_state("c-42", {
+        "conversation_history": history, "buyer_temperature": "hot",
+        "buyer_persona": "first_time_buyer", "budget_range": {"min": 300000, "max": 450000,
+                                                             "currency": "USD"},
+        "property_preferences": {"bedrooms": 3, "neighborhoods": ["Oak Hill"]},
+        "buyer_name": "Elena Ruiz", "buyer_email": "elena@example.com"}, ttl_override=DAY)
+    capsys.readouterr()
+    assert cli(real_redis_url, "show", "c-42") == 0
+    lines = capsys.readouterr().out.splitlines()
+    summary, transcript = lines[:lines.index("")], lines[lines.index("") + 1:]
+    assert summary[0] == "contact c-42"
+    assert re.match(r"  revision 1 · TTL (23 h 59 min|1 day) left \(expires ", summary[1])
+    text = "\n".join(summary)
+    assert "temperature hot · persona first time buyer" in text
+    assert "budget 300,000 to 450,000 USD · wants 3 bed, in Oak Hill" in text
+    assert "2 messages" in text and "Elena" not in text and "elena@" not in text
+    assert transcript[0] == "conversation (2 messages, oldest first):"
+    assert transcript[1] == "  [2025-06-01 12:00 UTC] buyer: Hi, I need 3 bedrooms"
+    assert transcript[2] == "      near \\x1b[31mschools"  # escaped, on its own line
+    assert transcript[3].startswith("  [2025-06-01 12:01 UTC] bot: Sure! Long answer.")
+    assert all(len(line) <= 100 for line in lines)
 
 
 def test_show_json_prints_only_the_masked_state(real_redis_url: str,
@@ -231,7 +312,7 @@ def test_show_a_missing_buyer(real_redis_url: str, capsys: pytest.CaptureFixture
     assert cli(real_redis_url, "show", "nobody-42") == 1
     captured = capsys.readouterr()
     assert captured.out == ""
-    assert captured.err.count("\n") == 1 and "nobody-42" in captured.err
+    assert captured.err.count("\n") == 1 and "no such buyer: nobody-42" in captured.err
 
 
 # clear -----------------------------------------------------------------------------------
@@ -246,6 +327,33 @@ def test_clear_one_buyer(real_redis_url: str, raw: redis.Redis,
     assert cli(real_redis_url, "clear", "buyer-1", "--yes") == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "buyer-1" in err
+
+
+def test_clear_says_no_such_buyer_before_asking(
+        real_redis_url: str, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    def never(question: str) -> bool:
+        raise AssertionError(f"asked {question!r} about a buyer that does not exist")
+
+    monkeypatch.setattr("memory_core.cli._confirm", never)
+    assert cli(real_redis_url, "clear", "nobody-7") == 1
+    err = capsys.readouterr().err
+    assert err.startswith("no such buyer: nobody-7") and err.count("\n") == 1
+
+
+def test_clear_asks_unless_yes(real_redis_url: str, raw: redis.Redis,
+                               memory: SyncBuyerConversationMemory,
+                               monkeypatch: pytest.MonkeyPatch,
+                               capsys: pytest.CaptureFixture[str]) -> None:
+    assert memory.save_state("buyer-2", {"buyer_temperature": "hot"})
+    asked: list[str] = []
+    monkeypatch.setattr("memory_core.cli._confirm", lambda q: asked.append(q) or False)
+    assert cli(real_redis_url, "clear", "buyer-2") == 2
+    assert asked == ["delete the saved state of buyer-2 (revision 1) permanently?"]
+    assert "pass --yes" in capsys.readouterr().err
+    assert raw.exists(key("buyer-2")) == 1
+    assert cli(real_redis_url, "clear", "--yes", "buyer-2") == 0  # --yes anywhere
+    assert len(asked) == 1 and raw.exists(key("buyer-2")) == 0
 
 
 def test_clear_qa_seeds_without_yes_and_without_a_tty_deletes_nothing(
@@ -283,15 +391,75 @@ def test_migrate_legacy_dry_run(real_redis_url: str, raw: redis.Redis,
     assert migrated is not None and migrated.startswith(b"BCM1")
 
 
-def test_stats_prints_settings_and_server_facts(real_redis_url: str, raw: redis.Redis,
-                                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_stats_json_prints_settings_server_facts_memory_and_health(
+        real_redis_url: str, raw: redis.Redis, capsys: pytest.CaptureFixture[str]) -> None:
     raw.set("other_app:1", b"x")
-    assert cli(real_redis_url, "stats") == 0
+    assert cli(real_redis_url, "stats", "--json") == 0
     stats = json.loads(capsys.readouterr().out)
     assert stats["settings"]["ttl_days"] == 30
     assert "saves" not in stats["settings"]  # per-process counters mean nothing here
+    assert "calls" not in stats["settings"]
     assert stats["server"]["keys"] == 1
     assert isinstance(stats["server"]["redis_version"], str)
+    assert stats["memory"]["used_memory_bytes"] > 0
+    assert stats["memory"]["maxmemory_bytes"] == 0 and stats["memory"]["near_limit"] is False
+    assert stats["health"]["processes_seen"] == 0
+
+
+def test_stats_is_readable_by_default(real_redis_url: str, raw: redis.Redis,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    config = MemoryConfig(health_publish_seconds=30)
+    with SyncBuyerConversationMemory.from_url(real_redis_url, config) as bot:
+        assert bot.save_state("c-1", {"buyer_temperature": "hot"})
+    raw.set(f"{PREFIX}.health:evil\x1b[2J:1:x", b"not json")
+    capsys.readouterr()
+    assert cli(real_redis_url, "stats") == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert lines[0] == "Settings" and "Server" in lines and all(len(x) <= 100 for x in lines)
+    assert re.search(r"^  ttl_days +30$", out, re.MULTILINE)
+    assert re.search(r"^  used memory +[\d.,]+ (KiB|MiB) \([\d,]+ bytes\)$", out, re.MULTILINE)
+    assert re.search(r"^  maxmemory +no limit, policy noeviction$", out, re.MULTILINE)
+    assert "1 process · hit rate –" in out and "1 record(s) under the health prefix" in out
+    assert "\x1b" not in out
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(out)
+
+
+def test_help_has_no_stray_markup(capsys: pytest.CaptureFixture[str]) -> None:
+    for command in ([], *([name] for name in build_parser()._subparsers._group_actions[0]
+                          .choices)):  # type: ignore[union-attr]
+        with pytest.raises(SystemExit) as exit_info:
+            main([*command, "--help"])
+        assert exit_info.value.code == 0
+        out = capsys.readouterr().out
+        for markup in ("``", ":class:", ":mod:", "**", "`"):
+            assert markup not in out, (command, markup)
+    main_help = build_parser().format_help()
+    assert "Exit codes: 0 ok, 1 not found, 2 usage or connection error" in main_help
+
+
+def test_successes_are_printed_not_logged_as_warnings(real_redis_url: str) -> None:
+    url = ["--redis-url", real_redis_url]
+    for args in (["seed", "--count", "5"], ["clear", "qa-0-000001", "--yes"],
+                 ["clear", "--qa-seeds", "--yes"], ["inventory"], ["stats"]):
+        result = run_module(*url, *args)
+        assert result.returncode == 0, result.stderr
+        assert result.stderr == "", (args, result.stderr)
+
+
+def test_the_progress_bar_counts_whole_buyers_per_second() -> None:
+    bar = WholeRateBar(total=20_000, unit="buyers", file=io.StringIO(), mininterval=0)
+    try:
+        bar.update(1500)
+        time.sleep(0.05)
+        bar.update(1500)
+        text = str(bar)
+    finally:
+        bar.close()
+    match = re.search(r"\| 3,000/20,000 \[.*, ([\d,]+) buyers/s\]$", text)
+    assert match is not None, text
+    assert "." not in match.group(1) and "k" not in text.split("[")[1]
 
 
 def test_train_dictionary(real_redis_url: str, raw: redis.Redis,

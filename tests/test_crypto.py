@@ -291,7 +291,7 @@ def test_stats_name_the_keys_by_id_and_count_undecryptable_loads(
     assert stats["undecryptable"] == 1 and stats["corrupt"] == 0
     if store_url.startswith("redis://"):
         monkeypatch.setenv(KEYS_ENV, f"{K1},{K2}")
-        assert cli_main(["--redis-url", store_url, "stats"]) == 0
+        assert cli_main(["--redis-url", store_url, "stats", "--json"]) == 0
         out = capsys.readouterr().out
         assert '"encryption_key_id": "k1"' in out and K1.split(":")[1] not in out
 

@@ -19,7 +19,9 @@ from memory_core.errors import InvalidState
 from memory_core.seeding import (
     EMAIL_DOMAINS,
     FINANCING_STATUSES,
+    INTERACTION_SPREAD_DAYS,
     JOURNEY_STAGES,
+    MIN_REMAINING_TTL_SECONDS,
     PERSONAS,
     PROPERTY_TYPES,
     QUALIFICATION_STEPS,
@@ -366,6 +368,7 @@ def test_interaction_times_spread_over_45_days(many: list[SeedBuyer]) -> None:
 
 def test_ttl_defaults_to_store_ttl(sample: list[SeedBuyer]) -> None:
     assert {b.ttl_seconds for b in sample} == {None}
+    assert {b.as_save_item()[2] for b in sample} == {None}  # the store's, from the write
 
 
 def test_ttl_days_range_becomes_whole_days_in_seconds() -> None:
@@ -378,6 +381,53 @@ def test_as_save_item_matches_save_many_tuple(sample: list[SeedBuyer]) -> None:
     buyer = sample[0]
     assert buyer.as_save_item() == (buyer.contact_id, buyer.state, buyer.ttl_seconds,
                                     buyer.interaction_time)
+
+
+# remaining TTL: as if the bot had saved the buyer at its last interaction ---------------
+
+DAY = 86_400
+
+
+def buyer_seen(days_ago: float, ttl_days: int | None) -> SeedBuyer:
+    return SeedBuyer(contact_id="qa-x", state={}, interaction_time=NOW - timedelta(days=days_ago),
+                     ttl_seconds=None if ttl_days is None else ttl_days * DAY,
+                     generated_at=NOW)
+
+
+def test_a_buyer_seen_20_days_ago_with_a_30_day_ttl_has_10_days_left() -> None:
+    assert buyer_seen(20, 30).remaining_ttl_seconds() == 10 * DAY
+    assert buyer_seen(20, None).remaining_ttl_seconds(30 * DAY) == 10 * DAY
+    assert buyer_seen(20, 30).as_save_item()[2] == 10 * DAY
+    assert buyer_seen(0, 30).remaining_ttl_seconds() == 30 * DAY
+
+
+def test_a_seed_older_than_its_ttl_still_gets_an_hour() -> None:
+    assert buyer_seen(40, 30).remaining_ttl_seconds() == MIN_REMAINING_TTL_SECONDS == 3600
+    assert buyer_seen(40, None).as_save_item(30 * DAY)[2] == 3600
+    assert buyer_seen(40, None).as_save_item()[2] is None  # the store's TTL, unknown here
+
+
+def test_with_a_ttl_range_every_buyer_was_seen_within_its_ttl() -> None:
+    options = SeedOptions(count=600, seed=4, ttl_days_range=(1, 60), history_range=(2, 4))
+    buyers = list(generate_buyers(options, now=NOW))
+    for buyer in buyers:
+        assert buyer.ttl_seconds is not None and buyer.generated_at == NOW
+        age = (NOW - buyer.interaction_time).total_seconds()
+        left = buyer.as_save_item()[2]
+        assert left == buyer.ttl_seconds - int(age)  # exactly what a save then would leave
+        assert MIN_REMAINING_TTL_SECONDS <= left <= buyer.ttl_seconds
+        assert age <= INTERACTION_SPREAD_DAYS * DAY
+    # the ages still spread over weeks, so the expiry charts look like a real store
+    lefts = [b.as_save_item()[2] / DAY for b in buyers]
+    assert min(lefts) < 1 and max(lefts) > 45
+    assert len({round(x) for x in lefts}) > 30
+
+
+def test_remaining_ttls_are_deterministic_for_a_seed() -> None:
+    options = SeedOptions(count=50, seed=8, ttl_days_range=(30, 30))
+    first = [b.as_save_item() for b in generate_buyers(options, now=NOW)]
+    assert first == [b.as_save_item() for b in generate_buyers(options, now=NOW)]
+    assert len({ttl for _, _, ttl, _ in first}) > 40  # each buyer its own age
 
 
 # generate_state -------------------------------------------------------------------------
