@@ -310,6 +310,13 @@ def test_operator_walks_through_the_dashboard(dashboard: Dashboard, browser: Bro
             expect(page.get_by_text(f"{SEED_COUNT - 1} QA-seeded buyers are stored now")
                    ).to_be_visible()
             page.screenshot(path=str(DOCS / "screenshot-qa.png"))
+
+            # Server & health: the server's memory figures and the keys that hold no buyer.
+            open_signed_in(page, dashboard.url + "/server", OPERATOR_PASSWORD)
+            expect(page.get_by_role("heading", name="Server & health")).to_be_visible()
+            expect(page.get_by_text("What does this cost?")).to_be_visible()
+            expect(page.get_by_text("What else is under the prefix?")).to_be_visible()
+            page.screenshot(path=str(DOCS / "screenshot-server.png"), full_page=True)
             assert errors == [], f"JavaScript errors in the page: {errors}"
     finally:
         context.close()
