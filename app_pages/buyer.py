@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 import json
 
 import streamlit as st
@@ -64,11 +65,12 @@ def confirm_clear(contact_id: str, revision: int | None) -> None:
         st.rerun()
 
 
-def find_matches(prefix: str) -> list[str]:
-    """Contact ids starting with ``prefix``, from the cached scan."""
+def find_matches(prefix: str) -> tuple[list[str], int]:
+    """The first contact ids (sorted) starting with ``prefix``, and how many there are."""
     frame = scan_inventory(settings, memory, show_progress=False)
-    ids = frame.loc[frame["contact_id"].str.startswith(prefix, na=False), "contact_id"]
-    return sorted(ids.head(MAX_MATCHES * 4))[:MAX_MATCHES]
+    ids = frame.loc[frame["contact_id"].str.startswith(prefix, na=False)
+                    & (frame["contact_id"] != prefix), "contact_id"]
+    return heapq.nsmallest(MAX_MATCHES, ids), len(ids)  # no full sort of a million ids
 
 
 def reset_ttl_clicked(contact_id: str, revision: int | None) -> None:
@@ -131,9 +133,11 @@ if record is None and pii is not None:
     show_pii_search(access, memory, *pii)
     st.stop()
 if record is None:
-    matches = [m for m in find_matches(contact_id) if m != contact_id]
+    matches, total = find_matches(contact_id)
     if matches:
-        st.write(f"No buyer with exactly this id; {len(matches)} start with it:")
+        st.write(f"No buyer with exactly this id; {total:,} start with it"
+                 + (f" (the first {len(matches):,} are listed: type more of the id)"
+                    if total > len(matches) else "") + ":")
         choice = st.selectbox("Matching contacts", matches, index=None,
                               placeholder="Choose a contact")
         if choice:

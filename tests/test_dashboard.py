@@ -488,6 +488,17 @@ def test_buyer_page_for_a_missing_buyer_says_there_is_no_state(
     assert len(at.selectbox) == 0
 
 
+def test_a_prefix_with_more_matches_than_listed_says_the_list_is_capped(
+        memory: SyncBuyerConversationMemory) -> None:
+    memory.save_many([(f"lot-{i:03d}", {"buyer_temperature": "warm"}, None, None)
+                      for i in range(60)])
+    at = run_page(BUYER_PAGE, contact_id="lot-")
+    matches = widget(at.selectbox, "Matching contacts")
+    assert matches.options == [f"lot-{i:03d}" for i in range(50)]  # sorted before the cut
+    shown = " ".join(m.value for m in at.markdown)
+    assert "60 start with it (the first 50 are listed" in shown
+
+
 def test_buyer_page_for_a_prefix_offers_the_matches(
         memory: SyncBuyerConversationMemory) -> None:
     for contact_id in ("shop-001", "shop-002", "shop-003", "other-001"):
