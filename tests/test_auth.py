@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from apptest_tools import walk
 from streamlit.testing.v1 import AppTest
 
 from dashboard import auth
@@ -99,14 +100,6 @@ def new_app(**query: str) -> AppTest:
     for name, value in query.items():
         at.query_params[name] = value
     return at
-
-
-def walk(node: Any) -> Iterator[Any]:
-    yield node
-    children = getattr(node, "children", None)
-    if isinstance(children, dict):
-        for child in children.values():
-            yield from walk(child)
 
 
 def rendered(at: AppTest) -> str:

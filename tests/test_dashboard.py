@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import pyarrow as pa
 import pytest
 import redis
 import streamlit as st
+from apptest_tools import chart_specs, walk
 from streamlit.testing.v1 import AppTest
 
 from dashboard.actions import (
@@ -121,32 +121,10 @@ def buyer_keys(memory: SyncBuyerConversationMemory) -> int:
     return sum(1 for _ in memory.client.scan_iter(match=memory.scan_pattern))
 
 
-def walk(node: Any) -> Iterator[Any]:
-    yield node
-    children = getattr(node, "children", None)
-    if isinstance(children, dict):
-        for child in children.values():
-            yield from walk(child)
-
-
 def rendered_text(at: AppTest) -> str:
     """Every rendered element's protobuf as text: what a browser could show."""
     return "\n".join(str(node.proto) for block in (at.main, at.sidebar)
                      for node in walk(block) if getattr(node, "proto", None) is not None)
-
-
-def charts(at: AppTest) -> dict[str, tuple[dict[str, Any], list[pd.DataFrame]]]:
-    """(Vega-Lite spec, datasets as DataFrames) per chart, keyed by chart title."""
-    found: dict[str, tuple[dict[str, Any], list[pd.DataFrame]]] = {}
-    for node in walk(at.main):
-        if node.type != "vega_lite_chart":
-            continue
-        spec = json.loads(node.proto.spec)
-        frames = [pa.ipc.open_stream(d.data.data).read_pandas() for d in node.proto.datasets]
-        titles = [spec.get("title")] + [layer.get("title") for layer in spec.get("layer", [])]
-        title = next(str(t["text"] if isinstance(t, dict) else t) for t in titles if t)
-        found[title] = (spec, frames)
-    return found
 
 
 def encoded_fields(spec: dict[str, Any]) -> set[str]:
@@ -161,7 +139,7 @@ def encoded_fields(spec: dict[str, Any]) -> set[str]:
 
 
 def chart(at: AppTest, title: str) -> tuple[dict[str, Any], list[pd.DataFrame]]:
-    found = charts(at)
+    found = chart_specs(at)
     match = [name for name in found if name.startswith(title)]
     assert len(match) == 1, f"chart {title!r} not among {sorted(found)}"
     return found[match[0]]
@@ -222,7 +200,7 @@ def test_demo_mode_without_redis_url_says_so_and_shows_the_demo_buyers() -> None
     at = run_page()
     assert any("Demo mode" in info.value for info in at.info)
     assert metrics(at)["Buyers"] == "300"
-    assert len(charts(at)) >= 8
+    assert len(chart_specs(at)) >= 8
     assert "Demo" in "".join(m.value for m in at.sidebar.markdown)
 
 
@@ -316,7 +294,7 @@ def test_overview_with_no_buyers_says_so(memory: SyncBuyerConversationMemory) ->
     at = run_page()
     assert metrics(at)["Buyers"] == "0"
     assert any("The store is empty" in info.value for info in at.info)
-    assert charts(at) == {}
+    assert chart_specs(at) == {}
 
 
 # buyer page -------------------------------------------------------------------------
@@ -815,7 +793,7 @@ def test_unreachable_redis_is_reported_without_the_password_or_demo_data(
     assert "Retry" in button_labels(at)
     assert not any("Demo mode" in info.value for info in at.info)
     assert not at.main.metric
-    assert not charts(at)
+    assert not chart_specs(at)
 
 
 def test_invalid_redis_url_is_a_configuration_error(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -869,7 +847,7 @@ def connection_page(monkeypatch: pytest.MonkeyPatch, url: str) -> tuple[AppTest,
     assert not at.exception, [e.value for e in at.exception]  # no traceback
     assert len(at.error) == 1, [e.value for e in at.error]
     assert "Retry" in button_labels(at)
-    assert not at.main.metric and not charts(at)
+    assert not at.main.metric and not chart_specs(at)
     raw = rendered_text(at)
     assert "Traceback" not in raw and "redis.exceptions" not in raw
     for secret in (ACL_PASSWORD, WRONG_PASSWORD):

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import pyarrow as pa
 import pytest
+from apptest_tools import chart_specs
 from streamlit.testing.v1 import AppTest
 
 from dashboard.auth import OPERATOR_PASSWORD_ENV, VIEWER_PASSWORD_ENV
@@ -226,28 +226,6 @@ def run_page(role: str = "operator") -> AppTest:
     return at
 
 
-def walk(node: Any) -> Iterator[Any]:
-    yield node
-    children = getattr(node, "children", None)
-    if isinstance(children, dict):
-        for child in children.values():
-            yield from walk(child)
-
-
-def page_charts(at: AppTest) -> dict[str, tuple[dict[str, Any], list[pd.DataFrame]]]:
-    """(spec, datasets) of every chart, by title."""
-    found = {}
-    for node in walk(at.main):
-        if node.type != "vega_lite_chart":
-            continue
-        spec = json.loads(node.proto.spec)
-        frames = [pa.ipc.open_stream(d.data.data).read_pandas() for d in node.proto.datasets]
-        titles = [spec.get("title")] + [layer.get("title") for layer in spec.get("layer", [])]
-        title = next(str(t["text"] if isinstance(t, dict) else t) for t in titles if t)
-        found[title] = (spec, frames)
-    return found
-
-
 def metrics(at: AppTest) -> dict[str, str]:
     return {m.label: m.value for m in at.main.metric}
 
@@ -322,7 +300,7 @@ def test_the_empty_store_says_it_is_empty(memory: SyncBuyerConversationMemory) -
     at = run_page()
     assert any("The store is empty" in info.value for info in at.main.info)
     assert not any("match these filters" in info.value for info in at.main.info)
-    assert page_charts(at) == {}
+    assert chart_specs(at) == {}
 
 
 def test_filters_matching_nobody_say_so_and_that_buyers_exist(
@@ -352,7 +330,7 @@ def test_every_count_on_the_page_is_a_whole_number_and_colours_survive_filters(
              for i in range(60)]
     assert memory.save_many(items) == 60
     at = run_page()
-    found = page_charts(at)
+    found = chart_specs(at)
     assert {"Days until expiry", "Expiring in the next 7 days", "History length",
             "Qualified share", "Journey stage"} <= set(found)
     count_axes = 0
@@ -390,12 +368,12 @@ def test_every_count_on_the_page_is_a_whole_number_and_colours_survive_filters(
     assert len(set(colours.values())) == 3
     one(at.multiselect, "Journey stage").set_value(["touring"])
     at.run()
-    _, (filtered,) = page_charts(at)["Journey stage"]
+    _, (filtered,) = chart_specs(at)["Journey stage"]
     assert dict(zip(filtered["journey_stage"], filtered["color"], strict=True)) == {
         "touring": colours["touring"]}
     one(at.multiselect, "Journey stage").set_value(["offer", "discovery"])
     at.run()
-    _, (filtered,) = page_charts(at)["Journey stage"]
+    _, (filtered,) = chart_specs(at)["Journey stage"]
     assert dict(zip(filtered["journey_stage"], filtered["color"], strict=True)) == {
         "offer": colours["offer"], "discovery": colours["discovery"]}
 
@@ -404,7 +382,7 @@ def test_short_ttls_show_on_the_expiry_charts_beside_thousands_at_day_30(
         memory: SyncBuyerConversationMemory) -> None:
     soon = seed_with_a_few_expiring(memory, recent=2_000, expiring=5)
     at = run_page()
-    found = page_charts(at)
+    found = chart_specs(at)
     spec, frames = found["Days until expiry"]
     bars_layer = next(layer for layer in spec["layer"] if layer["mark"]["type"] == "bar")
     y = bars_layer["encoding"]["y"]
