@@ -31,6 +31,8 @@ from memory_core.errors import ConfigError
 CONFIG_PATH_ENV = "MEMORY_CORE_CONFIG"
 ENV_PREFIX = "MEMORY_CORE_"
 SECTION = ("buyer_bot", "conversation_memory")
+#: The bot's own feature switch in the same file: false turns the memory off too.
+FEATURE_SWITCH = ("buyer_bot", "features", "enable_conversation_memory")
 CODECS = ("zstd", "none")
 
 
@@ -95,10 +97,17 @@ class MemoryConfig:
     #: The HMAC secret of the phone/email lookup; None keeps no lookup.
     lookup_secret: bytes | None = field(default=None, repr=False, compare=False,
                                         metadata={"secret": True})
+    #: Which setting turned the memory off (for get_stats); None while enabled. Derived
+    #: by load_config, not a setting of its own.
+    disabled_by: str | None = field(default=None, compare=False, metadata={"derived": True})
 
     def __post_init__(self) -> None:
         for f in _settings():
             _check_value(f, getattr(self, f.name))
+        if self.enabled and self.disabled_by is not None:
+            raise ConfigError("disabled_by is set, but enabled is true")
+        if not self.enabled and self.disabled_by is None:
+            object.__setattr__(self, "disabled_by", "enabled=false")
         if self.keyring is not None and not isinstance(self.keyring, Keyring):
             raise ConfigError("keyring must be a memory_core.crypto.Keyring (see "
                               f"{KEYS_ENV})")
@@ -130,6 +139,8 @@ class MemoryConfig:
 
     def replace(self, **changes: Any) -> MemoryConfig:
         """A copy with some settings changed, validated like the original."""
+        if "enabled" in changes and "disabled_by" not in changes:
+            changes["disabled_by"] = None  # re-derived: "enabled=false" when switched off
         return dataclasses.replace(self, **changes)
 
 
@@ -138,7 +149,8 @@ _KINDS: dict[str, type] = {"bool": bool, "int": int, "float": float, "str": str}
 
 def _settings() -> list[dataclasses.Field[Any]]:
     """The fields that are settings (not key material)."""
-    return [f for f in dataclasses.fields(MemoryConfig) if not f.metadata.get("secret")]
+    return [f for f in dataclasses.fields(MemoryConfig)
+            if not (f.metadata.get("secret") or f.metadata.get("derived"))]
 
 
 def _kind(f: dataclasses.Field[Any]) -> type:
@@ -185,13 +197,33 @@ def _parse_env_value(name: str, kind: type, raw: str) -> Any:
             f"{ENV_PREFIX}{name.upper()}={raw!r} is not a valid {kind.__name__}") from None
 
 
-def _read_section(path: Path) -> dict[str, Any]:
+def _read_document(path: Path) -> Any:
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+
+
+def _feature_switch(document: Any, path: Path) -> bool | None:
+    """``buyer_bot.features.enable_conversation_memory``: None when the file has none.
+
+    The rest of ``buyer_bot`` (the bot's other settings) is none of this package's business
+    and is never checked.
+    """
+    node: Any = document
+    for part in FEATURE_SWITCH:
+        if not isinstance(node, Mapping) or part not in node:
+            return None
+        node = node[part]
+    if not isinstance(node, bool):
+        raise ConfigError(f"config file {path}: '{'.'.join(FEATURE_SWITCH)}' must be true or "
+                          f"false, not {node!r}")
+    return node
+
+
+def _read_section(path: Path, document: Any) -> dict[str, Any]:
     section: Any = document if document is not None else {}
     for part in SECTION:
         if not isinstance(section, Mapping):
@@ -226,7 +258,9 @@ def load_config(path: str | os.PathLike[str] | None = None,
     env = os.environ if env is None else env
     if path is None and env.get(CONFIG_PATH_ENV):
         path = env[CONFIG_PATH_ENV]
-    values: dict[str, Any] = _read_section(Path(path)) if path is not None else {}
+    document = _read_document(Path(path)) if path is not None else None
+    values: dict[str, Any] = _read_section(Path(path), document) if path is not None else {}
+    switched_off = path is not None and _feature_switch(document, Path(path)) is False
     secrets_given = sorted(str(name) for name in values if str(name).lower() in _SECRET_NAMES)
     if secrets_given:
         raise ConfigError(
@@ -242,6 +276,16 @@ def load_config(path: str | os.PathLike[str] | None = None,
         raw = env.get(f"{ENV_PREFIX}{name.upper()}")
         if raw is not None:
             values[name] = _parse_env_value(name, _kind(f), raw)
+    # either switch false means off; say which one(s) did it
+    off = [name for name, is_off in (
+        (f"{ENV_PREFIX}ENABLED", env.get(f"{ENV_PREFIX}ENABLED") is not None
+         and values.get("enabled") is False),
+        (f"{'.'.join(SECTION)}.enabled", env.get(f"{ENV_PREFIX}ENABLED") is None
+         and values.get("enabled") is False),
+        (".".join(FEATURE_SWITCH), switched_off)) if is_off]
+    if off:
+        values["enabled"] = False
     keyring = keyring_from_env(env)
     return MemoryConfig(**values, keyring=keyring,
-                        lookup_secret=lookup_secret_from_env(env, keyring))
+                        lookup_secret=lookup_secret_from_env(env, keyring),
+                        disabled_by=" and ".join(off) or None)

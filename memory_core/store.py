@@ -779,6 +779,7 @@ class _MemoryLogic:
         keyring = self.config.keyring
         return {
             "enabled": self.config.enabled,
+            "disabled_by": self.config.disabled_by,
             "ttl_days": self.config.ttl_days,
             "ttl_seconds": self.config.ttl_seconds,
             "compress_threshold_bytes": self.config.compress_threshold_bytes,

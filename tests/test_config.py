@@ -59,8 +59,9 @@ def test_settings_table_lists_every_setting_with_its_default() -> None:
     table = {name: default for name, default, _doc in settings_table()}
     assert table["ttl_days"] == 30
     assert table["max_history_messages"] == 50
-    # every field but the key material, which is never a setting nor shown in a table
-    assert set(table) == set(MemoryConfig.__dataclass_fields__) - {"keyring", "lookup_secret"}
+    # every field but the key material and what load_config derives: not settings
+    assert set(table) == set(MemoryConfig.__dataclass_fields__) - {
+        "keyring", "lookup_secret", "disabled_by"}
 
 
 def test_loads_the_buyer_section_of_a_jorge_bots_yaml(tmp_path: Path) -> None:
@@ -264,3 +265,56 @@ def test_bad_env_value_names_variable_value_and_type(name: str, raw: str, kind: 
 def test_env_value_out_of_range_raises() -> None:
     with pytest.raises(ConfigError, match=r"ttl_days=365 is outside the allowed range 7\.\.90"):
         load_config(env={"MEMORY_CORE_TTL_DAYS": "365"})
+
+
+FEATURE_OFF_YAML = """
+buyer_bot:
+  name: Jorge
+  reply_model: some-llm
+  features:
+    enable_conversation_memory: false
+    enable_showings: true
+  conversation_memory:
+    ttl_days: 30
+"""
+
+
+def test_the_bots_feature_switch_turns_the_memory_off(tmp_path: Path) -> None:
+    config = load_config(write_yaml(tmp_path, FEATURE_OFF_YAML), env={})
+    assert config.enabled is False
+    assert config.disabled_by == "buyer_bot.features.enable_conversation_memory"
+    # either switch false means off, and both are named
+    both = FEATURE_OFF_YAML.replace("ttl_days: 30", "enabled: false")
+    assert load_config(write_yaml(tmp_path, both), env={}).disabled_by == (
+        "buyer_bot.conversation_memory.enabled and "
+        "buyer_bot.features.enable_conversation_memory")
+    # the environment cannot switch on what the bot's feature switch turned off
+    still_off = load_config(write_yaml(tmp_path, FEATURE_OFF_YAML),
+                            env={"MEMORY_CORE_ENABLED": "true"})
+    assert still_off.enabled is False
+    on = FEATURE_OFF_YAML.replace("enable_conversation_memory: false",
+                                  "enable_conversation_memory: true")
+    assert load_config(write_yaml(tmp_path, on), env={}).enabled is True
+    assert load_config(write_yaml(tmp_path, on),
+                       env={"MEMORY_CORE_ENABLED": "0"}).disabled_by == "MEMORY_CORE_ENABLED"
+
+
+def test_a_feature_switch_that_is_not_a_boolean_stops_start_up(tmp_path: Path) -> None:
+    bad = FEATURE_OFF_YAML.replace("enable_conversation_memory: false",
+                                   "enable_conversation_memory: maybe")
+    with pytest.raises(ConfigError, match="enable_conversation_memory"):
+        load_config(write_yaml(tmp_path, bad), env={})
+
+
+def test_get_stats_says_which_setting_turned_the_memory_off(tmp_path: Path) -> None:
+    from memory_core import SyncBuyerConversationMemory
+
+    config = load_config(write_yaml(tmp_path, FEATURE_OFF_YAML), env={})
+    with SyncBuyerConversationMemory.from_url("memory://feature-off", config) as memory:
+        assert memory.save_state("c-1", {}) is False
+        assert memory.load_state("c-1") is None
+        stats = memory.get_stats()
+    assert stats["enabled"] is False
+    assert stats["disabled_by"] == "buyer_bot.features.enable_conversation_memory"
+    assert MemoryConfig(enabled=False).disabled_by == "enabled=false"
+    assert config.replace(enabled=True).disabled_by is None
