@@ -35,6 +35,7 @@ from memory_core.errors import (
     RevisionConflict,
     StoreUnavailable,
     UndecryptableRecord,
+    fault_behind,
 )
 from memory_core.inventory import (
     STATUS_LEGACY,
@@ -236,24 +237,26 @@ def _migrate_one(memory: SyncBuyerConversationMemory, contact_id: str,
     the write, the bot's newer state is kept and the key is reported, not overwritten.
     """
     key = memory.raw_key_for(contact_id)
-    with memory.client.pipeline() as pipe:
-        pipe.watch(key)
-        raw = pipe.getrange(key, 0, memory.read_limit_bytes)
-        if not raw:
-            return "expired before it could be migrated"
-        if len(raw) > memory.read_limit_bytes:
-            return f"larger than {memory.read_limit_bytes} bytes; not read"
-        state = migrate(decode_legacy(raw, max_bytes=memory.config.max_state_bytes))
-        when = parse_timestamp(state.get("last_interaction_timestamp"))
-        command = memory.encode_save(contact_id, state, now=when)
-        if dry_run:
-            return None
-        pipe.multi()
-        pipe.execute_command(*command[:3], "KEEPTTL", "XX")
-        try:
+    try:
+        with memory.client.pipeline(transaction=True) as pipe:  # WATCH: cluster too
+            pipe.watch(key)
+            raw = pipe.getrange(key, 0, memory.read_limit_bytes)
+            if not raw:
+                return "expired before it could be migrated"
+            if len(raw) > memory.read_limit_bytes:
+                return f"larger than {memory.read_limit_bytes} bytes; not read"
+            state = migrate(decode_legacy(raw, max_bytes=memory.config.max_state_bytes))
+            when = parse_timestamp(state.get("last_interaction_timestamp"))
+            command = memory.encode_save(contact_id, state, now=when)
+            if dry_run:
+                return None
+            pipe.multi()
+            pipe.execute_command(*command[:3], "KEEPTTL", "XX")
             (written,) = pipe.execute()
-        except redis.WatchError:
-            return "changed while migrating (the bot saved it); left as the bot wrote it"
+    except redis.WatchError as exc:
+        if (fault := fault_behind(exc)) is not None:
+            raise StoreUnavailable.from_fault(fault) from exc
+        return "changed while migrating (the bot saved it); left as the bot wrote it"
     return None if written else "expired before it could be migrated"
 
 
@@ -809,7 +812,7 @@ def _delete_empty_string(memory: SyncBuyerConversationMemory, key: bytes,
     """The delete script counts an empty value as no key; WATCH deletes one only if it is
     still empty (a save since would have written a record of revision 1 or more)."""
     try:
-        with memory.client.pipeline() as pipe:
+        with memory.client.pipeline(transaction=True) as pipe:  # WATCH: cluster too
             pipe.watch(key)
             kind = pipe.type(key)
             if kind == b"none":
@@ -820,7 +823,9 @@ def _delete_empty_string(memory: SyncBuyerConversationMemory, key: bytes,
             pipe.multi()
             pipe.delete(key)
             (deleted,) = pipe.execute()
-    except redis.WatchError:
+    except redis.WatchError as exc:
+        if (fault := fault_behind(exc)) is not None:
+            raise StoreUnavailable.from_fault(fault) from exc
         return scripts.CONFLICT, expected + 1
     except REDIS_FAULTS as exc:
         raise StoreUnavailable.from_fault(exc) from exc

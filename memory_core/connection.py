@@ -1,4 +1,9 @@
-"""Redis clients from a URL: ``redis://``, ``rediss://`` (TLS), ``unix://``, ``memory://``.
+"""Redis clients from a URL: ``redis://``, ``rediss://`` (TLS), ``unix://``, ``memory://``,
+and Redis Cluster: ``redis+cluster://[user:password@]host:port[,host:port...]/`` (and
+``rediss+cluster://`` for TLS), whose hosts are startup nodes for redis-py's cluster
+clients. A plain ``redis://`` URL that points at a cluster node works too when the
+caller asks for detection (the memory classes' ``from_url`` do): one ``INFO cluster``
+at start-up, and an INFO log line says the cluster client is used.
 
 ``memory://<name>`` is an embedded fakeredis store living in this process, shared by
 every client opened on the same name (sync and async alike): for demos and quick tries,
@@ -23,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import logging
 import math
 import re
 import socket
@@ -35,7 +41,9 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 import redis
 import redis.asyncio
+import redis.asyncio.cluster
 import redis.asyncio.connection
+import redis.cluster
 import redis.connection
 from redis.backoff import NoBackoff
 from redis.retry import Retry
@@ -46,7 +54,11 @@ from memory_core.errors import ConnectionURLError
 
 REDIS_URL_ENV = "REDIS_URL"
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
-SCHEMES = ("redis", "rediss", "unix", "memory")
+SCHEMES = ("redis", "rediss", "unix", "memory", "redis+cluster", "rediss+cluster")
+#: Cluster schemes and the single-node scheme each node is reached with.
+CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
+_URL_SCHEMES = ("redis", "rediss", "unix", *CLUSTER_SCHEMES)
+logger = logging.getLogger(__name__)
 
 _PASSWORD_PARAMETER = re.compile(r"(?i)([?&]\w*password=)[^&#]*")
 #: User information that ends inside a password option, as a parser would read it:
@@ -65,17 +77,27 @@ class Target:
     port: int | None
     db: int
     redacted_url: str
+    #: Startup nodes (host, port) of a cluster URL; empty for a single server.
+    nodes: tuple[tuple[str, int], ...] = ()
 
     @property
     def is_demo(self) -> bool:
         return self.scheme == "memory"
 
     @property
+    def is_cluster(self) -> bool:
+        return self.scheme in CLUSTER_SCHEMES
+
+    @property
     def tls(self) -> bool:
-        return self.scheme == "rediss"
+        return self.scheme in ("rediss", "rediss+cluster")
 
     @property
     def label(self) -> str:
+        if self.is_cluster:
+            first = f"{self.nodes[0][0]}:{self.nodes[0][1]}"
+            more = f" (+{len(self.nodes) - 1} startup nodes)" if len(self.nodes) > 1 else ""
+            return f"Redis Cluster via {first}{more}" + (" (TLS)" if self.tls else "")
         if self.is_demo:
             return f"embedded demo store ({self.host})"
         if self.scheme == "unix":
@@ -126,7 +148,7 @@ def normalise_url(url: str) -> str:
     """
     scheme, separator, rest = url.partition("://")
     end = _userinfo_end(scheme.lower(), rest)
-    if not separator or scheme.lower() not in ("redis", "rediss", "unix") or end < 0:
+    if not separator or scheme.lower() not in _URL_SCHEMES or end < 0:
         return url
     userinfo, host_and_path = rest[:end], rest[end + 1:]
     if any(c in userinfo for c in "/?#"):
@@ -143,7 +165,7 @@ def _userinfo_end(scheme: str, rest: str) -> int:
     The last ``@``, or for ``unix://`` the last ``@/`` (its path may hold an ``@``).
     A URL of ours whose authority is empty (``unix:///path``) has none.
     """
-    if scheme in ("redis", "rediss", "unix") and rest.startswith("/"):
+    if scheme in _URL_SCHEMES and rest.startswith("/"):
         return -1
     end = rest.rfind("@/") if scheme == "unix" else -1
     return end if end >= 0 else rest.rfind("@")
@@ -183,6 +205,9 @@ def parse_target(url: str) -> Target:
                                  "e.g. redis://localhost:6379/0")
     text = url.strip()
     clean = normalise_url(text)  # the password read up to the last @, whatever it holds
+    scheme = clean.partition("://")[0].lower()
+    if scheme in CLUSTER_SCHEMES:
+        return _parse_cluster_target(text, clean, scheme)
     try:
         parts = urlsplit(clean)
         port = parts.port
@@ -207,6 +232,37 @@ def parse_target(url: str) -> Target:
     db = _parse_db(db_text, text)
     return Target(parts.scheme, parts.hostname or "localhost", port or 6379,
                   options.get("db", db), redact_url(text))
+
+
+def _parse_cluster_target(text: str, clean: str, scheme: str) -> Target:
+    """A ``redis+cluster://`` URL: a comma-separated list of startup nodes, database 0."""
+    rest = clean.partition("://")[2]
+    end = _userinfo_end(scheme, rest)
+    userinfo, after = (rest[:end + 1], rest[end + 1:]) if end >= 0 else ("", rest)
+    cut = min((i for i in (after.find("/"), after.find("?"), after.find("#")) if i >= 0),
+              default=len(after))
+    hosts_text, tail = after[:cut], after[cut:]
+    path, _, query = tail.partition("?")
+    query = query.partition("#")[0]
+    nodes: list[tuple[str, int]] = []
+    for item in hosts_text.split(","):
+        host, colon, port_text = item.strip().rpartition(":")
+        if not colon:
+            host, port_text = port_text, "6379"
+        if not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+            raise ConnectionURLError(
+                f"Redis Cluster URL {redact_url(text)!r} needs startup nodes as host:port "
+                "separated by commas, e.g. redis+cluster://10.0.0.1:7000,10.0.0.2:7000/")
+        nodes.append((host.strip("[]"), int(port_text)))
+    database = unquote(path.strip("/")) or "0"
+    base = CLUSTER_SCHEMES[scheme]
+    single = f"{base}://{userinfo}{nodes[0][0]}:{nodes[0][1]}/0" + (
+        f"?{query}" if query else "")
+    options = _check_query_options(single, base, query)
+    if _parse_db(database, text) != 0 or options.get("db", 0) != 0:
+        raise ConnectionURLError(f"Redis Cluster has database 0 only; {redact_url(text)!r} "
+                                 "names another")
+    return Target(scheme, nodes[0][0], nodes[0][1], 0, redact_url(text), tuple(nodes))
 
 
 def _parse_db(text: str, url: str) -> int:
@@ -418,6 +474,29 @@ def _wrap_socket(sock: socket.socket) -> _DeadlineSocket:
     return _deadline_socket_class(type(sock))(sock)
 
 
+#: How long one reply may take while a cluster client starts: redis-py asks a node for
+#: ``COMMAND`` (240 entries, ~80 ms on an idle loopback node), which a 0.5 s reply
+#: deadline meant for the bot's GET and SET refused on a busy 2-CPU machine.
+_START_UP_REPLY_SECONDS = 3.0
+
+
+class _StartUp(threading.local):
+    patient = False  # the class attribute: False in every thread until one sets it
+
+
+_start_up = _StartUp()
+
+
+@contextlib.contextmanager
+def _patient_start_up() -> Any:
+    """Replies read by this thread meanwhile get :data:`_START_UP_REPLY_SECONDS` at least."""
+    _start_up.patient = True
+    try:
+        yield
+    finally:
+        _start_up.patient = False
+
+
 class _ReplyDeadline:
     """Mixin for redis-py's sync connection classes: one deadline per reply.
 
@@ -437,6 +516,8 @@ class _ReplyDeadline:
                       disconnect_on_error: bool = True, push_request: bool = False) -> Any:
         sock = self._sock
         limit = self.socket_timeout if timeout is SENTINEL else timeout
+        if _start_up.patient and limit:  # each read of the reply gets as long too
+            limit = timeout = max(limit, _START_UP_REPLY_SECONDS)  # type: ignore[call-overload]
         timed = (limit is not None and limit > 0  # type: ignore[operator]
                  and isinstance(sock, _DeadlineSocket) and sock.begin_reply(limit))
         try:
@@ -479,28 +560,220 @@ def _client_options(config: MemoryConfig) -> dict[str, Any]:
     }
 
 
-def connect(url: str, config: MemoryConfig | None = None) -> redis.Redis:
-    """A sync client for ``url`` (the connection opens lazily, on first command)."""
+def connect(url: str, config: MemoryConfig | None = None, *,
+            detect_cluster: bool = False) -> Any:
+    """A sync client for ``url`` (the connection opens lazily, on first command).
+
+    ``redis.cluster.RedisCluster`` for a ``redis+cluster://`` URL, and for a ``redis://``
+    or ``rediss://`` URL of a cluster node when ``detect_cluster`` is set (one
+    ``INFO cluster`` now; a server that does not answer keeps the single-node client).
+    """
     target = parse_target(url)
+    config = config or MemoryConfig()
     if target.is_demo:
         import fakeredis
 
         return fakeredis.FakeRedis(server=_fake_server(target.host))
+    if target.is_cluster or (detect_cluster and _is_cluster_node(url, target, config)):
+        return _cluster_client(url, target, config, asyncio_client=False)
     connection_class = _SYNC_CONNECTION_CLASSES[target.scheme]
     return redis.Redis.from_url(normalise_url(url.strip()),
                                 connection_class=connection_class,
-                                **_client_options(config or MemoryConfig()))
+                                **_client_options(config))
 
 
-def connect_async(url: str, config: MemoryConfig | None = None) -> redis.asyncio.Redis:
-    """An asyncio client for ``url``."""
+def connect_async(url: str, config: MemoryConfig | None = None, *,
+                  detect_cluster: bool = False) -> Any:
+    """An asyncio client for ``url`` (``redis.asyncio.cluster.RedisCluster`` for a
+    cluster, as :func:`connect` decides; the detection's one probe is synchronous)."""
     target = parse_target(url)
+    config = config or MemoryConfig()
     if target.is_demo:
         import fakeredis
 
         return fakeredis.FakeAsyncRedis(server=_fake_server(target.host))
+    if target.is_cluster or (detect_cluster and _is_cluster_node(url, target, config)):
+        return _cluster_client(url, target, config, asyncio_client=True)
     return redis.asyncio.Redis.from_url(normalise_url(url.strip()),
-                                        **_client_options(config or MemoryConfig()))
+                                        **_client_options(config))
+
+
+def is_cluster_client(client: Any) -> bool:
+    """Whether ``client`` is one of redis-py's cluster clients (sync or asyncio)."""
+    return isinstance(client, redis.cluster.RedisCluster | redis.asyncio.cluster.RedisCluster
+                      | DeferredClusterClient)
+
+
+class ClusterClient(redis.cluster.RedisCluster):
+    """redis-py's sync cluster client, where DBSIZE and KEYS cover the whole keyspace
+    (every primary, summed or merged) instead of one node chosen at random."""
+
+    def dbsize(self, **kwargs: Any) -> Any:
+        kwargs.setdefault("target_nodes", self.PRIMARIES)
+        return super().dbsize(**kwargs)
+
+    def keys(self, pattern: Any = "*", **kwargs: Any) -> Any:
+        kwargs.setdefault("target_nodes", self.PRIMARIES)
+        return super().keys(pattern, **kwargs)
+
+    def info(self, section: Any = None, *args: Any, **kwargs: Any) -> Any:
+        """INFO of every primary, merged: whole numbers (used_memory, key counts) summed,
+        anything else (version, ratios) as the first primary says; ``primaries`` is how
+        many answered. With ``target_nodes`` given, redis-py's reply as it is."""
+        if "target_nodes" in kwargs:
+            return super().info(section, *args, **kwargs)
+        replies = super().info(section, *args, target_nodes=self.PRIMARIES, **kwargs)
+        if not isinstance(replies, dict) or not all(isinstance(v, dict)
+                                                    for v in replies.values()):
+            return replies
+        return {**merge_node_info(list(replies.values())), "primaries": len(replies)}
+
+
+def merge_node_info(replies: list[dict[str, Any]]) -> dict[str, Any]:
+    """Several nodes' INFO as one: whole numbers summed (nested ones too), else the first."""
+    merged: dict[str, Any] = {}
+    for reply in replies:
+        for name, value in reply.items():
+            if name not in merged:
+                merged[name] = dict(value) if isinstance(value, dict) else value
+                continue
+            current = merged[name]
+            if isinstance(value, dict) and isinstance(current, dict):
+                merged[name] = merge_node_info([current, value])
+            elif (type(value) is int and type(current) is int):
+                merged[name] = current + value
+    return merged
+
+
+class AsyncClusterClient(redis.asyncio.cluster.RedisCluster):
+    """redis-py's asyncio cluster client, DBSIZE and KEYS over every primary."""
+
+    async def dbsize(self, **kwargs: Any) -> Any:  # type: ignore[override]
+        kwargs.setdefault("target_nodes", self.PRIMARIES)
+        return await super().dbsize(**kwargs)
+
+    async def keys(self, pattern: Any = "*", **kwargs: Any) -> Any:  # type: ignore[override]
+        kwargs.setdefault("target_nodes", self.PRIMARIES)
+        return await super().keys(pattern, **kwargs)
+
+
+def _node_options(url: str, target: Target) -> dict[str, Any]:
+    """What redis-py reads from the URL for each node (credentials, options), host aside."""
+    base = CLUSTER_SCHEMES.get(target.scheme, target.scheme)
+    clean = normalise_url(url.strip())
+    if target.is_cluster:
+        rest = clean.partition("://")[2]
+        end = _userinfo_end(target.scheme, rest)
+        userinfo = rest[:end + 1] if end >= 0 else ""
+        query = rest.partition("?")[2].partition("#")[0]
+        clean = f"{base}://{userinfo}{target.host}:{target.port}/0" + (
+            f"?{query}" if query else "")
+    options = redis.connection.parse_url(clean)
+    for name in ("host", "port", "db", "path", "connection_class"):
+        options.pop(name, None)
+    return options
+
+
+def _cluster_client(url: str, target: Target, config: MemoryConfig, *,
+                    asyncio_client: bool) -> Any:
+    """redis-py's cluster client with the startup nodes, timeouts and pool size of
+    ``config``; no retries of our own (the circuit breaker takes over), as for a node."""
+    options = {**_client_options(config), **_node_options(url, target)}
+    options.pop("retry", None)  # a cluster client takes its retry as its own argument
+    nodes = target.nodes or ((target.host, target.port or 6379),)
+    tls = target.tls
+    if asyncio_client:
+        options.pop("ssl", None)
+        return AsyncClusterClient(
+            startup_nodes=[redis.asyncio.cluster.ClusterNode(host, port)
+                           for host, port in nodes],
+            retry=Retry(NoBackoff(), 0), ssl=tls, **options)
+    # Given a URL (the first node's address only), redis-py builds each node's pool with
+    # our connection class: the sync cluster gets the one-deadline-per-reply reads too.
+    options.pop("ssl", None)
+
+    def start() -> ClusterClient:
+        with _patient_start_up():
+            return ClusterClient(
+                url=f"redis://{nodes[0][0]}:{nodes[0][1]}/0",
+                startup_nodes=[redis.cluster.ClusterNode(host, port) for host, port in nodes],
+                retry=Retry(NoBackoff(), 0),
+                connection_class=(ReplyDeadlineSSLConnection if tls
+                                  else ReplyDeadlineConnection),
+                **options)
+
+    try:
+        return start()
+    except _CLUSTER_START_FAULTS as exc:
+        # redis-py's sync cluster client asks the nodes as it is built: a bot starting
+        # while the cluster is down must still start, as it does with a single node
+        logger.warning("%s: no cluster node answered (%s); trying again on first use",
+                       target.redacted_url, type(exc).__name__)
+        return DeferredClusterClient(start)
+
+
+_CLUSTER_START_FAULTS = (redis.RedisError, redis.exceptions.RedisClusterException, OSError)
+
+
+class DeferredClusterClient:
+    """A sync cluster client that could not start: each use tries to start it again.
+
+    Until one start succeeds, every use raises ``redis.ConnectionError`` (what a single
+    node's lazy client raises when it is down), so callers see "Redis unreachable" and
+    the store's circuit breaker paces the attempts. Then it forwards to the real client.
+    """
+
+    def __init__(self, start: Any) -> None:
+        self._start = start
+        self._client: ClusterClient | None = None
+        self._lock = threading.Lock()
+
+    def _started(self) -> ClusterClient:
+        client = self._client
+        if client is None:
+            with self._lock:
+                if self._client is None:
+                    try:
+                        self._client = self._start()
+                    except _CLUSTER_START_FAULTS as exc:
+                        raise redis.ConnectionError(
+                            f"no Redis Cluster node answered: {exc}") from exc
+                client = self._client
+        return client
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._started(), name)
+
+    def get_connection_kwargs(self) -> dict[str, Any]:
+        """What the store checks before use: replies stay bytes, as for the real client."""
+        return {"decode_responses": False}
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+
+
+def _is_cluster_node(url: str, target: Target, config: MemoryConfig) -> bool:
+    """One ``INFO cluster`` on a ``redis://``/``rediss://`` URL: ``cluster_enabled:1``?
+
+    A server that cannot be asked (down, hung, refusing the credentials) is taken for a
+    single node: the usual client then reports the fault where it is used.
+    """
+    if target.scheme not in ("redis", "rediss"):
+        return False
+    probe = redis.Redis.from_url(normalise_url(url.strip()),
+                                 connection_class=_SYNC_CONNECTION_CLASSES[target.scheme],
+                                 **{**_client_options(config), "max_connections": 1})
+    try:
+        enabled = bool(probe.info("cluster").get("cluster_enabled"))
+    except CONNECTION_FAILURES:
+        return False
+    finally:
+        probe.close()
+    if enabled:
+        logger.info("%s is a Redis Cluster node: using the cluster client",
+                    target.redacted_url)
+    return enabled
 
 
 # What went wrong, for people --------------------------------------------------------

@@ -10,7 +10,22 @@ from __future__ import annotations
 import redis
 
 #: What a lost, refused or hung connection raises: the store is unavailable, not wrong.
-REDIS_FAULTS = (redis.ConnectionError, redis.TimeoutError, OSError)
+#: What "Redis is not there right now" looks like: a connection lost or timed out, and on a
+#: cluster a node down, slots not covered during a failover, or no startup node answering.
+REDIS_FAULTS = (redis.ConnectionError, redis.TimeoutError, OSError,
+                redis.exceptions.ClusterError, redis.exceptions.RedisClusterException)
+
+
+def fault_behind(exc: redis.WatchError) -> BaseException | None:
+    """The connection fault behind a ``WatchError``, None for a real concurrent write.
+
+    redis-py reports a connection lost while keys are watched as a ``WatchError`` raised
+    while handling the fault: without this, a Redis that went away reads as "someone wrote it".
+    """
+    for behind in (exc.__cause__, exc.__context__):  # redis-py raises it while handling
+        if isinstance(behind, REDIS_FAULTS):
+            return behind
+    return None
 
 
 class MemoryCoreError(Exception):

@@ -242,19 +242,15 @@ def read_health(client: Any, prefix: str, *, limit: int = MAX_PROCESSES,
     seen: set[bytes] = set()
     truncated = False
     try:
-        cursor = 0
-        while True:
-            cursor, batch = client.scan(cursor=cursor, match=pattern, count=SCAN_COUNT)
-            for key in batch:
-                if key in seen:
-                    continue  # SCAN may return a key twice while the keyspace is rehashed
-                if len(keys) >= limit:
-                    truncated = True
-                    break
-                seen.add(key)
-                keys.append(key)
-            if truncated or int(cursor) == 0:
+        # scan_iter: one SCAN cursor per primary on Redis Cluster, the only one otherwise
+        for key in client.scan_iter(match=pattern, count=SCAN_COUNT):
+            if key in seen:
+                continue  # SCAN may return a key twice while the keyspace is rehashed
+            if len(keys) >= limit:
+                truncated = True
                 break
+            seen.add(key)
+            keys.append(key)
         with client.pipeline(transaction=False) as pipe:
             for key in keys:
                 pipe.getrange(key, 0, MAX_RECORD_BYTES)

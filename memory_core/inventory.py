@@ -2,9 +2,10 @@
 
 :func:`scan_summaries` walks ``<prefix>:*`` with SCAN and, per batch of keys, reads each
 key's header (``GETRANGE key 0 255``, cut after the header), ``PTTL`` and ``STRLEN`` in
-one Lua call, a helper thread reading the next batch while this one is parsed. Payloads
-are never read or decoded, so a million buyers cost a million small replies, not a
-million decompressions. Columns are
+one Lua call (on Redis Cluster: each primary scanned in turn, its keys read with a
+pipeline of single-key commands, as a script may not span slots), a helper thread
+reading the next batch while this one is parsed. Payloads are never read or decoded,
+so a million buyers cost a million small replies, not a million decompressions. Columns are
 built in compact arrays (8 bytes a number, shared strings for repeated labels) so memory
 stays bounded by the row count, not by state sizes. :func:`summarize_inventory` turns the
 table into the counts the CLI prints and the dashboard shows.
@@ -27,6 +28,7 @@ import pandas as pd
 import redis
 
 from memory_core import dictionaries as dicts
+from memory_core.connection import is_cluster_client
 from memory_core.errors import CorruptRecord, StoreUnavailable, UndecryptableRecord
 from memory_core.legacy import looks_legacy
 from memory_core.record import HEADER_READ_BYTES, MAGIC, header_numbers, split_header
@@ -280,15 +282,28 @@ Batch = tuple[list[bytes], list[Any]]
 
 def _batches(memory: SyncBuyerConversationMemory, batch_size: int) -> Iterator[Batch]:
     """Each SCAN batch of keys under the prefix with its replies (header, PTTL, length)."""
-    client = memory.client
-    reader = _BatchReader(client)
-    cursor: int = 0
-    started = True
-    while started or cursor != 0:
-        started = False
-        cursor, keys = client.scan(cursor=cursor, match=memory.scan_pattern, count=batch_size)
-        if keys:
-            yield keys, reader.read(keys)
+    for client, use_script in _scan_clients(memory.client):
+        reader = _BatchReader(client, use_script=use_script)
+        cursor: int = 0
+        started = True
+        while started or cursor != 0:
+            started = False
+            cursor, keys = client.scan(cursor=cursor, match=memory.scan_pattern,
+                                       count=batch_size)
+            if keys:
+                yield keys, reader.read(keys)
+
+
+def _scan_clients(client: Any) -> list[tuple[Any, bool]]:
+    """The clients one scan walks, and whether the batch script may read their keys.
+
+    A single server: the client itself. Redis Cluster: a client per primary, each walked
+    with its own SCAN cursor; its keys are read with a pipeline of single-key commands,
+    because one script call over keys of several slots is refused (CROSSSLOT).
+    """
+    if not is_cluster_client(client):
+        return [(client, True)]
+    return [(client.get_redis_connection(node), False) for node in client.get_primaries()]
 
 
 _END = object()
@@ -338,10 +353,10 @@ def _read_ahead(batches: Iterator[Batch], depth: int = 2) -> Iterator[Batch]:
 class _BatchReader:
     """Header windows and PTTLs for a batch of keys: Lua when possible, else a pipeline."""
 
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: redis.Redis, *, use_script: bool = True) -> None:
         self._client = client
         self._script: Any = client.register_script(_READ_HEADERS_LUA)
-        self.uses_script = True
+        self.uses_script = use_script
 
     def read(self, keys: list[bytes]) -> list[Any]:
         if self.uses_script:

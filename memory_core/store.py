@@ -178,7 +178,7 @@ class _MemoryLogic:
     """All behaviour of the memory, expressed as command-yielding steps."""
 
     #: Opens a client of the right kind (sync or asyncio) for :meth:`from_url`.
-    _connect: ClassVar[Callable[[str, MemoryConfig], Any]]
+    _connect: ClassVar[Callable[..., Any]]
 
     def __init__(self, client: Any, config: MemoryConfig | None = None, *,
                  owns_client: bool = False) -> None:
@@ -209,7 +209,7 @@ class _MemoryLogic:
     def from_url(cls, url: str, config: MemoryConfig | None = None) -> Self:
         """A memory with its own client for ``url``; close it when done."""
         config = config or default_config()
-        return cls(cls._connect(url, config), config, owns_client=True)
+        return cls(cls._connect(url, config, detect_cluster=True), config, owns_client=True)
 
     # keys ---------------------------------------------------------------------------
     def key_for(self, contact_id: str) -> str:
@@ -735,8 +735,9 @@ class _MemoryLogic:
         never counts towards the breaker.
         """
         who = self._who(contact_id)
-        if isinstance(exc, CorruptRecord | redis.ResponseError):
-            self._on_success()
+        if isinstance(exc, CorruptRecord) or (isinstance(exc, redis.ResponseError)
+                                              and not isinstance(exc, _CONNECTION_FAULTS)):
+            self._on_success()  # Redis answered (a cluster that is down answers too)
         if isinstance(exc, CorruptRecord):
             self._log_corrupt(operation, contact_id, exc)
         elif isinstance(exc, MemoryCoreError):

@@ -58,11 +58,12 @@ class RedisServer:
     """
 
     def __init__(self, binary: str, port: int, directory: Path, *,
-                 persistent: bool = False) -> None:
+                 persistent: bool = False, extra_args: tuple[str, ...] = ()) -> None:
         self.binary = binary
         self.port = port
         self.directory = directory
         self.persistent = persistent
+        self.extra_args = extra_args
         self.url = f"redis://127.0.0.1:{port}/0"
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -79,7 +80,7 @@ class RedisServer:
         self._process = subprocess.Popen(
             [self.binary, "--port", str(self.port), "--bind", "127.0.0.1",
              "--save", "", *persistence, "--dir", str(self.directory),
-             "--daemonize", "no", "--logfile", str(log_file)],
+             "--daemonize", "no", "--logfile", str(log_file), *self.extra_args],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + _START_TIMEOUT_SECONDS
         last_error: Exception | None = None
@@ -178,6 +179,179 @@ def start_private_server(directory: Path | None = None, *,
                          persistent=persistent)
     server.start()
     return server
+
+
+# a private Redis Cluster ---------------------------------------------------------------
+
+_CLUSTER_TIMEOUT_SECONDS = 30.0
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def free_cluster_port(taken: set[int]) -> int:
+    """A free port for a cluster node: at most 55535, and its bus port (+10000) free too."""
+    import random
+
+    for _ in range(1000):
+        port = random.randint(20000, 55000)
+        if (port not in taken and port + 10000 not in taken and _bindable(port)
+                and _bindable(port + 10000)):
+            taken.update((port, port + 10000))
+            return port
+    raise RuntimeError("no free port pair for a cluster node")
+
+
+def redis_cli_binary() -> str | None:
+    found = shutil.which("redis-cli")
+    if found:
+        return found
+    fallback = Path("/usr/bin/redis-cli")
+    return str(fallback) if fallback.exists() else None
+
+
+class RedisClusterServer:
+    """A private Redis Cluster on loopback: ``primaries`` primaries with
+    ``replicas_per_primary`` replicas each, every node a :class:`RedisServer` of the same
+    binary on a free port, with its own directory (``nodes.conf``) under ``directory``.
+
+    :meth:`start` launches the nodes, joins them with ``redis-cli --cluster create`` and
+    waits until every node reports ``cluster_state:ok``. ``url`` is a
+    ``redis+cluster://`` URL naming every primary as a startup node. :meth:`kill_node`
+    SIGKILLs one node (a crash), :meth:`wait_for_failover` waits until a replica took
+    over its slots.
+    """
+
+    def __init__(self, binary: str, directory: Path, *, primaries: int = 3,
+                 replicas_per_primary: int = 1, node_timeout_ms: int = 1000) -> None:
+        if primaries < 3:
+            raise ValueError("Redis Cluster needs at least 3 primaries")
+        self.binary = binary
+        self.directory = directory
+        self.replicas_per_primary = replicas_per_primary
+        args = ("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                "--cluster-node-timeout", str(node_timeout_ms))
+        self.nodes: list[RedisServer] = []
+        taken: set[int] = set()
+        for index in range(primaries * (1 + replicas_per_primary)):
+            node_dir = directory / f"node-{index}"
+            node_dir.mkdir(parents=True, exist_ok=True)
+            self.nodes.append(RedisServer(binary, free_cluster_port(taken), node_dir,
+                                          extra_args=args))
+        self._created = False
+
+    @property
+    def ports(self) -> list[int]:
+        return [node.port for node in self.nodes]
+
+    @property
+    def url(self) -> str:
+        """Every node as a startup node (any one of them is enough to find the rest)."""
+        hosts = ",".join(f"127.0.0.1:{port}" for port in self.ports)
+        return f"redis+cluster://{hosts}/"
+
+    @property
+    def node_url(self) -> str:
+        """A plain ``redis://`` URL of one live node (cluster mode must be detected)."""
+        node = next(node for node in self.nodes if node.running)
+        return node.url
+
+    def start(self) -> None:
+        for node in self.nodes:
+            node.start()
+        if not self._created:
+            cli = redis_cli_binary()
+            if cli is None:
+                raise RuntimeError("redis-cli is not installed (apt-get install redis-tools)")
+            command = [cli, "--cluster", "create",
+                       *(f"127.0.0.1:{port}" for port in self.ports),
+                       "--cluster-replicas", str(self.replicas_per_primary), "--cluster-yes"]
+            done = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True,
+                                  timeout=_CLUSTER_TIMEOUT_SECONDS, check=False)
+            if done.returncode != 0:
+                output = (done.stdout + done.stderr).decode(errors="replace")[-2000:]
+                self.stop()
+                raise RuntimeError(f"redis-cli --cluster create failed:\n{output}")
+            self._created = True
+        self.wait_until_ok()
+
+    def _node_client(self, node: RedisServer) -> redis.Redis:
+        return redis.Redis(host="127.0.0.1", port=node.port, socket_timeout=2,
+                           socket_connect_timeout=2)
+
+    def _node_facts(self, node: RedisServer) -> tuple[str, str]:
+        """(cluster_state, role) of one node; ('', '') when it does not answer."""
+        client = self._node_client(node)
+        try:
+            info = client.execute_command("CLUSTER", "INFO")
+            text = info.decode() if isinstance(info, bytes) else str(info)
+            state = next((line.split(":", 1)[1].strip() for line in text.splitlines()
+                          if line.startswith("cluster_state:")), "")
+            role = client.execute_command("ROLE")[0]
+            return state, role.decode() if isinstance(role, bytes) else str(role)
+        except redis.RedisError:
+            return "", ""
+        finally:
+            client.close()
+
+    def wait_until_ok(self, timeout_seconds: float = _CLUSTER_TIMEOUT_SECONDS) -> None:
+        """Wait until every running node says cluster_state:ok, with the expected number
+        of primaries among them."""
+        deadline = time.monotonic() + timeout_seconds
+        facts: list[tuple[str, str]] = []
+        expected_primaries = len(self.nodes) // (1 + self.replicas_per_primary)
+        while time.monotonic() < deadline:
+            facts = [self._node_facts(node) for node in self.nodes if node.running]
+            if (all(state == "ok" for state, _ in facts)
+                    and sum(role == "master" for _, role in facts) == expected_primaries):
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"the cluster on ports {self.ports} did not reach "
+                           f"cluster_state:ok within {timeout_seconds}s: {facts}")
+
+    def primaries(self) -> list[RedisServer]:
+        """The running nodes whose role is master right now."""
+        return [node for node in self.nodes
+                if node.running and self._node_facts(node)[1] == "master"]
+
+    def flushall(self) -> None:
+        """Empty every primary (replicas follow)."""
+        for node in self.primaries():
+            node.flushall()
+
+    def kill_node(self, node: RedisServer) -> None:
+        node.kill()
+
+    def wait_for_failover(self, timeout_seconds: float = _CLUSTER_TIMEOUT_SECONDS) -> None:
+        """Wait until the running nodes again hold every slot (a replica was promoted)."""
+        self.wait_until_ok(timeout_seconds)
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+
+def start_private_cluster(directory: Path | None = None, *, primaries: int = 3,
+                          replicas_per_primary: int = 1) -> RedisClusterServer:
+    """Start a private Redis Cluster on free loopback ports; RuntimeError if it cannot."""
+    binary = redis_server_binary()
+    if binary is None:
+        raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
+    cluster = RedisClusterServer(
+        binary, directory or Path(tempfile.mkdtemp(prefix="memory-core-cluster-")),
+        primaries=primaries, replicas_per_primary=replicas_per_primary)
+    try:
+        cluster.start()
+    except BaseException:
+        cluster.stop()
+        raise
+    return cluster
 
 
 # a fault-injecting TCP proxy -------------------------------------------------------------

@@ -4,11 +4,15 @@ Behaviour tests take ``store_url`` and run twice: on an embedded fakeredis store
 (``memory://``) and on a redis-server this suite starts itself on a free port, never
 the machine's shared one. At the end of the session a line
 ``real-redis tests: N passed, M skipped`` is written for CI, which fails when M > 0, and
-the same line for the tests marked ``browser`` (``browser tests: N passed, M skipped``).
+the same line for the tests marked ``browser`` (``browser tests: N passed, M skipped``),
+and for the tests on the private Redis Cluster (``cluster tests: N passed, M skipped``):
+three primaries with a replica each, started once per session, every primary flushed
+before each test that uses it.
 """
 
 from __future__ import annotations
 
+import gc
 import os
 import random
 import uuid
@@ -24,11 +28,35 @@ from memory_core.connection import connect
 from memory_core.dictionaries import train_dictionary
 from memory_core.state import dump_json, prepare_state
 from memory_core.store import SyncBuyerConversationMemory
-from memory_core.testing import RedisServer, free_port, redis_server_binary
+from memory_core.testing import (
+    RedisClusterServer,
+    RedisServer,
+    free_port,
+    redis_cli_binary,
+    redis_server_binary,
+)
 
 REAL_REDIS_MARK = "real_redis"
 BROWSER_MARK = "browser"
+CLUSTER_MARK = "redis_cluster"
 _REAL_FIXTURES = ("redis_binary", "redis_server", "real_redis_url")
+_CLUSTER_FIXTURES = ("redis_cluster", "cluster_url")
+
+
+@pytest.fixture
+def without_gc_pauses() -> Iterator[None]:
+    """No garbage collection during a test whose budget is the product's 0.5 s timeouts.
+
+    After a thousand tests this process holds a large heap, and one full collection in
+    the middle of a burst stalls the event loop past a connect timeout: that would be a
+    pause of the test suite, not of memory_core, so it is collected before and not during.
+    """
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 @pytest.fixture(scope="session")
@@ -63,15 +91,56 @@ def real_redis_url(redis_server: RedisServer, request: pytest.FixtureRequest) ->
     return redis_server.url
 
 
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory,
+                  redis_binary: str) -> Iterator[RedisClusterServer]:
+    """A private Redis Cluster: 3 primaries, 1 replica each, on free loopback ports."""
+    if redis_cli_binary() is None:
+        message = "redis-cli is not installed; the cluster tests cannot run"
+        if os.environ.get("CI"):
+            pytest.fail(message + " (CI is set: cluster tests must never be skipped)")
+        pytest.skip(message)
+    cluster = RedisClusterServer(redis_binary, tmp_path_factory.mktemp("redis-cluster"))
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def cluster_url(redis_cluster: RedisClusterServer, request: pytest.FixtureRequest) -> str:
+    """The cluster's ``redis+cluster://`` URL, every primary flushed."""
+    request.node.add_marker(CLUSTER_MARK)
+    request.node.add_marker(REAL_REDIS_MARK)
+    for node in redis_cluster.nodes:
+        if not node.running:  # a failover test that failed to bring its node back
+            node.start()
+    redis_cluster.wait_until_ok()
+    redis_cluster.flushall()
+    return redis_cluster.url
+
+
+@pytest.fixture(params=["standalone", "cluster"])
+def any_real_url(request: pytest.FixtureRequest) -> str:
+    """A real Redis: the private standalone server, then the private cluster."""
+    if request.param == "cluster":
+        return str(request.getfixturevalue("cluster_url"))
+    return str(request.getfixturevalue("real_redis_url"))
+
+
 @pytest.fixture
 def fake_url() -> str:
     return f"memory://test-{uuid.uuid4().hex}"
 
 
-@pytest.fixture(params=["fake", "real"])
+@pytest.fixture(params=["fake", "real", "cluster"])
 def store_url(request: pytest.FixtureRequest) -> str:
+    """An embedded fakeredis store, the private redis-server, then the private cluster."""
     if request.param == "real":
         return str(request.getfixturevalue("real_redis_url"))
+    if request.param == "cluster":
+        return str(request.getfixturevalue("cluster_url"))
     return str(request.getfixturevalue("fake_url"))
 
 
@@ -136,18 +205,33 @@ def zstd_dictionaries() -> tuple[zstandard.ZstdCompressionDict, zstandard.ZstdCo
     return first, second
 
 
+def _uses_cluster(item: pytest.Item) -> bool:
+    callspec = getattr(item, "callspec", None)
+    if callspec is not None and callspec.params.get("any_real_url") == "standalone":
+        return False
+    if any(name in getattr(item, "fixturenames", ()) for name in _CLUSTER_FIXTURES):
+        return True
+    return callspec is not None and (callspec.params.get("store_url") == "cluster"
+                                     or callspec.params.get("any_real_url") == "cluster")
+
+
 def _uses_real_redis(item: pytest.Item) -> bool:
+    callspec = getattr(item, "callspec", None)
+    if callspec is not None and "any_real_url" in callspec.params:
+        return True
     if any(name in getattr(item, "fixturenames", ()) for name in _REAL_FIXTURES):
         return True
-    callspec = getattr(item, "callspec", None)
-    return callspec is not None and callspec.params.get("store_url") == "real"
+    return callspec is not None and callspec.params.get("store_url") in ("real", "cluster")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark every test that talks to the private redis-server, before any of them runs."""
+    """Mark every test that talks to the private redis-server or the private cluster,
+    before any of them runs."""
     for item in items:
         if _uses_real_redis(item) and item.get_closest_marker(REAL_REDIS_MARK) is None:
             item.add_marker(REAL_REDIS_MARK)
+        if _uses_cluster(item) and item.get_closest_marker(CLUSTER_MARK) is None:
+            item.add_marker(CLUSTER_MARK)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
@@ -164,6 +248,8 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     terminalreporter.write_line(f"real-redis tests: {passed} passed, {skipped} skipped")
     passed, skipped = tally(BROWSER_MARK)
     terminalreporter.write_line(f"browser tests: {passed} passed, {skipped} skipped")
+    passed, skipped = tally(CLUSTER_MARK)
+    terminalreporter.write_line(f"cluster tests: {passed} passed, {skipped} skipped")
 
 
 @pytest.fixture

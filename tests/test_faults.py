@@ -36,6 +36,7 @@ from memory_core import (
 from memory_core.admin import DELETE_BATCH
 from memory_core.cli import EXIT_USAGE
 from memory_core.connection import connect
+from memory_core.errors import REDIS_FAULTS, fault_behind
 from memory_core.inventory import PROBLEM_STATUSES, STATUS_LEGACY, STATUS_OK, scan_summaries
 from memory_core.state import QA_SEED_FIELD
 from memory_core.testing import RedisServer, TcpProxy, start_private_server
@@ -297,6 +298,25 @@ def resp_bytes(*parts: Any) -> int:
         size = len(part if isinstance(part, bytes) else str(part).encode())
         total += len(f"${size}\r\n") + size + 2
     return total
+
+
+def test_a_connection_lost_while_watching_is_a_fault_not_a_concurrent_write(
+        raw: redis.Redis) -> None:
+    """redis-py turns a connection lost under WATCH into a WatchError: tell the two apart."""
+    with raw.pipeline() as pipe:
+        pipe.watch("watched")
+        raw.client_kill_filter(_id=pipe.client_id())
+        with pytest.raises(redis.WatchError) as lost:
+            pipe.get("watched")
+    assert isinstance(fault_behind(lost.value), REDIS_FAULTS)
+    with raw.pipeline() as pipe:
+        pipe.watch("watched")
+        raw.set("watched", "by someone else")
+        pipe.multi()
+        pipe.get("watched")
+        with pytest.raises(redis.WatchError) as written:
+            pipe.execute()
+    assert fault_behind(written.value) is None
 
 
 @pytest.mark.timeout(180)
@@ -608,7 +628,8 @@ def test_hung_redis_costs_one_timeout_per_memory_and_recovers_by_itself(
 
 @pytest.mark.timeout(60)
 def test_200_concurrent_async_loads_on_a_healthy_redis_all_load_and_trip_no_breaker(
-        real_redis_url: str, caplog: pytest.LogCaptureFixture) -> None:
+        real_redis_url: str, caplog: pytest.LogCaptureFixture,
+        without_gc_pauses: None) -> None:
     """The other side of the 200-concurrent bound: a busy bot is no outage."""
     caplog.set_level(logging.WARNING, logger="memory_core")
 
