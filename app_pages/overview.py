@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 
+import pandas as pd
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
@@ -16,19 +17,22 @@ from dashboard.overview_model import (
     ORDERS,
     TABLE_ROWS,
     BuyerQuery,
+    Figures,
     Filters,
     OverviewModel,
     describe_list,
     list_buyers,
 )
 from dashboard.resources import (
+    POLL_SECONDS,
     SCAN_CACHE_SECONDS,
+    OverviewSource,
     forget_scan,
     last_scan,
     open_memory,
     overview_model,
     overview_options,
-    scan_inventory,
+    overview_source,
 )
 from dashboard.signin import require
 from memory_core.errors import StoreUnavailable
@@ -41,7 +45,7 @@ EXPIRES_KEY = "overview_expires"
 _ORDER_LABELS = {order: label for label, order in ORDERS.items()}
 
 
-def draw(where: DeltaGenerator, model: OverviewModel, name: str) -> None:
+def draw(where: DeltaGenerator, model: OverviewModel | Figures, name: str) -> None:
     """One of the model's charts; a copy, because Streamlit takes the data out of a spec."""
     where.vega_lite_chart(copy.deepcopy(model.charts[name]), width="stretch")
 
@@ -65,7 +69,7 @@ if top[0].button("Refresh", icon=":material/refresh:", help="Scan Redis again no
 auto = top[1].toggle("Auto-refresh", help=f"Rescan every {SCAN_CACHE_SECONDS} s")
 
 
-def charts_section(model: OverviewModel) -> None:
+def charts_section(model: OverviewModel | Figures) -> None:
     """The charts, or why there are none: an empty store is not a filter matching nobody."""
     report = model.report
     if model.stored_buyers == 0:
@@ -157,28 +161,9 @@ def problems_section(model: OverviewModel) -> None:
                    "list is capped.")
 
 
-@st.fragment(run_every=SCAN_CACHE_SECONDS if auto else None)
-def overview() -> None:
-    try:
-        frame = scan_inventory(settings, memory)
-    except StoreUnavailable as exc:
-        st.error(f"Scan failed: {md(str(exc))}. Use Refresh to try again.")
-        return
-    scan = last_scan(settings)
-    if scan is not None:
-        st.caption(f"Scanned {len(frame):,} keys at {scan[0]:%H:%M:%S} UTC in {scan[1]:.1f} s; "
-                   f"cached for up to {SCAN_CACHE_SECONDS} s.")
-    options = overview_options(settings, frame)
-    with st.container(border=True):
-        cols = st.columns([2, 3, 3, 2])
-        filters = Filters(
-            temperatures=tuple(cols[0].multiselect("Temperature", options["temperature"])),
-            personas=tuple(cols[1].multiselect("Persona", options["persona"])),
-            stages=tuple(cols[2].multiselect("Journey stage", options["journey_stage"])),
-            hide_qa=cols[3].toggle("Hide QA seeds", value=False))
-    model = overview_model(settings, memory, frame, filters)
+def figures_section(model: OverviewModel | Figures, fresh: bool) -> None:
+    """The headline numbers; their buttons filter the buyer list, so only with a scan."""
     report = model.report
-
     temps = report["by_temperature"]
     row = st.columns(4)
     row[0].metric("Buyers", f"{model.buyers:,}")
@@ -194,22 +179,100 @@ def overview() -> None:
                   help="Total original JSON bytes ÷ total stored bytes")
     expiring, no_ttl = report["ttl"]["expiring_24h"], report["ttl"]["no_ttl"]
     row[2].metric("Expiring in 24 h", f"{expiring:,}")
-    row[2].button("Show expiring", key="list_expiring", icon=":material/schedule:",
-                  disabled=not expiring, on_click=show_in_list, args=(EXPIRES_24H,),
-                  help="Show these buyers in the list below, soonest expiry first")
     row[3].metric("No TTL", f"{no_ttl:,}",
                   help="Keys that never expire: the bot always sets a TTL, so look at these")
-    row[3].button("Show without TTL", key="list_no_ttl", icon=":material/all_inclusive:",
-                  disabled=not no_ttl, on_click=show_in_list, args=(EXPIRES_NEVER,),
-                  help="Show these buyers in the list below")
+    if fresh:
+        row[2].button("Show expiring", key="list_expiring", icon=":material/schedule:",
+                      disabled=not expiring, on_click=show_in_list, args=(EXPIRES_24H,),
+                      help="Show these buyers in the list below, soonest expiry first")
+        row[3].button("Show without TTL", key="list_no_ttl", icon=":material/all_inclusive:",
+                      disabled=not no_ttl, on_click=show_in_list, args=(EXPIRES_NEVER,),
+                      help="Show these buyers in the list below")
     row[4].metric("Corrupt / foreign", f"{model.unreadable:,}",
                   help="Keys under the prefix that are not readable buyer states"
                   + (f"; plus {model.legacy:,} legacy record(s) to migrate"
                      if model.legacy else ""))
 
+
+def age_words(seconds: float) -> str:
+    """How old a snapshot is, in words: "12 seconds", "5 minutes", "3 hours", "2 days"."""
+    for unit, size in (("day", 86_400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            count = int(seconds // size)
+            return f"{count} {unit}{'s' if count != 1 else ''}"
+    count = int(seconds)
+    return f"{count} second{'s' if count != 1 else ''}"
+
+
+def from_snapshot(source: OverviewSource) -> None:
+    """The last scan's numbers and charts at once, while a new scan runs in the background."""
+    snapshot, figures = source.snapshot, source.figures
+    assert snapshot is not None and figures is not None
+    age = age_words(snapshot.age_seconds())
+    if source.error:
+        st.caption(f"From the scan taken {age} ago ({snapshot.taken_at:%Y-%m-%d %H:%M} UTC).")
+        st.error(f"Refreshing failed: {md(source.error)}. Use Refresh to try again.")
+    else:
+        st.caption(f"From the scan taken {age} ago ({snapshot.taken_at:%Y-%m-%d %H:%M} UTC, "
+                   f"{snapshot.scan_seconds:.1f} s); refreshing…")
+        done, total = source.progress
+        st.progress(min(done / total, 1.0) if total else 0.0,
+                    text=f"Scanning keys: {done:,} of ~{total:,}" if total
+                    else "Scanning keys…")
+    figures_section(figures, fresh=False)
+    charts_section(figures)
+    st.subheader("Buyers")
+    st.info("The buyer list, its search and the filters appear when the scan finishes; "
+            "the numbers above are the last scan's, for every buyer.")
+
+
+def from_scan(frame: pd.DataFrame) -> None:
+    """The fresh scan: filters, numbers, charts, the buyer list and the problem keys."""
+    scan = last_scan(settings)
+    if scan is not None:
+        st.caption(f"Scanned {len(frame):,} keys at {scan[0]:%H:%M:%S} UTC in {scan[1]:.1f} s; "
+                   f"cached for up to {SCAN_CACHE_SECONDS} s.")
+    options = overview_options(settings, frame)
+    with st.container(border=True):
+        cols = st.columns([2, 3, 3, 2])
+        filters = Filters(
+            temperatures=tuple(cols[0].multiselect("Temperature", options["temperature"])),
+            personas=tuple(cols[1].multiselect("Persona", options["persona"])),
+            stages=tuple(cols[2].multiselect("Journey stage", options["journey_stage"])),
+            hide_qa=cols[3].toggle("Hide QA seeds", value=False))
+    model = overview_model(settings, memory, frame, filters)
+    figures_section(model, fresh=True)
     charts_section(model)
     buyers_section(model)
     problems_section(model)
 
 
-overview()
+def first_source() -> OverviewSource | None:
+    """This run's source, or None when Redis cannot be reached (the error is shown)."""
+    try:
+        return overview_source(settings, memory)
+    except StoreUnavailable as exc:
+        st.error(f"Scan failed: {md(str(exc))}. Use Refresh to try again.")
+        return None
+
+
+source = first_source()
+refreshing = source is not None and source.frame is None and not source.error
+
+
+@st.fragment(run_every=POLL_SECONDS if refreshing else SCAN_CACHE_SECONDS if auto else None)
+def overview() -> None:
+    """Polls a background scan while one runs; a full run once it is done, to reset that."""
+    current = first_source()
+    if current is None:
+        return
+    if current.frame is None:
+        from_snapshot(current)
+    elif refreshing:
+        st.rerun()  # the scan finished: draw it, and stop polling every second
+    else:
+        from_scan(current.frame)
+
+
+if source is not None:
+    overview()

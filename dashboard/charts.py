@@ -23,10 +23,27 @@ import pandas as pd
 
 from memory_core.config import MemoryConfig
 from memory_core.inventory import value_counts_text
+from memory_core.snapshot import (
+    DAY_SECONDS,
+    HISTORY_STEP,
+    MAX_CATEGORIES,
+    OTHER,
+    PAIR_BINS,
+    PAIR_EDGE_QUANTILE,
+    SOON_HOURS,
+    SOON_STEP_HOURS,
+    ChartInputs,
+    binned_pairs,
+    category_counts,
+    codec_labels,
+    expiring_counts,
+    history_histogram,
+    ratio_histogram,
+    ttl_histogram,
+)
 
 TEMPERATURE_COLORS = {"hot": "#d62728", "warm": "#ff7f0e", "cold": "#1f77b4",
                       "unknown": "#9e9e9e"}
-OTHER = "other"
 OTHER_COLOR = "#9e9e9e"
 #: Codec labels come from a fixed set (the scan refuses unknown codecs), so their colours
 #: are fixed too; anything else is drawn as "other".
@@ -39,15 +56,13 @@ CATEGORY_PALETTE = ("#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#eec
                     "#88d27a", "#ff9d98", "#83bcb6", "#f2cf5b", "#d6a5c9", "#fcbfd2",
                     "#d8b5a5", "#bcbd22")
 _HEIGHT = 240
-MAX_CATEGORIES = 12  # bars in a category chart, the last one "other" when there are more
 #: Vega's format for counts: whole numbers with thousands separators ("20,000", never
 #: "0.5" or "1.000000").
 COUNT_FORMAT = ",d"
 #: Byte counts on an axis: "12,000", not Vega's default "1.2e+4" for a bare ",".
 BYTES_FORMAT = ",d"
-DAY_SECONDS = 86_400
-SOON_HOURS = 7 * 24  # the "next 7 days" chart
-SOON_STEP_HOURS = 6
+__all__ = ["MAX_CATEGORIES", "OTHER", "PAIR_BINS", "PAIR_EDGE_QUANTILE", "binned_pairs",
+           "codec_labels"]  # the binning lives in memory_core.snapshot, shared with it
 
 
 def vega_lite_spec(chart: alt.TopLevelMixin) -> dict[str, Any]:
@@ -123,12 +138,6 @@ def category_colors(values: pd.Series) -> dict[str, str]:
             enumerate(labels)}
 
 
-def codec_labels(values: pd.Series) -> pd.Series:
-    """Codec labels as text, any label outside :data:`CODEC_COLORS` as "other"."""
-    text = values.astype(str)
-    return text.where(text.isin(list(CODEC_COLORS)), OTHER)
-
-
 def _codec_color(labels: pd.Series) -> alt.Color:
     """Codec colours with a legend: only the codecs present, each in its fixed colour.
 
@@ -170,27 +179,12 @@ def whole_legend_values(low: float, high: float, count: int = 4) -> list[int]:
 
 # histograms -------------------------------------------------------------------------------
 
-def _histogram(values: pd.Series, bins: np.ndarray, groups: pd.Series | None,
-               group_name: str) -> pd.DataFrame:
-    """Counts per bin (and group): a small frame Altair draws as bars."""
-    frames = []
-    grouped = [("all", values)] if groups is None else [
-        (str(name), values[groups == name]) for name in groups.dropna().unique()]
-    for name, group in grouped:
-        counts, edges = np.histogram(group.dropna(), bins=bins)
-        frames.append(pd.DataFrame({"bin_start": edges[:-1], "bin_end": edges[1:],
-                                    group_name: name, "buyers": counts}))
-    result = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
-        columns=["bin_start", "bin_end", group_name, "buyers"])
-    return result[result["buyers"] > 0]
-
-
 def compression_ratio_chart(frame: pd.DataFrame) -> alt.Chart:
-    ratios = frame["compression_ratio"]
-    top = max(float(ratios.max()) if len(ratios.dropna()) else 1.0, 1.0)
-    bins = np.linspace(0, np.ceil(top), 31)
-    codecs = codec_labels(frame["codec"])
-    data = _histogram(ratios, bins, codecs, "codec")
+    return draw_ratio(ratio_histogram(frame))
+
+
+def draw_ratio(data: pd.DataFrame) -> alt.Chart:
+    """Buyers per compression-ratio bin, stacked by codec (from :func:`ratio_histogram`)."""
     tallest = int(data.groupby("bin_start")["buyers"].sum().max()) if len(data) else 0
     return alt.Chart(data, title="Compression ratio (original ÷ stored)").mark_bar().encode(
         x=alt.X("bin_start:Q", title="compression ratio (×)", bin="binned"),
@@ -203,52 +197,12 @@ def compression_ratio_chart(frame: pd.DataFrame) -> alt.Chart:
     ).properties(height=_HEIGHT)
 
 
-PAIR_BINS = 30  # 30 x 30 cells x 5 codec labels stays under Altair's 5,000-row limit
-PAIR_EDGE_QUANTILE = 0.995  # the grid ends here; larger buyers go in the last cell
-
-
-def binned_pairs(frame: pd.DataFrame, bins: int = PAIR_BINS) -> pd.DataFrame:
-    """Buyers counted per (original bytes, stored bytes, codec) cell of a bins x bins grid.
-
-    Every buyer is counted, and the browser draws a few hundred cells instead of one
-    mark per buyer: at 100k buyers that is the difference between a chart and a stall.
-    The grid spans the sizes up to the 99.5th percentile, so one huge record cannot squash
-    everyone else into a corner; the last cells hold the few larger ones. A cell is drawn at
-    its middle; its buyers' real smallest and largest sizes are in the tooltip.
-    """
-    rows = frame[["original_bytes", "stored_bytes", "codec"]].dropna()
-    original = rows["original_bytes"].to_numpy(dtype=float)
-    stored = rows["stored_bytes"].to_numpy(dtype=float)
-
-    def edges(values: np.ndarray) -> np.ndarray:
-        top = float(np.quantile(values, PAIR_EDGE_QUANTILE)) if len(values) else 0.0
-        return np.linspace(0, max(top, 1.0), bins + 1)
-
-    x_edges, y_edges = edges(original), edges(stored)
-    cells = pd.DataFrame({
-        "codec": codec_labels(rows["codec"]).to_numpy(),
-        "x": np.clip(np.searchsorted(x_edges, original, side="right") - 1, 0, bins - 1),
-        "y": np.clip(np.searchsorted(y_edges, stored, side="right") - 1, 0, bins - 1),
-        "original": original, "stored": stored,
-    }).groupby(["codec", "x", "y"], as_index=False).agg(
-        buyers=("original", "size"), original_sum=("original", "sum"),
-        stored_sum=("stored", "sum"), stored_min=("stored", "min"),
-        stored_max=("stored", "max"), original_min=("original", "min"),
-        original_max=("original", "max"))
-    x, y = cells["x"].to_numpy(), cells["y"].to_numpy()
-    return pd.DataFrame({
-        "codec": cells["codec"].astype(str),
-        "original_bytes": ((x_edges[x] + x_edges[x + 1]) / 2).round(),
-        "stored_bytes": ((y_edges[y] + y_edges[y + 1]) / 2).round(),
-        "original_min": cells["original_min"], "original_max": cells["original_max"],
-        "stored_min": cells["stored_min"], "stored_max": cells["stored_max"],
-        "buyers": cells["buyers"],
-        "compression_ratio": cells["original_sum"] / cells["stored_sum"],
-    })
-
-
 def stored_bytes_chart(frame: pd.DataFrame, threshold_bytes: int) -> alt.LayerChart:
-    data = binned_pairs(frame)
+    return draw_bytes(binned_pairs(frame), threshold_bytes)
+
+
+def draw_bytes(data: pd.DataFrame, threshold_bytes: int) -> alt.LayerChart:
+    """The size grid's cells (from :func:`binned_pairs`) and the compression threshold."""
     counts = data["buyers"]
     legend = alt.Legend(title="buyers", format=COUNT_FORMAT, tickMinStep=1,
                         values=whole_legend_values(counts.min(), counts.max())
@@ -285,15 +239,18 @@ def ttl_chart(frame: pd.DataFrame, config: MemoryConfig) -> alt.LayerChart:
     nothing at all; on symlog one buyer is still a visible bar and 0 stays 0.
     A TTL set by hand can be years: those are counted at the edge, and the axis says so.
     """
+    data, over_limit = ttl_histogram(frame["ttl_days"], config)
+    return draw_ttl(data, over_limit, config)
+
+
+def draw_ttl(data: pd.DataFrame, over_limit: bool, config: MemoryConfig) -> alt.LayerChart:
+    """Days-until-expiry bars (from :func:`ttl_histogram`) over the policy markers."""
     limit = config.ttl_days_max + 30
-    days = frame["ttl_days"]
-    clipped = days.clip(upper=limit)
-    top = max(float(clipped.max()) if len(clipped.dropna()) else 0.0, config.ttl_days_max)
-    data = _histogram(clipped, np.arange(0, top + 2, 1), None, "group")
+    data = data.copy()
     data["range"] = duration_ranges(data["bin_start"] * DAY_SECONDS,
                                     data["bin_end"] * DAY_SECONDS)
     axis = "days remaining"
-    if (days > limit).any():
+    if over_limit:
         axis += f" (more than {limit} counted at {limit})"
     tallest = int(data["buyers"].max()) if len(data) else 0
     bars = alt.Chart(data).mark_bar(binSpacing=0).encode(  # a day is a few pixels wide
@@ -328,10 +285,12 @@ def expiring_soon_chart(frame: pd.DataFrame) -> alt.Chart:
 
     Every bin is drawn, empty ones at zero, so the chart shows "none" rather than nothing.
     """
-    ttl_ms = frame["ttl_ms"].to_numpy(dtype=np.int64)
-    hours = ttl_ms[(ttl_ms >= 0) & (ttl_ms < SOON_HOURS * 3_600_000)] / 3_600_000
-    counts, edges = np.histogram(hours, bins=np.arange(0, SOON_HOURS + SOON_STEP_HOURS,
-                                                       SOON_STEP_HOURS))
+    return draw_expiring(expiring_counts(frame["ttl_ms"]))
+
+
+def draw_expiring(counts: np.ndarray) -> alt.Chart:
+    """Buyers expiring per 6 hours (from :func:`expiring_counts`), empty bins at zero."""
+    edges = np.arange(0, SOON_HOURS + SOON_STEP_HOURS, SOON_STEP_HOURS)
     data = pd.DataFrame({"bin_start": edges[:-1], "bin_end": edges[1:], "buyers": counts})
     data["range"] = duration_ranges(data["bin_start"] * 3600, data["bin_end"] * 3600)
     soon = int(counts.sum())
@@ -361,11 +320,12 @@ def category_chart(frame: pd.DataFrame, column: str, title: str,
     colour whatever else is shown, and labels (free text from headers) stay out of the
     spec. Labels without a colour, and the "other" bar, are grey.
     """
-    counts = value_counts_text(frame[column])
-    if len(counts) > MAX_CATEGORIES:
-        rest = counts.iloc[MAX_CATEGORIES - 1:]
-        counts = pd.concat([counts.iloc[:MAX_CATEGORIES - 1], pd.Series(
-            {f"{OTHER} ({len(rest):,} values)": int(rest.sum())})])
+    return draw_category(category_counts(frame[column]), column, title, colors)
+
+
+def draw_category(counts: pd.Series, column: str, title: str,
+                  colors: Mapping[str, str] | None = None) -> alt.Chart:
+    """Bars of buyers per label (from :func:`category_counts`), coloured from ``colors``."""
     counts = counts.rename_axis(column).reset_index(name="buyers")
     palette = colors or {}
     counts["color"] = [palette.get(label, OTHER_COLOR) for label in counts[column]]  # <= 12
@@ -387,9 +347,15 @@ def qualified_chart(frame: pd.DataFrame) -> alt.LayerChart:
     Each slice carries its share; the subtitle says how many of how many. Labels outside
     the ring were clipped in a narrow column, so they stay on it.
     """
-    labels = np.where(frame["is_qualified"], "qualified", "not qualified")
-    counts = pd.Series(labels).value_counts().rename_axis("qualification").reset_index(
-        name="buyers")
+    return draw_qualified(int(frame["is_qualified"].sum()), len(frame))
+
+
+def draw_qualified(qualified: int, total: int) -> alt.LayerChart:
+    """The donut of ``qualified`` of ``total`` buyers."""
+    counts = pd.DataFrame({"qualification": ["not qualified", "qualified"],
+                           "buyers": [total - qualified, qualified]})
+    counts = counts[counts["buyers"] > 0].sort_values(
+        "buyers", ascending=False, kind="stable").reset_index(drop=True)
     total = int(counts["buyers"].sum())
     counts["share"] = counts["buyers"] / max(total, 1)
     counts["label"] = (counts["share"] * 100).round().astype(int).astype(str) + "%"
@@ -419,26 +385,34 @@ def history_bins(values: pd.Series, *, step: int, limit: int, at_least: int) -> 
     instead of starting there (a bar from 50 to 55 read as "50 to 54 messages", past the
     cap). The first bin also holds 0. Values over ``limit`` are counted at it.
     """
-    clipped = values.dropna().clip(upper=limit).to_numpy()
-    top = max(float(clipped.max()) if len(clipped) else 0.0, float(at_least))
-    edges = np.arange(0, top + step, step)
-    if edges[-1] < top:
-        edges = np.append(edges, edges[-1] + step)
-    index = np.maximum(np.searchsorted(edges, clipped, side="left") - 1, 0)
-    counts = np.bincount(index, minlength=len(edges) - 1)[:len(edges) - 1]
-    starts, ends = edges[:-1], edges[1:]
-    data = pd.DataFrame({"bin_start": starts, "bin_end": ends, "buyers": counts})
+    return _with_message_labels(history_histogram(values, step=step, limit=limit,
+                                                  at_least=at_least))
+
+
+def _with_message_labels(data: pd.DataFrame) -> pd.DataFrame:
+    """The bins with their tooltip text, "1–5", "46–50" (the first bin holds 0)."""
+    data = data.copy()
+    starts = data["bin_start"].to_numpy(dtype=np.float64)
     first = np.where(starts == 0, 0, starts + 1).astype(int)
-    data["messages"] = [f"{low}–{int(high)}" for low, high in zip(first, ends, strict=True)]
-    return data[data["buyers"] > 0].reset_index(drop=True)
+    data["messages"] = [f"{low}–{int(high)}" for low, high in zip(first, data["bin_end"],
+                                                                  strict=True)]
+    return data
 
 
 def history_chart(frame: pd.DataFrame, cap: int) -> alt.LayerChart:
     # A header can claim any count: larger ones are counted at the edge.
     limit = cap + 50
-    data = history_bins(frame["message_count"], step=5, limit=limit, at_least=cap)
+    data = history_histogram(frame["message_count"], step=HISTORY_STEP, limit=limit,
+                             at_least=cap)
+    return draw_history(data, bool((frame["message_count"] > limit).any()), cap)
+
+
+def draw_history(data: pd.DataFrame, over_limit: bool, cap: int) -> alt.LayerChart:
+    """History-length bars (from :func:`history_histogram`) and the cap line."""
+    limit = cap + 50
+    data = _with_message_labels(data)
     axis = "messages kept"
-    if (frame["message_count"] > limit).any():
+    if over_limit:
         axis += f" (more than {limit} counted at {limit})"
     tallest = int(data["buyers"].max()) if len(data) else 0
     bars = alt.Chart(data, title="History length").mark_bar().encode(
@@ -452,3 +426,28 @@ def history_chart(frame: pd.DataFrame, cap: int) -> alt.LayerChart:
                      ).mark_rule(color="#d62728", strokeDash=[6, 4]).encode(
         x="cap:Q", tooltip=["label:N"])
     return alt.layer(bars, rule).properties(height=_HEIGHT)
+
+
+def draw_charts(inputs: ChartInputs, config: MemoryConfig,
+                colours: Mapping[str, Mapping[str, str]]) -> dict[str, dict[str, Any]]:
+    """Every overview chart's spec from binned inputs: a fresh scan's or a snapshot's."""
+    categories = inputs.categories
+    built: dict[str, alt.TopLevelMixin] = {
+        "ttl": draw_ttl(inputs.ttl, inputs.ttl_over_limit, config),
+        "expiring": draw_expiring(inputs.expiring),
+        "ratio": draw_ratio(inputs.ratio),
+        "bytes": draw_bytes(inputs.pairs, config.compress_threshold_bytes),
+        "codec": draw_category(categories["codec"], "codec", "Codec mix", colours["codec"]),
+        "temperature": draw_category(categories["temperature"], "temperature",
+                                     "Temperature mix", colours["temperature"]),
+        "qualified": draw_qualified(inputs.qualified, inputs.buyers),
+        "history": draw_history(inputs.history, inputs.history_over_limit,
+                                config.max_history_messages),
+        "persona": draw_category(categories["persona"], "persona", "Persona mix",
+                                 colours["persona"]),
+        "stage": draw_category(categories["journey_stage"], "journey_stage",
+                               "Journey stage", colours["journey_stage"]),
+        "schema": draw_category(categories["schema_version"], "schema_version",
+                                "Schema versions", colours["schema_version"]),
+    }
+    return {name: vega_lite_spec(chart) for name, chart in built.items()}

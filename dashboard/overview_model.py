@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-import altair as alt
 import numpy as np
 import pandas as pd
 
@@ -33,6 +32,7 @@ from memory_core.inventory import (
     problem_records,
     summarize_inventory,
 )
+from memory_core.snapshot import Snapshot, chart_inputs
 
 TABLE_ROWS = 1000
 FILTER_COLUMNS = ("temperature", "persona", "journey_stage")
@@ -152,24 +152,46 @@ def build_charts(buyers: pd.DataFrame, config: MemoryConfig,
     if buyers.empty:
         return {}
     colours = colours if colours is not None else colour_maps(buyers)
-    built: dict[str, alt.TopLevelMixin] = {
-        "ttl": charts.ttl_chart(buyers, config),
-        "expiring": charts.expiring_soon_chart(buyers),
-        "ratio": charts.compression_ratio_chart(buyers),
-        "bytes": charts.stored_bytes_chart(buyers, config.compress_threshold_bytes),
-        "codec": charts.category_chart(buyers, "codec", "Codec mix", colours["codec"]),
-        "temperature": charts.category_chart(buyers, "temperature", "Temperature mix",
-                                             colours["temperature"]),
-        "qualified": charts.qualified_chart(buyers),
-        "history": charts.history_chart(buyers, config.max_history_messages),
-        "persona": charts.category_chart(buyers, "persona", "Persona mix",
-                                         colours["persona"]),
-        "stage": charts.category_chart(buyers, "journey_stage", "Journey stage",
-                                       colours["journey_stage"]),
-        "schema": charts.category_chart(buyers, "schema_version", "Schema versions",
-                                        colours["schema_version"]),
-    }
-    return {name: charts.vega_lite_spec(chart) for name, chart in built.items()}
+    return charts.draw_charts(chart_inputs(buyers, config), config, colours)
+
+
+@dataclass(frozen=True)
+class Figures:
+    """The overview's numbers and charts without any buyer row: drawn from a snapshot.
+
+    The same names as :class:`OverviewModel`, so the page draws either one the same way.
+    """
+
+    buyers: int
+    report: dict[str, Any]
+    unreadable: int
+    legacy: int
+    charts: dict[str, dict[str, Any]]
+    bytes_note: str
+    stored_buyers: int
+
+
+def snapshot_colours(snapshot: Snapshot) -> dict[str, dict[str, str]]:
+    """Colours of the snapshot's labels, handed out by their rank as :func:`colour_maps`
+    does from a table: a label has the same colour from a snapshot and from a scan."""
+    palette = charts.CATEGORY_PALETTE
+    maps = {column: {label: palette[rank % len(palette)] for label, rank in ranks.items()}
+            for column, ranks in snapshot.ranks.items()}
+    maps["temperature"] = charts.TEMPERATURE_COLORS
+    maps["codec"] = charts.CODEC_COLORS
+    return maps
+
+
+def figures_from_snapshot(snapshot: Snapshot, config: MemoryConfig) -> Figures:
+    """What the overview draws before a scan: a validated snapshot's counts and bins."""
+    report = snapshot.report
+    buyers = int(report["buyers"])
+    return Figures(
+        buyers=buyers, report=report, unreadable=int(report["corrupt"]),
+        legacy=int(report["legacy"]),
+        charts=charts.draw_charts(snapshot.charts, config, snapshot_colours(snapshot))
+        if buyers else {},
+        bytes_note=bytes_note(config), stored_buyers=buyers)
 
 
 def build_overview(frame: pd.DataFrame, filters: Filters, config: MemoryConfig) -> OverviewModel:

@@ -7,7 +7,9 @@ read after the write; its message is carried over and shown once by :func:`show_
 
 from __future__ import annotations
 
+import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal, NoReturn
@@ -15,13 +17,24 @@ from typing import Literal, NoReturn
 import pandas as pd
 import streamlit as st
 
-from dashboard.overview_model import Filters, OverviewModel, build_overview, filter_options
+from dashboard.overview_model import (
+    Figures,
+    Filters,
+    OverviewModel,
+    build_overview,
+    figures_from_snapshot,
+    filter_options,
+)
 from dashboard.settings import DashboardSettings, load_settings
 from memory_core.config import MemoryConfig, load_config
 from memory_core.connection import parse_target
 from memory_core.demo import seed_demo_store
+from memory_core.errors import StoreUnavailable
 from memory_core.inventory import timed_scan
+from memory_core.snapshot import Snapshot, read_snapshot, store_snapshot
 from memory_core.store import SyncBuyerConversationMemory
+
+log = logging.getLogger(__name__)
 
 SCAN_CACHE_SECONDS = 60
 _FLASH_KEY = "_flash_after_write"
@@ -51,6 +64,19 @@ class _ScanSlot:
     frame: pd.DataFrame | None = None
     scanned_at: datetime | None = None
     scan_seconds: float = 0.0
+    #: The background scan, one per slot (so per process and Redis): sessions share it.
+    starting: threading.Lock = field(default_factory=threading.Lock)
+    thread: threading.Thread | None = None
+    progress: tuple[int, int] = (0, 0)  # keys done, estimated total, of that scan
+    error: str | None = None  # why the background scan failed (shown; Refresh retries)
+    #: The snapshot drawn while no fresh scan is there, read once per slot.
+    snapshot: Snapshot | None = None
+    figures: Figures | None = None
+    snapshot_read: bool = False
+
+    @property
+    def scanning(self) -> bool:
+        return self.thread is not None and self.thread.is_alive()
 
 
 @st.cache_resource(ttl=SCAN_CACHE_SECONDS, max_entries=4, show_spinner=False)
@@ -79,11 +105,119 @@ def scan_inventory(settings: DashboardSettings, memory: SyncBuyerConversationMem
                                  text=f"Scanning keys: {done:,} of ~{total:,}")
 
             try:
-                slot.frame, slot.scan_seconds = timed_scan(memory, progress=progress)
-                slot.scanned_at = datetime.now(UTC)
+                _scan_into(slot, memory, progress)
             finally:
                 bar.empty()
         return slot.frame  # shared by every session: read it, never modify it
+
+
+def _scan_into(slot: _ScanSlot, memory: SyncBuyerConversationMemory,
+               progress: Callable[[int, int], None]) -> None:
+    """Scan (caller holds ``slot.lock``), keep the table, and store its snapshot."""
+    started = datetime.now(UTC)
+    frame, seconds = timed_scan(memory, progress=progress)
+    store_snapshot(memory, frame, taken_at=started, scan_seconds=seconds)
+    slot.frame, slot.scan_seconds, slot.scanned_at = frame, seconds, datetime.now(UTC)
+
+
+#: A snapshot is drawn first only when the last scan took at least this long: a faster
+#: scan runs in the foreground, so a small store never shows its list a moment late.
+BACKGROUND_AFTER_SECONDS = 0.5
+#: How often the page looks at a background scan (progress, done).
+POLL_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class OverviewSource:
+    """What the overview draws now: a fresh scan, or a snapshot while one runs."""
+
+    frame: pd.DataFrame | None  # the fresh scan; None while drawing from the snapshot
+    snapshot: Snapshot | None = None
+    figures: Figures | None = None
+    progress: tuple[int, int] = (0, 0)
+    error: str | None = None
+
+
+def overview_source(settings: DashboardSettings, memory: SyncBuyerConversationMemory
+                    ) -> OverviewSource:
+    """The fresh scan when there is one; else the newest valid snapshot at once, with a
+    background scan (one per process, shared by sessions) refreshing it; else a scan now.
+
+    Raises StoreUnavailable when a scan in the foreground cannot reach Redis.
+    """
+    slot = _scan_slot(settings.redis_url, settings.config_path)
+    if slot.frame is not None:
+        return OverviewSource(frame=slot.frame)
+    snapshot, figures = _slot_snapshot(slot, settings, memory)
+    if snapshot is None or figures is None or (
+            snapshot.scan_seconds < BACKGROUND_AFTER_SECONDS and not slot.scanning):
+        return OverviewSource(frame=scan_inventory(settings, memory))
+    _start_background_scan(slot, memory)
+    if slot.frame is not None:  # finished meanwhile
+        return OverviewSource(frame=slot.frame)
+    return OverviewSource(frame=None, snapshot=snapshot, figures=figures,
+                          progress=slot.progress, error=slot.error)
+
+
+def _slot_snapshot(slot: _ScanSlot, settings: DashboardSettings,
+                   memory: SyncBuyerConversationMemory
+                   ) -> tuple[Snapshot | None, Figures | None]:
+    """The newest snapshot and its figures, read and drawn once per slot for all sessions.
+
+    A snapshot taken before this process last wrote to Redis is not used: the page after
+    a write shows numbers read after it (see :func:`reload_after_write`).
+    """
+    with slot.starting:
+        if not slot.snapshot_read:
+            slot.snapshot_read = True
+            snapshot = read_snapshot(memory)
+            not_before = _write_marks().get("not_before")
+            if snapshot is not None and (not_before is None or snapshot.taken_at >= not_before):
+                try:
+                    slot.figures = figures_from_snapshot(snapshot, memory.config)
+                    slot.snapshot = snapshot
+                except (ValueError, TypeError, KeyError) as exc:  # valid, yet not drawable
+                    log.warning("inventory snapshot not drawn: %s", type(exc).__name__)
+        return slot.snapshot, slot.figures
+
+
+def _start_background_scan(slot: _ScanSlot, memory: SyncBuyerConversationMemory) -> None:
+    """Start the slot's scan in a thread unless one runs, ran, or failed (Refresh retries).
+
+    The thread calls no Streamlit API (Streamlit's APIs belong to a script's thread): it
+    only fills the slot, which the page reads on its next run.
+    """
+    with slot.starting:
+        if slot.thread is not None or slot.frame is not None:
+            return
+
+        def progress(done: int, total: int) -> None:
+            slot.progress = (done, total)
+
+        def run() -> None:
+            try:
+                with slot.lock:
+                    if slot.frame is None:
+                        _scan_into(slot, memory, progress)
+            except StoreUnavailable as exc:
+                slot.error = str(exc)
+            except Exception as exc:
+                log.exception("background inventory scan failed")
+                slot.error = f"{type(exc).__name__}: {exc}"
+
+        slot.thread = threading.Thread(target=run, name="inventory-scan", daemon=True)
+        slot.thread.start()
+
+
+def background_scan(settings: DashboardSettings) -> threading.Thread | None:
+    """The current background scan's thread, if any (for tests and benchmarks to join)."""
+    return _scan_slot(settings.redis_url, settings.config_path).thread
+
+
+@st.cache_resource(show_spinner=False)
+def _write_marks() -> dict[str, datetime]:
+    """When this process last wrote to Redis: older snapshots are not drawn."""
+    return {}
 
 
 def last_scan(settings: DashboardSettings) -> tuple[datetime, float] | None:
@@ -93,7 +227,8 @@ def last_scan(settings: DashboardSettings) -> tuple[datetime, float] | None:
 
 
 def forget_scan() -> None:
-    """Drop the cached scan so the next page run reads Redis again."""
+    """Drop the cached scan so the next page run reads Redis again (not an older snapshot)."""
+    _write_marks()["not_before"] = datetime.now(UTC)
     _scan_slot.clear()
 
 

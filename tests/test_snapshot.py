@@ -1,0 +1,292 @@
+"""The scan snapshot (memory_core.snapshot) and the overview drawn from it, on a real Redis.
+
+A snapshot must hold the scan's figures and nothing about any one buyer; a fresh
+dashboard process draws the overview from it before any scan finishes, and refreshes it
+in the background; whatever is planted at the key, the page falls back to a scan.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import redis
+import streamlit as st
+from conftest import buyer_state
+from streamlit.testing.v1 import AppTest
+
+from dashboard import resources
+from dashboard.auth import OPERATOR_PASSWORD_ENV, VIEWER_PASSWORD_ENV
+from dashboard.overview_model import Filters, build_overview, figures_from_snapshot
+from dashboard.settings import load_settings
+from dashboard.signin import PASSWORD_KEY
+from memory_core.inventory import scan_summaries, summarize_inventory
+from memory_core.snapshot import (
+    MAGIC,
+    MAX_SNAPSHOT_BYTES,
+    build_snapshot,
+    decode_snapshot,
+    encode_snapshot,
+    read_snapshot,
+    snapshot_key,
+    store_snapshot,
+)
+from memory_core.store import SyncBuyerConversationMemory
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+PASSWORD = "viewer-for-snapshot-tests"
+
+pytestmark = pytest.mark.usefixtures("isolated_dashboard")
+
+
+@pytest.fixture
+def memory(real_redis_url: str, monkeypatch: pytest.MonkeyPatch
+           ) -> Iterator[SyncBuyerConversationMemory]:
+    monkeypatch.setenv("REDIS_URL", real_redis_url)
+    monkeypatch.setenv(OPERATOR_PASSWORD_ENV, "operator-for-snapshot-tests")
+    monkeypatch.setenv(VIEWER_PASSWORD_ENV, PASSWORD)
+    with SyncBuyerConversationMemory.from_url(real_redis_url) as opened:
+        yield opened
+
+
+def seed(memory: SyncBuyerConversationMemory, count: int, first: int = 0) -> list[str]:
+    ids = [f"contact-secret-{i:04d}" for i in range(first, first + count)]
+    assert memory.save_many([(cid, buyer_state(i, messages=3 + i % 20), None, None)
+                             for i, cid in enumerate(ids, start=first)]) == count
+    return ids
+
+
+def scan_and_store(memory: SyncBuyerConversationMemory, scan_seconds: float = 30.0,
+                   taken_at: datetime | None = None) -> pd.DataFrame:
+    frame = scan_summaries(memory)
+    assert store_snapshot(memory, frame, taken_at=taken_at or datetime.now(UTC),
+                          scan_seconds=scan_seconds) is not None
+    return frame
+
+
+def run_page() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.secrets["snapshot_tests"] = "isolated"
+    at.run()
+    at.text_input(key=PASSWORD_KEY).input(PASSWORD)
+    next(b for b in at.button if b.label == "Sign in").click()
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def metrics(at: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in at.main.metric}
+
+
+def captions(at: AppTest) -> str:
+    return "\n".join(c.value for c in at.caption)
+
+
+def without_time(report: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in report.items() if k != "generated_at"}
+
+
+class SlowScan:
+    """timed_scan held until released, counting calls: a scan of a huge store."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.calls = 0
+        self.real = resources.timed_scan
+
+    def __call__(self, memory: SyncBuyerConversationMemory, **kwargs: Any
+                 ) -> tuple[pd.DataFrame, float]:
+        self.calls += 1
+        assert self.release.wait(30)
+        return self.real(memory, **kwargs)
+
+
+# the snapshot itself --------------------------------------------------------------------------
+
+def test_snapshot_round_trip_has_the_scans_figures_and_no_contact_id_or_pii(
+        memory: SyncBuyerConversationMemory, real_raw: redis.Redis) -> None:
+    ids = seed(memory, 60)
+    memory.client.set(memory.key_for("contact-secret-broken"), b"\x00 not a record")
+    frame = scan_and_store(memory)
+    stored = real_raw.get(snapshot_key(memory.prefix))
+    assert stored is not None and stored.startswith(MAGIC) and len(stored) < 64 * 1024
+    assert 0 < real_raw.ttl(snapshot_key(memory.prefix)) <= 7 * 86_400
+    text = stored.decode()
+    assert "contact-secret" not in text
+    for i in range(60):
+        state = buyer_state(i)
+        for field in ("buyer_name", "buyer_phone", "buyer_email"):
+            assert state[field] not in text
+    assert all(cid not in text for cid in ids)
+
+    snapshot = read_snapshot(memory)
+    assert snapshot is not None
+    assert without_time(snapshot.report) == without_time(summarize_inventory(frame))
+    assert snapshot.report["corrupt"] == 1 and snapshot.report["buyers"] == 60
+    figures = figures_from_snapshot(snapshot, memory.config)
+    model = build_overview(frame, Filters(), memory.config)
+    assert figures.charts == model.charts  # the same specs, data and colours
+    assert (figures.buyers, figures.unreadable, figures.legacy, figures.stored_buyers) == (
+        model.buyers, model.unreadable, model.legacy, model.stored_buyers)
+    # the snapshot lives outside the buyer keyspace: a scan never lists it
+    assert snapshot_key(memory.prefix) not in set(scan_summaries(memory)["contact_id"])
+
+
+def test_an_older_scan_finishing_late_keeps_the_newer_snapshot(
+        memory: SyncBuyerConversationMemory) -> None:
+    seed(memory, 5)
+    now = datetime.now(UTC)
+    scan_and_store(memory, taken_at=now)
+    frame = scan_summaries(memory)
+    assert store_snapshot(memory, frame, taken_at=now - timedelta(minutes=5),
+                          scan_seconds=1.0) is None
+    snapshot = read_snapshot(memory)
+    assert snapshot is not None
+    assert abs((snapshot.taken_at - now).total_seconds()) < 0.01
+
+
+def _valid(memory: SyncBuyerConversationMemory) -> dict[str, Any]:
+    seed(memory, 3)
+    data = encode_snapshot(build_snapshot(scan_summaries(memory), memory.config,
+                                          taken_at=datetime.now(UTC), scan_seconds=9.0))
+    head, _, body = data.partition(b"\n")
+    return {"head": head + b"\n", "body": json.loads(body)}
+
+
+def _with(valid: dict[str, Any], change: Any) -> bytes:
+    body = json.loads(json.dumps(valid["body"]))
+    change(body)
+    return valid["head"] + json.dumps(body).encode()
+
+
+PLANTED = {
+    "garbage": lambda v: b"\x80\x03 not json at all",
+    "magic then garbage": lambda v: v["head"] + b"{\"version\": 1, ",
+    "deep nesting": lambda v: v["head"] + b"[" * 200_000 + b"]" * 200_000,
+    "huge": lambda v: v["head"] + b" " * (MAX_SNAPSHOT_BYTES + 10),
+    "negative count": lambda v: _with(v, lambda b: b["report"].__setitem__("buyers", -5)),
+    "count as text": lambda v: _with(v, lambda b: b["report"].__setitem__("total", "9")),
+    "bool as count": lambda v: _with(v, lambda b: b["charts"].__setitem__("qualified", True)),
+    "extra field": lambda v: _with(v, lambda b: b.__setitem__("html", "<script>")),
+    "other version": lambda v: _with(v, lambda b: b.__setitem__("version", 2)),
+    "too many rows": lambda v: _with(v, lambda b: b["charts"].__setitem__(
+        "ratio", [[0, 1, "zstd", 1]] * 10_000)),
+    "long label": lambda v: _with(v, lambda b: b["report"]["by_persona"].__setitem__(
+        "x" * 5000, 1)),
+    "nan": lambda v: _with(v, lambda b: b["charts"]["pairs"][0].__setitem__(1, float("nan"))),
+    "wrong expiring bins": lambda v: _with(v, lambda b: b["charts"].__setitem__(
+        "expiring", [1])),
+    "in the future": lambda v: _with(v, lambda b: b.__setitem__(
+        "taken_at_ms", b["taken_at_ms"] + 10**9)),
+}
+
+
+@pytest.mark.parametrize("kind", [*PLANTED, "hash"])
+def test_a_planted_snapshot_is_refused_and_the_page_scans_instead(
+        memory: SyncBuyerConversationMemory, real_raw: redis.Redis, kind: str) -> None:
+    valid = _valid(memory)
+    key = snapshot_key(memory.prefix)
+    real_raw.delete(key)
+    if kind == "hash":
+        real_raw.hset(key, mapping={"version": "1"})
+    else:
+        data = PLANTED[kind](valid)
+        real_raw.set(key, data)
+        with pytest.raises(ValueError):
+            decode_snapshot(data)
+    assert read_snapshot(memory) is None
+
+    at = run_page()
+    assert metrics(at)["Buyers"] == "3"  # from a scan in the foreground
+    assert "Scanned 3 keys" in captions(at)
+    assert not at.error
+    fresh = read_snapshot(memory)  # the scan replaced the planted key with a snapshot
+    assert fresh is not None and fresh.report["buyers"] == 3
+
+
+# the page: a fresh process draws the snapshot first -------------------------------------------
+
+def test_a_fresh_process_draws_the_snapshot_at_once_and_refreshes_it_in_the_background(
+        memory: SyncBuyerConversationMemory, monkeypatch: pytest.MonkeyPatch) -> None:
+    seed(memory, 40)
+    taken = datetime.now(UTC) - timedelta(minutes=7)
+    scan_and_store(memory, taken_at=taken)
+    seed(memory, 10, first=40)  # written after the snapshot: only a new scan counts them
+    st.cache_resource.clear()  # a new dashboard process
+    slow = SlowScan()
+    monkeypatch.setattr(resources, "timed_scan", slow)
+
+    at = run_page()
+    assert metrics(at)["Buyers"] == "40"  # the snapshot's, while the scan is held
+    assert "From the scan taken 7 minutes ago" in captions(at)
+    assert "refreshing…" in captions(at)
+    assert any("appear when the scan finishes" in i.value for i in at.info)
+    assert not at.dataframe  # no buyer rows before the scan
+    assert len(at.get("vega_lite_chart")) == 11
+    assert slow.calls == 1
+
+    at.run()  # another run while scanning: still the snapshot, still one scan
+    assert metrics(at)["Buyers"] == "40" and slow.calls == 1
+
+    slow.release.set()
+    thread = resources.background_scan(load_settings())
+    assert thread is not None
+    thread.join(30)
+    at.run()
+    assert not at.exception
+    assert metrics(at)["Buyers"] == "50"
+    assert "Scanned 50 keys" in captions(at)
+    assert at.dataframe  # the buyer list, now that rows are there
+    snapshot = read_snapshot(memory)
+    assert snapshot is not None and snapshot.report["buyers"] == 50
+    assert snapshot.taken_at > taken
+
+
+def test_a_fast_last_scan_scans_in_the_foreground_instead(
+        memory: SyncBuyerConversationMemory) -> None:
+    seed(memory, 5)
+    scan_and_store(memory, scan_seconds=0.01)
+    seed(memory, 2, first=5)
+    st.cache_resource.clear()
+    at = run_page()
+    assert metrics(at)["Buyers"] == "7"
+    assert "From the scan taken" not in captions(at)
+
+
+def test_a_failed_background_scan_keeps_the_snapshot_and_says_so(
+        memory: SyncBuyerConversationMemory, monkeypatch: pytest.MonkeyPatch) -> None:
+    from memory_core.errors import StoreUnavailable
+
+    seed(memory, 4)
+    scan_and_store(memory)
+    st.cache_resource.clear()
+
+    def broken(memory: SyncBuyerConversationMemory, **kwargs: Any) -> Any:
+        raise StoreUnavailable("Redis unreachable during scan: [planted](https://x)")
+
+    monkeypatch.setattr(resources, "timed_scan", broken)
+    at = run_page()
+    thread = resources.background_scan(load_settings())
+    assert thread is not None
+    thread.join(10)
+    at.run()
+    assert metrics(at)["Buyers"] == "4"
+    assert any("Refreshing failed" in e.value and "](" not in e.value for e in at.error)
+
+
+def test_after_a_write_the_page_does_not_draw_an_older_snapshot(
+        memory: SyncBuyerConversationMemory) -> None:
+    seed(memory, 4)
+    scan_and_store(memory)
+    resources.forget_scan()  # what every write in the dashboard does
+    seed(memory, 1, first=4)
+    at = run_page()
+    assert metrics(at)["Buyers"] == "5"
+    assert "From the scan taken" not in captions(at)
