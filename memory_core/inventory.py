@@ -2,9 +2,9 @@
 
 :func:`scan_summaries` walks ``<prefix>:*`` with SCAN and, per batch of keys, reads each
 key's header (``GETRANGE key 0 255``, cut after the header), ``PTTL`` and ``STRLEN`` in
-one Lua call (on Redis Cluster: each primary scanned in turn, its keys read with a
-pipeline of single-key commands, as a script may not span slots), a helper thread
-reading the next batch while this one is parsed. Payloads are never read or decoded,
+one Lua call (on Redis Cluster: every primary walked at once, each by its own thread,
+with a script that may read the node's keys of every slot), a helper thread reading the
+next batch while this one is parsed. Payloads are never read or decoded,
 so a million buyers cost a million small replies, not a million decompressions. Columns are
 built in compact arrays (8 bytes a number, shared strings for repeated labels) so memory
 stays bounded by the row count, not by state sizes. :func:`summarize_inventory` turns the
@@ -29,7 +29,12 @@ import redis
 
 from memory_core import dictionaries as dicts
 from memory_core.connection import is_cluster_client
-from memory_core.errors import CorruptRecord, StoreUnavailable, UndecryptableRecord
+from memory_core.errors import (
+    REDIS_FAULTS,
+    CorruptRecord,
+    StoreUnavailable,
+    UndecryptableRecord,
+)
 from memory_core.legacy import looks_legacy
 from memory_core.record import HEADER_READ_BYTES, MAGIC, header_numbers, split_header
 from memory_core.store import SyncBuyerConversationMemory
@@ -75,6 +80,13 @@ for i, key in ipairs(KEYS) do
 end
 return out
 """
+#: The same for one node of a Redis Cluster, whose SCAN batch spans many slots: a script
+#: may declare keys of one slot only, so the keys come as arguments, which Redis 7 allows
+#: to a script flagged ``allow-cross-slot-keys`` as long as this node holds them all (a
+#: key moved away meanwhile fails the call, and the batch is read with a pipeline).
+#: 60k keys on 3 primaries: 0.9 s, against 3.2 s with the pipeline of single-key commands.
+_READ_NODE_HEADERS_LUA = ("#!lua flags=no-writes,allow-cross-slot-keys\n"
+                          + _READ_HEADERS_LUA.replace("ipairs(KEYS)", "ipairs(ARGV)"))
 #: Replies per key: header window (None for another type), PTTL, STRLEN.
 _REPLIES_PER_KEY = 3
 _CLEAR = NOT_ENCRYPTED.encode()
@@ -256,7 +268,7 @@ def scan_summaries(memory: SyncBuyerConversationMemory, *, batch_size: int = DEF
     started_ms = time.time_ns() // 1_000_000
     try:
         estimated_total = int(client.dbsize()) if progress else 0
-        for keys, replies in _read_ahead(_batches(memory, batch_size)):
+        for keys, replies in _read_ahead(_walks(memory, batch_size)):
             for index, key in enumerate(keys):
                 header, ttl_ms, length = replies[3 * index:3 * index + 3]
                 if not isinstance(ttl_ms, int) or ttl_ms == -2:
@@ -272,7 +284,7 @@ def scan_summaries(memory: SyncBuyerConversationMemory, *, batch_size: int = DEF
         _mark_unknown_keys(memory, frame)
         if verify:
             _verify_payloads(memory, frame, verify_progress)
-    except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+    except REDIS_FAULTS as exc:
         raise StoreUnavailable(f"Redis unreachable during scan: {exc}") from exc
     return _with_derived_columns(frame, started_ms)
 
@@ -280,43 +292,48 @@ def scan_summaries(memory: SyncBuyerConversationMemory, *, batch_size: int = DEF
 Batch = tuple[list[bytes], list[Any]]
 
 
-def _batches(memory: SyncBuyerConversationMemory, batch_size: int) -> Iterator[Batch]:
-    """Each SCAN batch of keys under the prefix with its replies (header, PTTL, length)."""
-    for client, use_script in _scan_clients(memory.client):
-        reader = _BatchReader(client, use_script=use_script)
-        cursor: int = 0
-        started = True
-        while started or cursor != 0:
-            started = False
-            cursor, keys = client.scan(cursor=cursor, match=memory.scan_pattern,
-                                       count=batch_size)
-            if keys:
-                yield keys, reader.read(keys)
+def _walks(memory: SyncBuyerConversationMemory, batch_size: int) -> list[Iterator[Batch]]:
+    """One walk per node to scan (each primary of a cluster): its SCAN batches of keys under
+    the prefix, each with its replies (header, PTTL, length)."""
+    return [_walk(client, cluster_node, memory.scan_pattern, batch_size)
+            for client, cluster_node in _scan_clients(memory.client)]
+
+
+def _walk(client: Any, cluster_node: bool, pattern: str,
+          batch_size: int) -> Iterator[Batch]:
+    reader = _BatchReader(client, cluster_node=cluster_node)
+    cursor: int = 0
+    started = True
+    while started or cursor != 0:
+        started = False
+        cursor, keys = client.scan(cursor=cursor, match=pattern, count=batch_size)
+        if keys:
+            yield keys, reader.read(keys)
 
 
 def _scan_clients(client: Any) -> list[tuple[Any, bool]]:
-    """The clients one scan walks, and whether the batch script may read their keys.
+    """The clients one scan walks, and whether each is one node of a cluster.
 
     A single server: the client itself. Redis Cluster: a client per primary, each walked
-    with its own SCAN cursor; its keys are read with a pipeline of single-key commands,
-    because one script call over keys of several slots is refused (CROSSSLOT).
+    with its own SCAN cursor, in parallel.
     """
     if not is_cluster_client(client):
-        return [(client, True)]
-    return [(client.get_redis_connection(node), False) for node in client.get_primaries()]
+        return [(client, False)]
+    return [(client.get_redis_connection(node), True) for node in client.get_primaries()]
 
 
 _END = object()
 
 
-def _read_ahead(batches: Iterator[Batch], depth: int = 2) -> Iterator[Batch]:
-    """``batches``, read by a helper thread up to ``depth`` batches ahead.
+def _read_ahead(walks: list[Iterator[Batch]], depth: int = 2) -> Iterator[Batch]:
+    """The batches of every walk, each walk read by its own thread up to ``depth`` ahead.
 
     Redis works on the next batch while this thread parses the last one: on two cores a
-    scan of 100k keys took 2.0 s one step after the other. An error in the reader is
-    raised here; leaving early stops the reader.
+    scan of 100k keys took 2.0 s one step after the other. On a cluster the primaries are
+    walked at the same time, each by its thread. An error in a reader is raised here;
+    leaving early stops every reader.
     """
-    handoff: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    handoff: queue.Queue[Any] = queue.Queue(maxsize=depth * max(len(walks), 1))
     stopping = threading.Event()
 
     def hand_over(item: Any) -> bool:
@@ -328,7 +345,7 @@ def _read_ahead(batches: Iterator[Batch], depth: int = 2) -> Iterator[Batch]:
                 continue
         return False
 
-    def read() -> None:
+    def read(batches: Iterator[Batch]) -> None:
         try:
             for batch in batches:
                 if not hand_over(batch):
@@ -337,33 +354,47 @@ def _read_ahead(batches: Iterator[Batch], depth: int = 2) -> Iterator[Batch]:
         except BaseException as exc:  # handed to the consuming thread, raised there
             hand_over(exc)
 
-    reader = threading.Thread(target=read, name="memory-core-scan", daemon=True)
+    readers = [threading.Thread(target=read, args=(walk,), name="memory-core-scan",
+                                daemon=True) for walk in walks]
     try:
-        reader.start()
-        while (item := handoff.get()) is not _END:
-            if isinstance(item, BaseException):
+        for reader in readers:
+            reader.start()
+        running = len(readers)
+        while running:
+            item = handoff.get()
+            if item is _END:
+                running -= 1
+            elif isinstance(item, BaseException):
                 raise item
-            yield item
+            else:
+                yield item
     finally:
         stopping.set()
-        if reader.is_alive():
-            reader.join()
+        for reader in readers:
+            if reader.is_alive():
+                reader.join()
 
 
 class _BatchReader:
     """Header windows and PTTLs for a batch of keys: Lua when possible, else a pipeline."""
 
-    def __init__(self, client: redis.Redis, *, use_script: bool = True) -> None:
+    def __init__(self, client: redis.Redis, *, cluster_node: bool = False) -> None:
         self._client = client
-        self._script: Any = client.register_script(_READ_HEADERS_LUA)
-        self.uses_script = use_script
+        self._cluster_node = cluster_node
+        self._script: Any = client.register_script(
+            _READ_NODE_HEADERS_LUA if cluster_node else _READ_HEADERS_LUA)
+        self.uses_script = True
 
     def read(self, keys: list[bytes]) -> list[Any]:
         if self.uses_script:
             try:
+                if self._cluster_node:
+                    return list(self._script(keys=[], args=keys))
                 return list(self._script(keys=keys))
-            except redis.ResponseError:
-                self.uses_script = False  # no scripting here (fakeredis, ACL): pipeline
+            except redis.ResponseError as exc:
+                # no scripting here (fakeredis, ACL, Redis 6 without script flags): a
+                # pipeline from now on; a key that moved to another node: this batch only
+                self.uses_script = "non local key" in str(exc)
         pipe = self._client.pipeline(transaction=False)
         for key in keys:
             pipe.execute_command("GETRANGE", key, 0, HEADER_READ_BYTES - 1)
