@@ -27,7 +27,7 @@ import orjson
 import redis
 from tqdm import tqdm
 
-from memory_core import admin, audit, erasure, health, inventory, rotation
+from memory_core import admin, audit, erasure, health, inventory, rotation, sampling
 from memory_core.config import CONFIG_PATH_ENV, load_config
 from memory_core.connection import DEFAULT_REDIS_URL, REDIS_URL_ENV, parse_target
 from memory_core.crypto import KEYS_ENV, KEYS_FILE_ENV, generate_key_pair
@@ -99,6 +99,12 @@ def build_parser() -> argparse.ArgumentParser:
     inv.add_argument("--verify", action="store_true",
                      help="also read and decode every record, to find payloads that no "
                           "longer decode (reads the whole keyspace)")
+    inv.add_argument("--sample", type=_draw_count, metavar="DRAWS",
+                     help=f"estimate the figures from DRAWS random keys "
+                          f"({sampling.MIN_DRAWS:,}-{sampling.MAX_DRAWS:,}) instead of "
+                          "reading every key, each with its 95%% margin")
+    inv.add_argument("--seed", type=int, help="with --sample: the seed of the split of the "
+                     "draws between nodes")
 
     show = commands.add_parser("show", help="print one buyer: a summary, then the "
                                "conversation (PII masked)")
@@ -341,7 +347,63 @@ def _inventory_lines(report: dict[str, Any], problems: Any, prefix: str) -> list
     return lines
 
 
+def _draw_count(text: str) -> int:
+    """``--sample``'s value: a whole number of draws in range, or argparse's usage error."""
+    try:
+        return sampling.check_draws(int(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(
+            str(exc) if text.strip().lstrip("-").isdigit() else
+            f"a whole number of draws is needed, got {text!r}") from exc
+
+
+def _sample_lines(sample: sampling.Sample, figures: dict[str, sampling.Estimate]) -> list[str]:
+    """The estimates as a table: figure, estimate, 95 % margin."""
+    lines = [f"Sample: {sample.draws:,} random keys of {sample.keys_in_database:,} "
+             f"({len(sample.frame):,} under the prefix) in {sample.seconds:.1f} s; "
+             "estimates for the whole store, 95% margins", "",
+             _row(("FIGURE", 32), ("ESTIMATE", 18, True), ("MARGIN", 16, True))]
+    for name, estimate in figures.items():
+        lines.append(_row((f"  {name}", 32), (f"{round(estimate.value):,}", 18, True),
+                          (f"± {round(estimate.margin):,}", 16, True)))
+    stored, original = figures["stored bytes"].value, figures["original bytes"].value
+    if stored:
+        lines += ["", f"  compression ratio ≈ {original / stored:.1f}x"]
+    lines += ["", "An exact count reads every key: run inventory without --sample."]
+    return lines
+
+
+def _cmd_sampled_inventory(memory: SyncBuyerConversationMemory,
+                           args: argparse.Namespace) -> int:
+    update, close = _progress_bar("draws")
+    try:
+        sample = sampling.sample_summaries(memory, args.sample, seed=args.seed,
+                                           progress=update)
+    finally:
+        close()
+    figures = sampling.sample_report(sample)
+    if args.json:
+        _print_json({"sample": {"draws": sample.draws,
+                                "keys_in_database": sample.keys_in_database,
+                                "keys_read": len(sample.frame),
+                                "seconds": round(sample.seconds, 3), "confidence": 0.95},
+                     "estimates": {name: {"value": round(e.value), "margin": round(e.margin)}
+                                   for name, e in figures.items()}})
+        return EXIT_OK
+    print("\n".join(_sample_lines(sample, figures)))
+    return EXIT_OK
+
+
 def _cmd_inventory(memory: SyncBuyerConversationMemory, args: argparse.Namespace) -> int:
+    if args.sample is not None:
+        if args.verify:
+            print("error: --verify reads every record and --sample only some; use one",
+                  file=sys.stderr)
+            return EXIT_USAGE
+        return _cmd_sampled_inventory(memory, args)
+    if args.seed is not None:
+        print("error: --seed goes with --sample", file=sys.stderr)
+        return EXIT_USAGE
     update, close = _progress_bar("keys")
     verified, close_verified = _progress_bar("records verified")
     try:

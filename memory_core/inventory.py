@@ -19,7 +19,7 @@ import re
 import threading
 import time
 from array import array
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -264,29 +264,40 @@ def scan_summaries(memory: SyncBuyerConversationMemory, *, batch_size: int = DEF
     Raises :class:`StoreUnavailable` if Redis cannot be reached.
     """
     client = memory.client
-    columns = _Columns(max_original_bytes=memory.config.max_state_bytes)
     started_ms = time.time_ns() // 1_000_000
     try:
         estimated_total = int(client.dbsize()) if progress else 0
-        for keys, replies in _read_ahead(_walks(memory, batch_size)):
-            for index, key in enumerate(keys):
-                header, ttl_ms, length = replies[3 * index:3 * index + 3]
-                if not isinstance(ttl_ms, int) or ttl_ms == -2:
-                    continue  # expired or deleted between SCAN and read
-                columns.add(memory.contact_id_for(key), header, ttl_ms,
-                            length if isinstance(length, int) else 0)
-            if progress:
-                done = len(columns.contact_id)
-                progress(done, max(estimated_total, done))
         # SCAN may return a key twice when the keyspace is rehashed during the walk.
-        frame = columns.frame().drop_duplicates("contact_id", ignore_index=True)
-        _mark_missing_dictionaries(memory, frame)
-        _mark_unknown_keys(memory, frame)
+        frame = summaries_of(memory, _read_ahead(_walks(memory, batch_size)), progress,
+                             estimated_total).drop_duplicates("contact_id", ignore_index=True)
         if verify:
             _verify_payloads(memory, frame, verify_progress)
     except REDIS_FAULTS as exc:
         raise StoreUnavailable(f"Redis unreachable during scan: {exc}") from exc
-    return _with_derived_columns(frame, started_ms)
+    return with_derived_columns(frame, started_ms)
+
+
+def summaries_of(memory: SyncBuyerConversationMemory, batches: Iterable[Batch],
+                 progress: ProgressCallback | None = None,
+                 estimated_total: int = 0) -> pd.DataFrame:
+    """The rows of ``batches`` (keys with their header, PTTL and length replies), marked
+    for missing dictionaries and unknown keys; a key gone since it was listed is left out.
+    Shared by the full scan and the sample, so both read a record the same way."""
+    columns = _Columns(max_original_bytes=memory.config.max_state_bytes)
+    for keys, replies in batches:
+        for index, key in enumerate(keys):
+            header, ttl_ms, length = replies[3 * index:3 * index + 3]
+            if not isinstance(ttl_ms, int) or ttl_ms == -2:
+                continue  # expired or deleted between SCAN and read
+            columns.add(memory.contact_id_for(key), header, ttl_ms,
+                        length if isinstance(length, int) else 0)
+        if progress:
+            done = len(columns.contact_id)
+            progress(done, max(estimated_total, done))
+    frame = columns.frame()
+    _mark_missing_dictionaries(memory, frame)
+    _mark_unknown_keys(memory, frame)
+    return frame
 
 
 Batch = tuple[list[bytes], list[Any]]
@@ -296,12 +307,12 @@ def _walks(memory: SyncBuyerConversationMemory, batch_size: int) -> list[Iterato
     """One walk per node to scan (each primary of a cluster): its SCAN batches of keys under
     the prefix, each with its replies (header, PTTL, length)."""
     return [_walk(client, cluster_node, memory.scan_pattern, batch_size)
-            for client, cluster_node in _scan_clients(memory.client)]
+            for client, cluster_node in scan_clients(memory.client)]
 
 
 def _walk(client: Any, cluster_node: bool, pattern: str,
           batch_size: int) -> Iterator[Batch]:
-    reader = _BatchReader(client, cluster_node=cluster_node)
+    reader = BatchReader(client, cluster_node=cluster_node)
     cursor: int = 0
     started = True
     while started or cursor != 0:
@@ -311,7 +322,7 @@ def _walk(client: Any, cluster_node: bool, pattern: str,
             yield keys, reader.read(keys)
 
 
-def _scan_clients(client: Any) -> list[tuple[Any, bool]]:
+def scan_clients(client: Any) -> list[tuple[Any, bool]]:
     """The clients one scan walks, and whether each is one node of a cluster.
 
     A single server: the client itself. Redis Cluster: a client per primary, each walked
@@ -375,7 +386,7 @@ def _read_ahead(walks: list[Iterator[Batch]], depth: int = 2) -> Iterator[Batch]
                 reader.join()
 
 
-class _BatchReader:
+class BatchReader:
     """Header windows and PTTLs for a batch of keys: Lua when possible, else a pipeline."""
 
     def __init__(self, client: redis.Redis, *, cluster_node: bool = False) -> None:
@@ -478,7 +489,7 @@ def _mark_unknown_keys(memory: SyncBuyerConversationMemory, frame: pd.DataFrame)
         frame.loc[rows, "key_id"]])
 
 
-def _with_derived_columns(frame: pd.DataFrame, scanned_at_ms: int) -> pd.DataFrame:
+def with_derived_columns(frame: pd.DataFrame, scanned_at_ms: int) -> pd.DataFrame:
     stored = frame["stored_bytes"].to_numpy(dtype=np.float64)
     original = frame["original_bytes"].to_numpy(dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -27,7 +27,7 @@ from memory_core.connection import (
     parse_target,
 )
 from memory_core.errors import ConnectionURLError
-from memory_core.inventory import _BatchReader, _scan_clients, scan_summaries
+from memory_core.inventory import BatchReader, scan_clients, scan_summaries
 from memory_core.store import BuyerConversationMemory, SyncBuyerConversationMemory
 from memory_core.testing import RedisClusterServer
 
@@ -117,11 +117,11 @@ def test_a_node_reads_its_keys_of_every_slot_in_one_script_call(cluster_url: str
     naming a key another node holds (moved meanwhile) is read with a pipeline instead."""
     with SyncBuyerConversationMemory.from_url(cluster_url) as memory:
         memory.save_many([(f"slot-{n}", state(), None, None) for n in range(60)])
-        (first, _), (second, _) = _scan_clients(memory.client)[:2]
+        (first, _), (second, _) = scan_clients(memory.client)[:2]
         own = list(first.scan_iter(match=memory.scan_pattern, count=100))
         foreign = next(iter(second.scan_iter(match=memory.scan_pattern, count=100)))
         assert len({memory.client.keyslot(key) for key in own}) > 1  # many slots, one call
-        reader = _BatchReader(first, cluster_node=True)
+        reader = BatchReader(first, cluster_node=True)
         replies = reader.read(own)
         assert reader.uses_script and len(replies) == 3 * len(own)
         assert all(header.startswith(b"BCM1") for header in replies[0::3])

@@ -20,7 +20,7 @@ from memory_core.cli import main as cli_main
 from memory_core.config import load_config
 from memory_core.connection import parse_target, redact_url
 from memory_core.errors import ConfigError, ConnectionURLError, CorruptRecord, InvalidState
-from memory_core.inventory import _BatchReader, scan_summaries
+from memory_core.inventory import BatchReader, scan_summaries
 from memory_core.record import MAGIC, SEPARATOR
 from memory_core.state import mask_pii
 from memory_core.testing import buyer_key_count
@@ -198,9 +198,10 @@ def test_truncated_and_overflowing_records_are_corrupt_and_the_scan_goes_on(
 
 
 @pytest.mark.real_redis
-def test_the_lua_scan_and_the_pipeline_scan_agree(real_redis_url: str,
+def test_the_lua_scan_and_the_pipeline_scan_agree(any_real_url: str,
                                                   make_buyer_state) -> None:  # type: ignore[no-untyped-def]
-    with SyncBuyerConversationMemory.from_url(real_redis_url) as memory:
+    """On a cluster too: the node script over many slots reads what the pipeline reads."""
+    with SyncBuyerConversationMemory.from_url(any_real_url) as memory:
         for index in range(30):
             memory.save_state(f"c-{index}", make_buyer_state(index, messages=index % 60))
         memory.client.set(key("garbage"), b"\x00garbage")
@@ -208,17 +209,17 @@ def test_the_lua_scan_and_the_pipeline_scan_agree(real_redis_url: str,
         memory.client.set(key("legacy"), pickle.dumps({"compressed": False, "data": "{}"}))
         memory.client.set(key("no-header-end"), b"BCM1" + b"x" * 400)
         with_lua = scan_summaries(memory).set_index("contact_id").sort_index()
-        original = _BatchReader.read
+        original = BatchReader.read
 
-        def pipeline_only(self: _BatchReader, keys: list[bytes]) -> list[object]:
+        def pipeline_only(self: BatchReader, keys: list[bytes]) -> list[object]:
             self.uses_script = False
             return original(self, keys)
 
-        _BatchReader.read = pipeline_only  # type: ignore[method-assign]
+        BatchReader.read = pipeline_only  # type: ignore[method-assign]
         try:
             with_pipeline = scan_summaries(memory).set_index("contact_id").sort_index()
         finally:
-            _BatchReader.read = original  # type: ignore[method-assign]
+            BatchReader.read = original  # type: ignore[method-assign]
     # what counts down between the two scans
     compared = [c for c in with_lua.columns if c not in ("ttl_ms", "ttl_days", "expires_at")]
     assert with_lua[compared].astype(str).equals(with_pipeline[compared].astype(str))
