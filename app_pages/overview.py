@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 import pandas as pd
 import streamlit as st
@@ -20,6 +21,7 @@ from dashboard.overview_model import (
     Figures,
     Filters,
     OverviewModel,
+    build_overview,
     describe_list,
     list_buyers,
 )
@@ -33,13 +35,18 @@ from dashboard.resources import (
     overview_model,
     overview_options,
     overview_source,
+    sample_inventory,
 )
 from dashboard.signin import require
+from memory_core.connection import CONNECTION_FAILURES
 from memory_core.errors import StoreUnavailable
 from memory_core.inventory import MAX_PATTERN_CHARS, ORDER_EXPIRING, is_glob
 from memory_core.safetext import csv_bytes
+from memory_core.sampling import DEFAULT_DRAWS, MAX_DRAWS, MIN_DRAWS, sample_report
 
 SEARCH_KEY = "overview_search"
+SAMPLE_KEY = "overview_sample"
+DRAWS_KEY = "overview_draws"
 ORDER_KEY = "overview_order"
 EXPIRES_KEY = "overview_expires"
 _ORDER_LABELS = {order: label for label, order in ORDERS.items()}
@@ -63,10 +70,14 @@ def show_in_list(expires: str) -> None:
 require("viewer")  # app.py lists this page only after sign-in; this holds for any route
 st.title("Buyer memory overview")
 settings, memory = open_memory()
-top = st.columns([1, 1, 4])
+top = st.columns([1, 1, 1, 3])
 if top[0].button("Refresh", icon=":material/refresh:", help="Scan Redis again now"):
     forget_scan()
 auto = top[1].toggle("Auto-refresh", help=f"Rescan every {SCAN_CACHE_SECONDS} s")
+sampled = top[2].toggle(
+    "Sample", key=SAMPLE_KEY,
+    help="Estimate the figures from random keys instead of reading every key: seconds at "
+         "any size, each figure with its 95% margin. Turn off for the exact scan.")
 
 
 def charts_section(model: OverviewModel | Figures) -> None:
@@ -247,6 +258,60 @@ def from_scan(frame: pd.DataFrame) -> None:
     problems_section(model)
 
 
+def sample_draws() -> int | None:
+    """The draws asked for; None when the store holds fewer keys than that, as the exact
+    scan then reads fewer keys than the sample would draw (and is exact)."""
+    draws = int(st.number_input(
+        "Random keys to draw", min_value=MIN_DRAWS, max_value=MAX_DRAWS,
+        value=DEFAULT_DRAWS, step=10_000, key=DRAWS_KEY,
+        help="More draws, narrower margins: the margin shrinks with the square root"))
+    try:
+        keys = int(memory.client.dbsize())
+    except CONNECTION_FAILURES:
+        return draws  # the sample says what is wrong
+    if keys > draws:
+        return draws
+    st.info(f"This database holds {keys:,} keys, no more than the {draws:,} draws: the "
+            "exact scan below reads fewer keys than a sample would, and is exact.")
+    return None
+
+
+def from_sample(draws: int) -> None:
+    """Estimates for the whole store from random keys, and the drawn buyers' charts."""
+    try:
+        with st.spinner(f"Drawing {draws:,} random keys…"):
+            sample, taken_at = sample_inventory(settings, memory, draws)
+    except StoreUnavailable as exc:
+        st.error(f"Sampling failed: {md(str(exc))}. Use Refresh to try again.")
+        return
+    figures = sample_report(sample)
+    st.caption(f"Estimated from {sample.draws:,} random keys of "
+               f"{sample.keys_in_database:,} ({len(sample.frame):,} under the prefix), "
+               f"drawn at {taken_at:%H:%M:%S} UTC in {sample.seconds:.1f} s. ± is the 95% "
+               "margin of error. Turn Sample off for exact numbers.")
+
+    def shown(name: str, unit: Any = None) -> str:
+        return figures[name].text(unit=unit)
+
+    row = st.columns(4)
+    row[0].metric("Buyers", shown("readable buyers"))
+    for column, name in zip(row[1:], ("hot", "warm", "cold"), strict=True):
+        column.metric(name.capitalize(), shown(name))
+    row = st.columns([3, 2, 2, 2])
+    row[0].metric("Stored", shown("stored bytes", human_bytes),
+                  help="Payload bytes of the readable buyer records, estimated")
+    row[1].metric("Expiring in 24 h", shown("expiring within 24 hours"))
+    row[2].metric("No TTL", shown("no TTL"))
+    row[3].metric("Corrupt / foreign", shown("corrupt, foreign or unreadable"))
+    drawn = sample.unique_rows
+    model = build_overview(drawn, Filters(), memory.config)
+    st.caption(f"The charts show the {model.buyers:,} buyers drawn: their shapes estimate "
+               "the store's, their counts are the sample's.")
+    charts_section(model)
+    st.subheader("Buyers")
+    st.info("The buyer list and its search need every key: turn Sample off for them.")
+
+
 def first_source() -> OverviewSource | None:
     """This run's source, or None when Redis cannot be reached (the error is shown)."""
     try:
@@ -256,7 +321,8 @@ def first_source() -> OverviewSource | None:
         return None
 
 
-source = first_source()
+draws = sample_draws() if sampled else None
+source = None if draws else first_source()
 refreshing = source is not None and source.frame is None and not source.error
 
 
@@ -274,5 +340,7 @@ def overview() -> None:
         from_scan(current.frame)
 
 
-if source is not None:
+if draws:
+    from_sample(draws)
+elif source is not None:
     overview()

@@ -31,6 +31,7 @@ from memory_core.connection import parse_target
 from memory_core.demo import seed_demo_store
 from memory_core.errors import StoreUnavailable
 from memory_core.inventory import timed_scan
+from memory_core.sampling import Sample, check_draws, sample_summaries
 from memory_core.snapshot import Snapshot, read_snapshot, store_snapshot
 from memory_core.store import SyncBuyerConversationMemory
 
@@ -230,6 +231,20 @@ def forget_scan() -> None:
     """Drop the cached scan so the next page run reads Redis again (not an older snapshot)."""
     _write_marks()["not_before"] = datetime.now(UTC)
     _scan_slot.clear()
+    _sample.clear()
+
+
+@st.cache_resource(ttl=SCAN_CACHE_SECONDS, max_entries=4, show_spinner=False)
+def _sample(url: str, config_path: str | None, draws: int,
+            _memory: SyncBuyerConversationMemory) -> tuple[Sample, datetime]:
+    return sample_summaries(_memory, draws), datetime.now(UTC)
+
+
+def sample_inventory(settings: DashboardSettings, memory: SyncBuyerConversationMemory,
+                     draws: int) -> tuple[Sample, datetime]:
+    """A sample of ``draws`` random keys and when it was drawn, shared by every session
+    for the scan cache's period (raises StoreUnavailable, ValueError for a bad count)."""
+    return _sample(settings.redis_url, settings.config_path, check_draws(draws), memory)
 
 
 @st.cache_resource(ttl=SCAN_CACHE_SECONDS, max_entries=64, show_spinner=False)

@@ -417,3 +417,47 @@ def test_a_long_problem_list_says_it_is_capped(memory: SyncBuyerConversationMemo
                and "capped" in c.value for c in at.main.caption)
     assert any("The store is empty" in info.value and "1,005 other key(s)" in info.value
                for info in at.main.info)
+
+
+# the sampled overview ------------------------------------------------------------------------
+
+def test_the_sample_toggle_shows_estimates_with_margins_and_the_drawn_buyers_charts(
+        memory: SyncBuyerConversationMemory) -> None:
+    items = [(f"contact-{i:04d}", state(i, temperature="hot" if i < 300 else "cold"),
+              None, None) for i in range(1200)]
+    assert memory.save_many(items) == 1200
+    for n in range(400):  # another application's keys: draws that find no buyer
+        memory.client.set(f"other-app:{n}", "x")
+    at = run_page()
+    one(at.toggle, "Sample").set_value(True)
+    at.run()
+    one(at.number_input, "Random keys to draw").set_value(1000)  # fewer than the keys
+    at.run()
+    assert not at.exception
+    shown = metrics(at)
+    value, margin = (int(part.replace(",", "")) for part in shown["Buyers"].split(" ± "))
+    assert abs(value - 1200) <= 2 * margin + 1 and 0 < margin < 200
+    hot = int(shown["Hot"].split(" ± ")[0].replace(",", ""))
+    assert 150 < hot < 450  # a quarter of 1,200, within a generous band
+    assert " ± " in shown["Stored"] and "B" in shown["Stored"]
+    assert any("random keys of" in c.value and "95% margin" in c.value for c in at.caption)
+    assert chart_specs(at)  # the drawn buyers' charts
+    assert any("turn Sample off" in i.value for i in at.info)
+    assert not at.dataframe or all("contact_id" not in d.value for d in at.dataframe)
+
+    one(at.number_input, "Random keys to draw").set_value(1500)
+    at.run()
+    assert not at.exception
+    assert any("Estimated from 1,500 random keys" in c.value for c in at.caption)
+
+
+def test_a_sample_of_a_small_store_gives_way_to_the_exact_scan(
+        memory: SyncBuyerConversationMemory) -> None:
+    assert memory.save_many([(f"contact-{i}", state(i), None, None) for i in range(30)]) == 30
+    at = run_page()
+    one(at.toggle, "Sample").set_value(True)
+    at.run()
+    assert not at.exception
+    assert any("the exact scan below reads fewer keys" in i.value for i in at.info)
+    assert metrics(at)["Buyers"] == "30"  # exact, no margin
+    assert len(buyer_table(at)) == 30
