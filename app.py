@@ -28,6 +28,7 @@ from memory_core.connection import (
 )
 from memory_core.errors import MemoryCoreError, StoreUnavailable
 from memory_core.store import SyncBuyerConversationMemory
+from memory_core.topology import Topology, summary_line
 
 st.set_page_config(page_title="Buyer memory", page_icon=":material/home_work:", layout="wide")
 
@@ -62,6 +63,9 @@ def _sidebar(access: Access, memory: SyncBuyerConversationMemory,
             f"Redis {md(facts.get('redis_version') or 'version unknown')}")
         st.caption(f"{version} · "
                    f"{facts.get('keys') or 0:,} keys in this database")
+        found = facts.get("topology")
+        if isinstance(found, Topology):
+            _cluster_topology(found)
         if settings.read_only:
             st.caption(":material/lock: Read-only: write actions are disabled")
         st.subheader("Memory settings")
@@ -75,6 +79,44 @@ def _sidebar(access: Access, memory: SyncBuyerConversationMemory,
             f"- Dictionary: **{md(facts.get('dictionary_id') or 'none')}**\n"
             f"- Encryption: {_encryption_text(config)}\n"
             f"- Key prefix {code(config.cache_key_prefix + ':')}")
+
+
+#: Primaries listed in the sidebar, at most; ``stats`` lists every one.
+SIDEBAR_PRIMARIES = 12
+#: Notes about nodes in trouble shown in the sidebar, at most; the rest are counted.
+SIDEBAR_NOTES = 5
+
+
+def _cluster_topology(found: Topology) -> None:
+    """A cluster's primaries with their keys and replicas, under Connection; a node that
+    does not answer is flagged, so an operator sees which one is down without a shell."""
+    st.markdown(f"**{md(summary_line(found))}**")
+    rows = []
+    for node in found.primaries[:SIDEBAR_PRIMARIES]:
+        down = sum(1 for r in found.replicas
+                   if r.primary_address == node.address and not r.reachable)
+        keys = (f"**{node.keys:,}** keys" if node.keys is not None
+                else ":material/error: **unreachable**")
+        replicas = "" if node.replicas is None else (
+            f" · {node.replicas} replica{'' if node.replicas == 1 else 's'}"
+            + (f" (:material/error: {down} down)" if down else ""))
+        rows.append(f"- {code(node.address)} · {keys}{replicas}")
+    st.caption("\n".join(rows))
+    notes = [f":material/error: Replica {code(r.address)}"
+             + (f" of {code(r.primary_address)}" if r.primary_address else "")
+             + " is **unreachable**" for r in found.replicas if not r.reachable]
+    notes += [f":material/warning: {code(n.address)} is flagged failing by the cluster"
+              for n in (*found.primaries, *found.replicas) if n.reachable and n.failing]
+    if len(notes) > SIDEBAR_NOTES:
+        notes[SIDEBAR_NOTES:] = [f"… and {len(notes) - SIDEBAR_NOTES:,} more nodes in trouble"]
+    hidden = found.unlisted + max(len(found.primaries) - SIDEBAR_PRIMARIES, 0)
+    if hidden:
+        notes.append(f"{hidden:,} more nodes not shown: `python -m memory_core stats` "
+                     "lists them")
+    if found.problem:
+        notes.append(md(found.problem))
+    for note in notes:
+        st.caption(note)
 
 
 def _encryption_text(config: MemoryConfig) -> str:

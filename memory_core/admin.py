@@ -57,6 +57,7 @@ from memory_core.state import (
     validate_contact_id,
 )
 from memory_core.store import SaveItem, SeedWrite, SyncBuyerConversationMemory
+from memory_core.topology import cluster_topology
 
 logger = logging.getLogger(__name__)
 DELETE_BATCH = 1000
@@ -478,7 +479,8 @@ def frame_for_export(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def describe_store(memory: SyncBuyerConversationMemory) -> dict[str, Any]:
-    """Server facts for a sidebar or ``stats``: version, key count, memory, dictionary."""
+    """Server facts for a sidebar or ``stats``: version, key count, memory, dictionary,
+    and ``topology``: a cluster's primaries and replicas (None for a single server)."""
     facts: dict[str, Any] = {"redis_version": None, "keys": None, "used_memory_bytes": None}
     try:
         facts["keys"] = int(memory.client.dbsize())
@@ -495,6 +497,7 @@ def describe_store(memory: SyncBuyerConversationMemory) -> dict[str, Any]:
         facts["dictionary_id"] = dicts.parse_dictionary_id(current)
     except REDIS_FAULTS as exc:
         raise StoreUnavailable.from_fault(exc) from exc
+    facts["topology"] = cluster_topology(memory)  # None on a single server; never raises
     return facts
 
 

@@ -27,7 +27,16 @@ import orjson
 import redis
 from tqdm import tqdm
 
-from memory_core import admin, audit, erasure, health, inventory, rotation, sampling
+from memory_core import (
+    admin,
+    audit,
+    erasure,
+    health,
+    inventory,
+    rotation,
+    sampling,
+    topology,
+)
 from memory_core.config import CONFIG_PATH_ENV, load_config
 from memory_core.connection import DEFAULT_REDIS_URL, REDIS_URL_ENV, parse_target
 from memory_core.crypto import KEYS_ENV, KEYS_FILE_ENV, generate_key_pair
@@ -673,6 +682,46 @@ def _server_lines(facts: dict[str, Any], cost: admin.ServerMemory) -> list[str]:
     return lines
 
 
+def _topology_lines(found: topology.Topology | None) -> list[str]:
+    """A cluster's primaries (keys, slots, replicas) and its replicas, as two tables, each
+    node's state last; nothing for a single server."""
+    if found is None:
+        return []
+    lines = [_row((f"Cluster ({found.source})", WIDTH)),
+             _row(("  " + topology.summary_line(found), WIDTH)),
+             _row(("  PRIMARY", 34), ("KEYS", 10, True), ("SLOTS", 7, True),
+                  ("RANGES", 7, True), ("REPLICAS", 9, True), ("STATE", 28))]
+    for node in found.primaries:
+        lines.append(_row(
+            ("  " + node.address, 34), (_number(node.keys), 10, True),
+            (_number(node.slots), 7, True), (_number(node.slot_ranges), 7, True),
+            (_number(node.replicas), 9, True), (_node_state(node), 28)))
+    if found.replicas:
+        lines.append(_row(("  REPLICA", 34), ("OF PRIMARY", 36), ("STATE", 28)))
+    for replica in found.replicas:
+        lines.append(_row(("  " + replica.address, 34), (replica.primary_address or "?", 36),
+                          (_node_state(replica), 28)))
+    if found.unlisted:
+        lines.append(f"  … and {found.unlisted:,} more nodes, not listed (use --json for "
+                     "the counts)")
+    for node in (*found.primaries, *found.replicas):
+        if node.problem:
+            lines.append(_row((f"  {node.address}: {node.problem}", WIDTH)))
+    if found.problem:
+        lines.append(_row((f"  note: {found.problem}", WIDTH)))
+    return [*lines, ""]
+
+
+def _number(value: int | None) -> str:
+    return "–" if value is None else f"{value:,}"
+
+
+def _node_state(node: topology.PrimaryNode | topology.ReplicaNode) -> str:
+    if not node.reachable:
+        return "UNREACHABLE"
+    return "ok, flagged failing" if node.failing else "ok"
+
+
 def _bytes_both(count: int | None) -> str:
     return "–" if count is None else f"{admin.format_bytes(count)} ({count:,} bytes)"
 
@@ -725,12 +774,15 @@ def _cmd_stats(memory: SyncBuyerConversationMemory, args: argparse.Namespace) ->
         memory_figures = dataclasses.asdict(cost)
         memory_figures.update(maxmemory_share=cost.maxmemory_share,
                               near_limit=cost.near_limit)
-        _print_json({"settings": settings, "server": facts, "memory": memory_figures,
+        found = facts.get("topology")
+        server = {**facts, "topology": found.as_dict() if found is not None else None}
+        _print_json({"settings": settings, "server": server, "memory": memory_figures,
                      "health": _health_json(report)})
         return EXIT_OK
     lines = ["Settings"] + [_row(("  " + name, 26), (_text(value, WIDTH - 27), WIDTH - 27))
                             for name, value in settings.items()]
     lines += ["", *_server_lines(facts, cost), "",
+              *_topology_lines(facts.get("topology")),
               *_health_lines(report, memory.config.health_publish_seconds)]
     print("\n".join(lines))
     return EXIT_OK
