@@ -325,6 +325,34 @@ class RedisClusterServer:
         for node in self.primaries():
             node.flushall()
 
+    def wait_until_replicated(self, timeout_seconds: float = _CLUSTER_TIMEOUT_SECONDS) -> None:
+        """Wait until every replica has applied everything its primary has written.
+
+        ``WAIT`` would not do from here: it counts the replicas that reached the offset of
+        the asking connection's own last write, and this connection wrote nothing.
+        """
+        deadline = time.monotonic() + timeout_seconds
+        while time.monotonic() < deadline:
+            if all(self._replicated(node) for node in self.primaries()):
+                return
+            time.sleep(0.05)
+        raise RuntimeError(f"the replicas of the cluster on ports {self.ports} did not "
+                           f"catch up within {timeout_seconds:g} s")
+
+    def _replicated(self, primary: RedisServer) -> bool:
+        client = self._node_client(primary)
+        try:
+            info = client.info("replication")
+        except redis.RedisError:
+            return False
+        finally:
+            client.close()
+        written = int(info.get("master_repl_offset", 0))
+        replicas = [value for name, value in info.items()
+                    if name.startswith("slave") and isinstance(value, dict)]
+        return (len(replicas) >= self.replicas_per_primary
+                and all(int(r.get("offset", -1)) >= written for r in replicas))
+
     def kill_node(self, node: RedisServer) -> None:
         node.kill()
 
