@@ -26,7 +26,7 @@ from memory_core.connection import (
     describe_connection_error,
     parse_target,
 )
-from memory_core.errors import MemoryCoreError, StoreUnavailable
+from memory_core.errors import ConfigError, MemoryCoreError, StoreUnavailable
 from memory_core.store import SyncBuyerConversationMemory
 from memory_core.topology import Topology, summary_line
 
@@ -158,6 +158,9 @@ try:
     access = current_access(settings, auth_config)
 except AuthConfigError as exc:
     st.error(f"**The dashboard's sign-in settings are invalid.** {md(str(exc))}")
+    st.stop()
+except ConfigError as exc:
+    st.error(f"**The dashboard's settings are invalid.** {md(str(exc))}")
     st.stop()
 
 if not access.signed_in:

@@ -461,3 +461,35 @@ def test_a_sample_of_a_small_store_gives_way_to_the_exact_scan(
     assert any("the exact scan below reads fewer keys" in i.value for i in at.info)
     assert metrics(at)["Buyers"] == "30"  # exact, no margin
     assert len(buyer_table(at)) == 30
+
+
+def test_a_store_above_the_sampling_threshold_opens_sampled(
+        memory: SyncBuyerConversationMemory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Opening the page on a very large store must not start a scan of every key."""
+    monkeypatch.setenv("MEMORY_DASHBOARD_SAMPLE_ABOVE_KEYS", "1000")
+    assert memory.save_many([(f"contact-{i}", state(i), None, None)
+                             for i in range(1500)]) == 1500
+    at = run_page()
+    assert one(at.toggle, "Sample").value is True
+    one(at.number_input, "Random keys to draw").set_value(1000)
+    at.run()
+    assert not at.exception
+    assert any("starts sampled" in c.value for c in at.caption)
+    assert " ± " in metrics(at)["Buyers"]
+    one(at.toggle, "Sample").set_value(False)  # the exact scan, on request
+    at.run()
+    assert metrics(at)["Buyers"] == "1,500"
+
+
+@pytest.mark.parametrize("value", ["lots", "-5", "1.5e6"])
+def test_a_bad_sampling_threshold_is_one_clear_error(
+        memory: SyncBuyerConversationMemory, monkeypatch: pytest.MonkeyPatch,
+        value: str) -> None:
+    monkeypatch.setenv("MEMORY_DASHBOARD_SAMPLE_ABOVE_KEYS", value)
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.secrets["overview_tests"] = "isolated"
+    at.run()
+    assert not at.exception
+    assert any("MEMORY_DASHBOARD_SAMPLE_ABOVE_KEYS" in plain(e.value)
+               and "whole number" in plain(e.value)
+               for e in at.error)
