@@ -216,6 +216,36 @@ def redis_cli_binary() -> str | None:
     return str(fallback) if fallback.exists() else None
 
 
+def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 (its own CA) and its key, as PEM files in ``directory``."""
+    from datetime import UTC, timedelta
+    from ipaddress import IPv4Address
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name)
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5)).not_valid_after(now + timedelta(days=2))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(IPv4Address("127.0.0.1"))]),
+                       critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256()))
+    directory.mkdir(parents=True, exist_ok=True)
+    cert_path, key_path = directory / "redis-test.crt", directory / "redis-test.key"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.TraditionalOpenSSL,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
 class RedisClusterServer:
     """A private Redis Cluster on loopback: ``primaries`` primaries with
     ``replicas_per_primary`` replicas each, every node a :class:`RedisServer` of the same
@@ -229,21 +259,36 @@ class RedisClusterServer:
     """
 
     def __init__(self, binary: str, directory: Path, *, primaries: int = 3,
-                 replicas_per_primary: int = 1, node_timeout_ms: int = 1000) -> None:
+                 replicas_per_primary: int = 1, node_timeout_ms: int = 1000,
+                 tls: bool = False) -> None:
         if primaries < 3:
             raise ValueError("Redis Cluster needs at least 3 primaries")
         self.binary = binary
         self.directory = directory
         self.replicas_per_primary = replicas_per_primary
-        args = ("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-                "--cluster-node-timeout", str(node_timeout_ms))
+        args: tuple[str, ...] = (
+            "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+            "--cluster-node-timeout", str(node_timeout_ms))
+        #: With ``tls``, clients and the cluster bus speak TLS on each node's ``tls_ports``
+        #: (plain ports stay open for this harness); ``certificate`` is the CA to trust.
+        self.certificate: Path | None = None
+        if tls:
+            self.certificate, key = self_signed_certificate(directory)
+            args += ("--tls-cert-file", str(self.certificate), "--tls-key-file", str(key),
+                     "--tls-ca-cert-file", str(self.certificate), "--tls-auth-clients", "no",
+                     "--tls-cluster", "yes", "--tls-replication", "yes")
         self.nodes: list[RedisServer] = []
+        self.tls_ports: list[int] = []
         taken: set[int] = set()
         for index in range(primaries * (1 + replicas_per_primary)):
             node_dir = directory / f"node-{index}"
             node_dir.mkdir(parents=True, exist_ok=True)
-            self.nodes.append(RedisServer(binary, free_cluster_port(taken), node_dir,
-                                          extra_args=args))
+            port = free_cluster_port(taken)
+            node_args = args
+            if tls:
+                self.tls_ports.append(free_cluster_port(taken))
+                node_args += ("--tls-port", str(self.tls_ports[-1]))
+            self.nodes.append(RedisServer(binary, port, node_dir, extra_args=node_args))
         self._created = False
 
     @property
@@ -252,7 +297,11 @@ class RedisClusterServer:
 
     @property
     def url(self) -> str:
-        """Every node as a startup node (any one of them is enough to find the rest)."""
+        """Every node as a startup node (any one of them is enough to find the rest);
+        ``rediss+cluster://`` trusting :attr:`certificate` for a TLS cluster."""
+        if self.certificate is not None:
+            hosts = ",".join(f"127.0.0.1:{port}" for port in self.tls_ports)
+            return f"rediss+cluster://{hosts}/?ssl_ca_certs={self.certificate}"
         hosts = ",".join(f"127.0.0.1:{port}" for port in self.ports)
         return f"redis+cluster://{hosts}/"
 
@@ -269,8 +318,10 @@ class RedisClusterServer:
             cli = redis_cli_binary()
             if cli is None:
                 raise RuntimeError("redis-cli is not installed (apt-get install redis-tools)")
-            command = [cli, "--cluster", "create",
-                       *(f"127.0.0.1:{port}" for port in self.ports),
+            tls = (["--tls", "--cacert", str(self.certificate)]
+                   if self.certificate is not None else [])
+            command = [cli, *tls, "--cluster", "create",
+                       *(f"127.0.0.1:{port}" for port in (self.tls_ports or self.ports)),
                        "--cluster-replicas", str(self.replicas_per_primary), "--cluster-yes"]
             done = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True,
                                   timeout=_CLUSTER_TIMEOUT_SECONDS, check=False)
@@ -366,14 +417,15 @@ class RedisClusterServer:
 
 
 def start_private_cluster(directory: Path | None = None, *, primaries: int = 3,
-                          replicas_per_primary: int = 1) -> RedisClusterServer:
+                          replicas_per_primary: int = 1,
+                          tls: bool = False) -> RedisClusterServer:
     """Start a private Redis Cluster on free loopback ports; RuntimeError if it cannot."""
     binary = redis_server_binary()
     if binary is None:
         raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
     cluster = RedisClusterServer(
         binary, directory or Path(tempfile.mkdtemp(prefix="memory-core-cluster-")),
-        primaries=primaries, replicas_per_primary=replicas_per_primary)
+        primaries=primaries, replicas_per_primary=replicas_per_primary, tls=tls)
     try:
         cluster.start()
     except BaseException:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -154,6 +155,51 @@ def test_save_load_and_conflicts_on_both_kinds_of_redis(any_real_url: str,
         assert memory.save_state("both", state(), expected_revision=1) is False
         assert memory.clear_state("both")
         assert memory.load_state("both") is None
+
+
+# TLS ----------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def tls_cluster(tmp_path_factory: pytest.TempPathFactory,
+                redis_binary: str) -> Iterator[RedisClusterServer]:
+    """A second private cluster, 3 primaries, speaking TLS to clients and on its bus."""
+    cluster = RedisClusterServer(redis_binary, tmp_path_factory.mktemp("tls-cluster"),
+                                 replicas_per_primary=0, tls=True)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.mark.redis_cluster
+def test_a_rediss_cluster_url_saves_loads_and_scans_over_tls(
+        tls_cluster: RedisClusterServer) -> None:
+    url = tls_cluster.url
+    assert url.startswith("rediss+cluster://")
+    with SyncBuyerConversationMemory.from_url(url) as memory:
+        assert isinstance(memory.client, ClusterClient)  # started: the TLS handshake worked
+        ids = [f"tls-{n}" for n in range(30)]
+        assert memory.save_many([(contact_id, state("hot"), None, None)
+                                 for contact_id in ids]) == 30
+        assert memory.load_state("tls-7")["buyer_temperature"] == "hot"
+        assert sorted(scan_summaries(memory)["contact_id"]) == sorted(ids)
+
+    async def bot() -> Any:
+        async with BuyerConversationMemory.from_url(url) as memory:
+            assert await memory.save_state("tls-async", state("cold"))
+            return await memory.load_state("tls-async")
+
+    assert asyncio.run(bot())["buyer_temperature"] == "cold"
+
+
+@pytest.mark.redis_cluster
+def test_a_tls_cluster_refuses_a_client_that_does_not_trust_its_certificate(
+        tls_cluster: RedisClusterServer) -> None:
+    untrusting = tls_cluster.url.partition("?")[0]  # the system CAs: not this one
+    with SyncBuyerConversationMemory.from_url(untrusting) as memory:
+        assert memory.load_state("tls-7") is None  # no saved state, no exception
+        assert memory.get_stats()["errors"] == 1
 
 
 # start-up -------------------------------------------------------------------------------
