@@ -11,7 +11,19 @@ stopped running and the headline numbers and every chart are drawn. Four cases:
 
 The last three are repeated (``--repeats``) and reported as median and range.
 
+``--scale`` measures what the overview's stored snapshot (``<prefix>.snapshot``, drawn
+first while a scan runs in the background) is for; "visible" is when the nine headline
+numbers and the charts are drawn (the page may still be polling the background scan):
+
+- first page of a fresh dashboard process, a snapshot present (``--first-page-buyers``),
+  from the browser's request, and from the process's start;
+- a new browser session on a running dashboard (``--session-buyers``), with the scan
+  cache fresh (right after a scan) and expired (``SCAN_CACHE_SECONDS`` after the cached
+  scan began: the page draws the snapshot and rescans in the background).
+
     python benchmarks/bench_dashboard.py --buyers 10000 100000
+    python benchmarks/bench_dashboard.py --scale --first-page-buyers 1000 1000000 \
+        --session-buyers 100000 1000000 --json docs/bench-scale.json
 """
 
 from __future__ import annotations
@@ -22,19 +34,23 @@ import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_inventory import fill
-from playwright.sync_api import Page, sync_playwright
+from bench_inventory import fill, scan_in_child
+from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
+from dashboard.resources import SCAN_CACHE_SECONDS
 from memory_core.testing import free_port, start_private_server, stop_process
 
 CHROMIUM = "/usr/bin/chromium"
@@ -42,16 +58,37 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu",
                  "--disable-background-networking", "--disable-component-update",
                  "--no-first-run"]
 MIN_CHARTS = 8
+_VISIBLE = f"""document.querySelectorAll("[data-testid='stVegaLiteChart'] canvas, "
+                 + "[data-testid='stVegaLiteChart'] svg").length >= {MIN_CHARTS}
+              && document.querySelectorAll("[data-testid='stMetric']").length >= 9"""
 
 
 def wait_until_ready(page: Page, timeout_ms: int = 120_000) -> None:
+    """The run is over (no status widget) and the numbers and charts are drawn."""
     page.wait_for_selector("[data-testid='stApp']", timeout=timeout_ms)
     page.wait_for_function(
-        f"""() => !document.querySelector("[data-testid='stStatusWidget']")
-              && document.querySelectorAll("[data-testid='stVegaLiteChart'] canvas, "
-                 + "[data-testid='stVegaLiteChart'] svg").length >= {MIN_CHARTS}
-              && document.querySelectorAll("[data-testid='stMetric']").length >= 9""",
+        f"""() => !document.querySelector("[data-testid='stStatusWidget']") && {_VISIBLE}""",
         timeout=timeout_ms, polling=50)
+
+
+def wait_until_visible(page: Page, timeout_ms: int = 300_000) -> None:
+    """The headline numbers and the charts are drawn, whether or not the page still runs
+    (a page drawn from the snapshot polls its background scan every second)."""
+    page.wait_for_function(f"() => {_VISIBLE}", timeout=timeout_ms, polling=20)
+
+
+def page_source(page: Page) -> str:
+    """What the page drew: the stored snapshot, or a fresh scan."""
+    captions = " ".join(page.locator("[data-testid='stCaptionContainer']").all_inner_texts())
+    return ("snapshot" if "From the scan taken" in captions else
+            "scan" if "Scanned " in captions else "?")
+
+
+def wait_for_fresh_scan(page: Page, timeout_ms: int = 600_000) -> None:
+    """Until the page shows a finished scan (its caption), e.g. after a background scan."""
+    page.wait_for_function(
+        """() => Array.from(document.querySelectorAll('[data-testid="stCaptionContainer"]'))
+            .some(e => e.innerText.startsWith('Scanned '))""", timeout=timeout_ms, polling=100)
 
 
 def scan_caption(page: Page) -> str:
@@ -100,6 +137,149 @@ def spread(values: list[float]) -> str:
     return median if len(values) == 1 else f"{median} ({min(values):.2f}-{max(values):.2f})"
 
 
+#: Longest wait for a new session's numbers and charts before it counts as not shown.
+SESSION_TIMEOUT_MS = 90_000
+
+
+def new_session(browser: Browser, port: int, label: str = "session"
+                ) -> tuple[Any, Page, dict[str, Any]]:
+    """A new browser context (a new Streamlit session) opening the overview: seconds until
+    the page loaded (Streamlit's app shell), the nine numbers showed, and the charts too,
+    and what it drew. When they do not show within :data:`SESSION_TIMEOUT_MS`, ``seconds``
+    is None and a screenshot is saved. The caller closes the context."""
+    context = browser.new_context(viewport={"width": 1400, "height": 3000})
+    page = context.new_page()
+    started = time.perf_counter()
+    page.goto(f"http://127.0.0.1:{port}/")
+    facts: dict[str, Any] = {"loaded": round(time.perf_counter() - started, 2)}
+    try:
+        page.wait_for_function(
+            """() => document.querySelectorAll("[data-testid='stMetric']").length >= 9""",
+            timeout=SESSION_TIMEOUT_MS, polling=20)
+        facts["numbers"] = round(time.perf_counter() - started, 2)
+        wait_until_visible(page, SESSION_TIMEOUT_MS)
+        facts["seconds"] = time.perf_counter() - started
+        facts["source"] = page_source(page)
+    except PlaywrightTimeout:
+        shot = Path(tempfile.gettempdir()) / f"bench-dashboard-{label}-{int(time.time())}.png"
+        page.screenshot(path=str(shot), full_page=True)
+        facts.update(seconds=None, source="not shown", screenshot=str(shot),
+                     captions=page.locator("[data-testid='stCaptionContainer']")
+                     .all_inner_texts()[:6])
+        print(f"  {label}: numbers and charts not shown within {SESSION_TIMEOUT_MS // 1000} s"
+              f" (screenshot {shot}; captions {facts['captions']})", flush=True)
+    return context, page, facts
+
+
+def measure_scale(url: str, buyers: int, port: int, first_page: bool, sessions: int,
+                  process_started: float) -> dict[str, Any]:
+    """The first page of the dashboard just started on ``port``; then ``sessions`` rounds
+    of a new session with the scan cache fresh, and one after it expired."""
+    result: dict[str, Any] = {"buyers": buyers}
+    fresh: list[dict[str, Any]] = []
+    expired: list[dict[str, Any]] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            slot_born = time.monotonic()  # the scan cache's entry starts with this page
+            context, page, facts = new_session(browser, port, f"{buyers}-first")
+            if first_page:
+                result.update(first_page_seconds=_rounded(facts["seconds"]),
+                              first_page_numbers_seconds=facts.get("numbers"),
+                              first_page_source=facts["source"],
+                              process_start_to_first_page_seconds=round(
+                                  time.monotonic() - process_started, 2))
+            for _ in range(sessions if facts["seconds"] is not None else 0):
+                try:
+                    wait_for_fresh_scan(page, timeout_ms=300_000)
+                except PlaywrightTimeout:
+                    print(f"  {buyers}: the page did not switch to a finished scan within "
+                          "300 s", flush=True)
+                    result["scan_not_finished_on_page"] = True
+                    break
+                context.close()
+                context, page, facts = new_session(browser, port, f"{buyers}-fresh")
+                fresh.append(facts)
+                context.close()
+                time.sleep(max(0.0, slot_born + SCAN_CACHE_SECONDS + 3 - time.monotonic()))
+                slot_born = time.monotonic()
+                context, page, facts = new_session(browser, port, f"{buyers}-expired")
+                expired.append(facts)
+                if facts["seconds"] is None:
+                    break  # this page never showed: no later round can start from it
+            context.close()
+        finally:
+            browser.close()
+    for name, runs in (("fresh", fresh), ("expired", expired)):
+        if runs:
+            result[f"new_session_cache_{name}"] = [
+                {**run, "seconds": _rounded(run["seconds"])} for run in runs]
+    return result
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)
+
+
+def _seconds_text(runs: list[dict[str, Any]] | None) -> str:
+    """Median (range) of the runs that showed, and how many did not."""
+    if not runs:
+        return "-"
+    shown = [run["seconds"] for run in runs if run["seconds"] is not None]
+    text = spread(shown) if shown else ""
+    missing = len(runs) - len(shown)
+    return text + (f" +{missing} not shown" if missing else "")
+
+
+def scale_main(args: argparse.Namespace) -> None:
+    from bench_scale import merge_json
+
+    sizes = sorted(set(args.first_page_buyers) | set(args.session_buyers))
+    print(f"{'buyers':>10} {'snapshot scan s':>16} {'first page s':>22} {'drawn from':>11} "
+          f"{'process start->page s':>22} {'new session, cache fresh s':>27} "
+          f"{'new session, cache expired s':>29}")
+    rows = []
+    server = start_private_server()
+    try:
+        for buyers in sizes:
+            fill(server.url, buyers, with_yardstick=False)
+            scan = scan_in_child(server.url, 1000, snapshot=True)
+            first_page = buyers in args.first_page_buyers
+            runs = []  # a fresh dashboard process each; the last also measures sessions
+            for run in range(args.first_page_repeats if first_page else 1):
+                last = run == (args.first_page_repeats if first_page else 1) - 1
+                port = free_port()
+                started = time.monotonic()
+                dashboard = start_dashboard(server.url, port)
+                try:
+                    runs.append(measure_scale(
+                        server.url, buyers, port, first_page,
+                        args.repeats if last and buyers in args.session_buyers else 0,
+                        started))
+                finally:
+                    stop_process(dashboard, timeout_seconds=20)
+            row = runs[-1]
+            if first_page:
+                for name in ("first_page_seconds", "first_page_numbers_seconds",
+                             "first_page_source", "process_start_to_first_page_seconds"):
+                    row[name] = [r[name] for r in runs]
+            row["snapshot_scan_seconds"] = round(scan["seconds"], 2)
+            rows.append(row)
+            fresh = row.get("new_session_cache_fresh")
+            expired = row.get("new_session_cache_expired")
+            firsts = row.get("first_page_seconds")
+            starts = row.get("process_start_to_first_page_seconds")
+            print(f"{buyers:>10,} {row['snapshot_scan_seconds']:>16.2f} "
+                  f"{spread([v for v in firsts if v is not None]) if firsts else '-':>22} "
+                  f"{','.join(sorted(set(row.get('first_page_source', ['-'])))):>11} "
+                  f"{spread(starts) if starts else '-':>22} "
+                  f"{_seconds_text(fresh):>27} {_seconds_text(expired):>29}", flush=True)
+            if args.json:
+                merge_json(args.json, "dashboard", [row])
+    finally:
+        server.stop()
+
+
 def start_dashboard(url: str, port: int) -> subprocess.Popen[bytes]:
     env = {**os.environ, "REDIS_URL": url}
     process = subprocess.Popen(
@@ -123,7 +303,22 @@ def main() -> None:
     parser.add_argument("--buyers", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--repeats", type=int, default=5,
                         help="runs of each cached case; the median is printed, with the range")
+    parser.add_argument("--scale", action="store_true",
+                        help="the snapshot cases: first page, new sessions (see above)")
+    parser.add_argument("--first-page-buyers", type=int, nargs="+", default=[1000, 1_000_000])
+    parser.add_argument("--session-buyers", type=int, nargs="+",
+                        default=[100_000, 1_000_000])
+    parser.add_argument("--first-page-repeats", type=int, default=3,
+                        help="--scale: fresh dashboard processes per first-page size")
+    parser.add_argument("--json", type=Path, help="--scale: merge results into this file")
     args = parser.parse_args()
+    if args.scale:
+        print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} CPUs, "
+              f"Python {platform.python_version()}, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; "
+              f"scan cache {SCAN_CACHE_SECONDS} s; seconds until numbers and charts are "
+              f"visible, median (range) of {args.repeats}")
+        scale_main(args)
+        return
     print(f"machine: {platform.node()} {platform.machine()}, Python "
           f"{platform.python_version()}, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
     print(f"{'buyers':>9} {'first load':>11} {'refresh (rescan)':>19} {'reload (cache)':>19} "

@@ -22,8 +22,10 @@ import random
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -47,36 +49,69 @@ started = time.perf_counter()
 frame = scan_summaries(memory, batch_size={batch})
 report = summarize_inventory(frame)
 seconds = time.perf_counter() - started
+if {snapshot}:  # keep the aggregate, as a dashboard's scan does
+    from datetime import UTC, datetime
+    from memory_core.snapshot import store_snapshot
+    store_snapshot(memory, frame, taken_at=datetime.now(UTC), scan_seconds=seconds)
 print(json.dumps({{"seconds": seconds, "rows": len(frame),
                   "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                   "frame_mb": frame.memory_usage(deep=True).sum() / 2**20}}))
 """
 
 
+def encoded_pool(memory: SyncBuyerConversationMemory, count: int = POOL
+                 ) -> tuple[list[dict[str, Any]], list[tuple[bytes, int]]]:
+    """``count`` distinct realistic states and each one's stored record and TTL, encoded
+    once with the memory's encoder (written under many keys by :func:`write_buyers`)."""
+    states = generated_states(count, seed=5)
+    records = []
+    for i, state in enumerate(states):
+        _, _, record, _, ttl = memory.encode_save(f"pool-{i}", state, now=datetime.now(UTC))
+        records.append((record, ttl))
+    return states, records
+
+
+def write_buyers(pipeline_for: Callable[[bytes], Any], pipelines: Callable[[], Iterable[Any]],
+                 prefix: str, buyers: int, records: list[tuple[bytes, int]],
+                 yard_states: list[dict[str, Any]] | None = None,
+                 flush_every: int = 5000) -> None:
+    """SET ``buyers`` keys ``<prefix>:contact-NNNNNNNN`` from the pool of records, TTLs
+    spread over 29 days, through ``pipeline_for(key)`` (one pipeline, or one per cluster
+    node); every ``flush_every`` keys each of ``pipelines()`` is executed. With
+    ``yard_states`` the yardstick's record of each buyer is written too (``yard:``)."""
+    rng = random.Random(3)
+    size = len(records)
+    for index in range(buyers):
+        record, ttl = records[index % size]
+        key = f"{prefix}:contact-{index:08d}".encode()
+        pipeline_for(key).set(key, record, ex=ttl - rng.randrange(0, 29 * 86_400))
+        if yard_states is not None:
+            yard_key = f"yard:contact-{index:08d}".encode()
+            pipeline_for(yard_key).set(yard_key, yardstick.encode(yard_states[index % size]))
+        if index % flush_every == flush_every - 1:
+            for pipe in pipelines():
+                pipe.execute()
+    for pipe in pipelines():
+        pipe.execute()
+
+
 def fill(url: str, buyers: int, with_yardstick: bool) -> None:
+    """Empty a single redis-server and write ``buyers`` buyer records into it."""
     memory = SyncBuyerConversationMemory.from_url(url, MemoryConfig(use_dictionary=False))
     client = redis.Redis.from_url(url)
     client.flushall()
-    states = generated_states(POOL, seed=5)
-    records = [memory.encode_save(f"pool-{i}", s, now=datetime.now(UTC))
-               for i, s in enumerate(states)]
-    rng = random.Random(3)
+    states, records = encoded_pool(memory)
     pipe = client.pipeline(transaction=False)
-    for index in range(buyers):
-        _, _, record, _, ttl = records[index % POOL]
-        pipe.set(f"{memory.prefix}:contact-{index:08d}", record,
-                 ex=ttl - rng.randrange(0, 29 * 86_400))
-        if with_yardstick:
-            pipe.set(f"yard:contact-{index:08d}", yardstick.encode(states[index % POOL]))
-        if index % 5000 == 4999:
-            pipe.execute()
-    pipe.execute()
+    write_buyers(lambda key: pipe, lambda: (pipe,), memory.prefix, buyers, records,
+                 states if with_yardstick else None)
     memory.close()
     client.close()
 
 
-def scan_in_child(url: str, batch: int) -> dict[str, float]:
-    code = _SCAN_CHILD.format(root=str(ROOT), url=url, batch=batch)
+def scan_in_child(url: str, batch: int, snapshot: bool = False) -> dict[str, float]:
+    """Scan and summarise in a fresh process; ``snapshot``: also store the overview's
+    snapshot (``<prefix>.snapshot``) of that scan, as a dashboard would."""
+    code = _SCAN_CHILD.format(root=str(ROOT), url=url, batch=batch, snapshot=snapshot)
     output = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
                             text=True).stdout
     return json.loads(output.strip().splitlines()[-1])
