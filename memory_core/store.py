@@ -317,7 +317,7 @@ class _MemoryLogic:
             return (yield command)
         except redis.exceptions.NoScriptError:
             pass
-        yield ("SCRIPT", "LOAD", script.source)
+        yield ("SCRIPT LOAD", script.source)
         return (yield command)
 
     def _current_dictionary_steps(self) -> Steps[zstandard.ZstdCompressionDict | None]:
@@ -407,7 +407,7 @@ class _MemoryLogic:
         """
         replies = yield _Replies([save, *index])
         if isinstance(replies[0], redis.exceptions.NoScriptError):
-            yield ("SCRIPT", "LOAD", scripts.SAVE.source)
+            yield ("SCRIPT LOAD", scripts.SAVE.source)
             replies = yield _Replies([save, *index])
         if isinstance(replies[0], Exception):
             raise replies[0]

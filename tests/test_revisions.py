@@ -152,15 +152,27 @@ def test_the_async_store_saves_conditionally(store_url: str) -> None:
 
 
 @pytest.mark.real_redis
-def test_a_flushed_script_cache_is_reloaded(real_redis_url: str) -> None:
-    with SyncBuyerConversationMemory.from_url(real_redis_url) as memory:
+def test_a_flushed_script_cache_is_reloaded(any_real_url: str) -> None:
+    """A restart, SCRIPT FLUSH, or on a cluster a promoted replica: scripts are gone."""
+    with SyncBuyerConversationMemory.from_url(any_real_url) as memory:
         assert memory.save_state("buyer", {})
         memory.client.script_flush()
         assert memory.save_state("buyer", {})
         memory.client.script_flush()
         assert admin.clear_qa_seeds(memory, ["buyer"]) == 0
         loaded = memory.load_state("buyer")
+        memory.client.script_flush()
+
+    async def bot() -> tuple[Any, Any, Any]:
+        async with BuyerConversationMemory.from_url(any_real_url) as memory:
+            saved = await memory.save_state("buyer", {})
+            await memory.client.script_flush()
+            updated = await memory.update_state("buyer", lambda state: state)
+            return saved, updated, await memory.load_state("buyer")
+
+    saved, updated, final = asyncio.run(bot())
     assert loaded is not None and loaded["state_revision"] == 2
+    assert saved and updated is not None and final["state_revision"] == 4
 
 
 # update_state ----------------------------------------------------------------------------
