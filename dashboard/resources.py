@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -75,18 +76,44 @@ class _ScanSlot:
     figures: Figures | None = None
     snapshot_read: bool = False
 
+    created_at: float = field(default_factory=time.monotonic)
+    #: When the scan ended (monotonic): the cache period counts from here.
+    finished_at: float | None = None
+
     @property
     def scanning(self) -> bool:
         return self.thread is not None and self.thread.is_alive()
 
+    def expired(self, now: float) -> bool:
+        """A scan older than the cache period, counted from its end (a 1M-buyer scan
+        took half a minute: counted from its start, its table was fresh for seconds), or
+        a failed scan as old (it is tried again)."""
+        if self.finished_at is not None:
+            return now - self.finished_at > SCAN_CACHE_SECONDS
+        return self.error is not None and now - self.created_at > SCAN_CACHE_SECONDS
 
-@st.cache_resource(ttl=SCAN_CACHE_SECONDS, max_entries=4, show_spinner=False)
+
+# Not st.cache_data around the scan itself: the progress bar is drawn while the scan
+# runs, and st.cache_data would record those calls on a block created outside the
+# cached function and fail to replay them (CacheReplayClosureError on every later run
+# once a scan of more than 5,000 keys had shown progress).
+@st.cache_resource(show_spinner=False)
+def _slots() -> dict[tuple[str, str | None], _ScanSlot]:
+    """One slot per Redis and config, for the whole process."""
+    return {}
+
+
+_SLOTS_LOCK = threading.Lock()
+
+
 def _scan_slot(url: str, config_path: str | None) -> _ScanSlot:
-    # Not st.cache_data around the scan itself: the progress bar is drawn while the scan
-    # runs, and st.cache_data would record those calls on a block created outside the
-    # cached function and fail to replay them (CacheReplayClosureError on every later
-    # run once a scan of more than 5,000 keys had shown progress).
-    return _ScanSlot()
+    """The current slot of this Redis; a new one once its scan is older than the period."""
+    with _SLOTS_LOCK:
+        slots = _slots()
+        slot = slots.get((url, config_path))
+        if slot is None or slot.expired(time.monotonic()):
+            slot = slots[(url, config_path)] = _ScanSlot()
+        return slot
 
 
 def scan_inventory(settings: DashboardSettings, memory: SyncBuyerConversationMemory,
@@ -119,6 +146,7 @@ def _scan_into(slot: _ScanSlot, memory: SyncBuyerConversationMemory,
     frame, seconds = timed_scan(memory, progress=progress)
     store_snapshot(memory, frame, taken_at=started, scan_seconds=seconds)
     slot.frame, slot.scan_seconds, slot.scanned_at = frame, seconds, datetime.now(UTC)
+    slot.finished_at = time.monotonic()
 
 
 #: A snapshot is drawn first only when the last scan took at least this long: a faster
@@ -230,7 +258,8 @@ def last_scan(settings: DashboardSettings) -> tuple[datetime, float] | None:
 def forget_scan() -> None:
     """Drop the cached scan so the next page run reads Redis again (not an older snapshot)."""
     _write_marks()["not_before"] = datetime.now(UTC)
-    _scan_slot.clear()
+    with _SLOTS_LOCK:
+        _slots().clear()
     _sample.clear()
 
 

@@ -290,3 +290,27 @@ def test_after_a_write_the_page_does_not_draw_an_older_snapshot(
     at = run_page()
     assert metrics(at)["Buyers"] == "5"
     assert "From the scan taken" not in captions(at)
+
+
+def test_the_scan_cache_period_counts_from_the_end_of_the_scan() -> None:
+    """A 1M-buyer scan took half a minute: counted from the slot's creation, its table
+    was fresh for seconds, and the next session drew the old snapshot again."""
+    now = 10_000.0
+    slow = resources._ScanSlot(created_at=now - 100)  # a scan that took 70 s
+    slow.finished_at = now - 30
+    assert not slow.expired(now)
+    assert slow.expired(now + resources.SCAN_CACHE_SECONDS)
+    running = resources._ScanSlot(created_at=now - 1000)  # still scanning: never dropped
+    assert not running.expired(now)
+    failed = resources._ScanSlot(created_at=now - resources.SCAN_CACHE_SECONDS - 1,
+                                 error="Redis unreachable")
+    assert failed.expired(now)  # tried again after the period
+
+
+def test_a_fresh_slot_is_shared_and_an_old_one_replaced() -> None:
+    resources._slots.clear()
+    first = resources._scan_slot("redis://slot-test", None)
+    assert resources._scan_slot("redis://slot-test", None) is first
+    first.finished_at = first.created_at - resources.SCAN_CACHE_SECONDS - 1
+    assert resources._scan_slot("redis://slot-test", None) is not first
+    resources._slots.clear()
