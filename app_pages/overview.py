@@ -67,15 +67,19 @@ def show_in_list(expires: str) -> None:
     st.session_state[SEARCH_KEY] = ""
 
 
-def keys_above(limit: int) -> bool:
+def database_keys() -> int | None:
+    """DBSIZE, read once per run (None when Redis does not answer: the scan or the sample
+    then says what is wrong)."""
+    try:
+        return int(memory.client.dbsize())
+    except CONNECTION_FAILURES:
+        return None
+
+
+def keys_above(keys: int | None, limit: int) -> bool:
     """Whether the database holds more than ``limit`` keys (0: no limit): the Sample
     toggle then starts on, so opening the page never starts a scan of every key."""
-    if not limit:
-        return False
-    try:
-        return int(memory.client.dbsize()) > limit
-    except CONNECTION_FAILURES:
-        return False  # the exact path says what is wrong
+    return bool(limit) and keys is not None and keys > limit
 
 
 require("viewer")  # app.py lists this page only after sign-in; this holds for any route
@@ -85,8 +89,10 @@ top = st.columns([1, 1, 1, 3])
 if top[0].button("Refresh", icon=":material/refresh:", help="Scan Redis again now"):
     forget_scan()
 auto = top[1].toggle("Auto-refresh", help=f"Rescan every {SCAN_CACHE_SECONDS} s")
+keys_now = database_keys()
+large = keys_above(keys_now, settings.sample_above_keys)
 sampled = top[2].toggle(
-    "Sample", key=SAMPLE_KEY, value=keys_above(settings.sample_above_keys),
+    "Sample", key=SAMPLE_KEY, value=large,
     help="Estimate the figures from random keys instead of reading every key: seconds at "
          "any size, each figure with its 95% margin. Turn off for the exact scan.")
 
@@ -276,13 +282,9 @@ def sample_draws() -> int | None:
         "Random keys to draw", min_value=MIN_DRAWS, max_value=MAX_DRAWS,
         value=DEFAULT_DRAWS, step=10_000, key=DRAWS_KEY,
         help="More draws, narrower margins: the margin shrinks with the square root"))
-    try:
-        keys = int(memory.client.dbsize())
-    except CONNECTION_FAILURES:
-        return draws  # the sample says what is wrong
-    if keys > draws:
-        return draws
-    st.info(f"This database holds {keys:,} keys, no more than the {draws:,} draws: the "
+    if keys_now is None or keys_now > draws:
+        return draws  # unanswered: the sample says what is wrong
+    st.info(f"This database holds {keys_now:,} keys, no more than the {draws:,} draws: the "
             "exact scan below reads fewer keys than a sample would, and is exact.")
     return None
 
@@ -296,7 +298,7 @@ def from_sample(draws: int) -> None:
         st.error(f"Sampling failed: {md(str(exc))}. Use Refresh to try again.")
         return
     figures = sample_report(sample)
-    if keys_above(settings.sample_above_keys):
+    if large:
         st.caption(f"This database holds more than {settings.sample_above_keys:,} keys, so "
                    "the overview starts sampled; turn Sample off for the exact scan, which "
                    "reads every key (about 40 s and 450 MB per million buyers on 2 CPUs).")
