@@ -40,12 +40,17 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def redis_server_binary() -> str | None:
-    found = shutil.which("redis-server")
+def _installed(name: str) -> str | None:
+    """A program on PATH, or where Debian's package puts it; None when neither has it."""
+    found = shutil.which(name)
     if found:
         return found
-    fallback = Path("/usr/bin/redis-server")
+    fallback = Path("/usr/bin") / name
     return str(fallback) if fallback.exists() else None
+
+
+def redis_server_binary() -> str | None:
+    return _installed("redis-server")
 
 
 class RedisServer:
@@ -209,11 +214,7 @@ def free_cluster_port(taken: set[int]) -> int:
 
 
 def redis_cli_binary() -> str | None:
-    found = shutil.which("redis-cli")
-    if found:
-        return found
-    fallback = Path("/usr/bin/redis-cli")
-    return str(fallback) if fallback.exists() else None
+    return _installed("redis-cli")
 
 
 def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
