@@ -32,3 +32,23 @@ def chart_specs(at: AppTest) -> dict[str, tuple[dict[str, Any], list[pd.DataFram
         title = next(str(t["text"] if isinstance(t, dict) else t) for t in titles if t)
         found[title] = (spec, frames)
     return found
+
+
+def signed_in_page(app: str, password: str, isolation: str) -> AppTest:
+    """``app`` run in AppTest and signed in with ``password``; ``isolation`` names a
+    secrets entry, so the developer's own secrets file is not read."""
+    from dashboard.signin import PASSWORD_KEY
+
+    at = AppTest.from_file(app, default_timeout=60)
+    at.secrets[isolation] = "isolated"
+    at.run()
+    at.text_input(key=PASSWORD_KEY).input(password)
+    next(b for b in at.button if b.label == "Sign in").click()
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def metrics(at: AppTest) -> dict[str, str]:
+    """The page's headline numbers, by label."""
+    return {m.label: m.value for m in at.main.metric}

@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from apptest_tools import chart_specs
+from apptest_tools import chart_specs, metrics, signed_in_page
 from streamlit.testing.v1 import AppTest
 
 from dashboard.auth import OPERATOR_PASSWORD_ENV, VIEWER_PASSWORD_ENV
@@ -33,7 +33,6 @@ from dashboard.overview_model import (
     describe_list,
     list_buyers,
 )
-from dashboard.signin import PASSWORD_KEY
 from memory_core.inventory import (
     ORDER_EXPIRING,
     ORDER_LARGEST,
@@ -216,18 +215,7 @@ def test_csv_has_readable_columns_rounded_ratios_and_utc_expiry_timestamps(
 # the page -----------------------------------------------------------------------------------
 
 def run_page(role: str = "operator") -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.secrets["overview_tests"] = "isolated"  # no developer secrets leak in
-    at.run()
-    at.text_input(key=PASSWORD_KEY).input(PASSWORDS[role])
-    next(b for b in at.button if b.label == "Sign in").click()
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def metrics(at: AppTest) -> dict[str, str]:
-    return {m.label: m.value for m in at.main.metric}
+    return signed_in_page(APP, PASSWORDS[role], "overview_tests")
 
 
 def one(elements: Any, label: str) -> Any:

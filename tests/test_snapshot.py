@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 import redis
 import streamlit as st
+from apptest_tools import metrics, signed_in_page
 from conftest import buyer_state
 from streamlit.testing.v1 import AppTest
 
@@ -25,7 +26,6 @@ from dashboard import resources
 from dashboard.auth import OPERATOR_PASSWORD_ENV, VIEWER_PASSWORD_ENV
 from dashboard.overview_model import Filters, build_overview, figures_from_snapshot
 from dashboard.settings import load_settings
-from dashboard.signin import PASSWORD_KEY
 from memory_core.inventory import scan_summaries, summarize_inventory
 from memory_core.snapshot import (
     MAGIC,
@@ -71,18 +71,7 @@ def scan_and_store(memory: SyncBuyerConversationMemory, scan_seconds: float = 30
 
 
 def run_page() -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.secrets["snapshot_tests"] = "isolated"
-    at.run()
-    at.text_input(key=PASSWORD_KEY).input(PASSWORD)
-    next(b for b in at.button if b.label == "Sign in").click()
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def metrics(at: AppTest) -> dict[str, str]:
-    return {m.label: m.value for m in at.main.metric}
+    return signed_in_page(APP, PASSWORD, "snapshot_tests")
 
 
 def captions(at: AppTest) -> str:
