@@ -23,7 +23,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -126,6 +126,19 @@ class RedisServer:
             process.send_signal(signal.SIGKILL)
         process.wait(timeout=10)
 
+    @contextlib.contextmanager
+    def stalled(self) -> Iterator[None]:
+        """SIGSTOP the server for the block, as a stalled machine would: it answers
+        nothing (a replica acknowledges nothing) until SIGCONT at the end."""
+        process = self._process
+        if process is None or process.poll() is not None:
+            raise RuntimeError(f"redis-server on port {self.port} is not running")
+        process.send_signal(signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            process.send_signal(signal.SIGCONT)
+
     def flushall(self) -> None:
         client = redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=2)
         try:
@@ -184,6 +197,34 @@ def start_private_server(directory: Path | None = None, *,
                          persistent=persistent)
     server.start()
     return server
+
+
+def start_primary_with_replica(timeout_seconds: float = 10.0
+                               ) -> tuple[RedisServer, RedisServer]:
+    """A private primary and a replica of it, past its initial sync; the caller stops
+    both. RuntimeError if the replica does not catch up in time."""
+    primary = start_private_server()
+    try:
+        replica = start_private_server()
+    except RuntimeError:
+        primary.stop()
+        raise
+    client = redis.Redis(host="127.0.0.1", port=replica.port, socket_timeout=2)
+    try:
+        client.execute_command("REPLICAOF", "127.0.0.1", primary.port)
+        deadline = time.monotonic() + timeout_seconds
+        while client.info("replication").get("master_link_status") != "up":
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the replica on port {replica.port} did not sync with "
+                                   f"its primary within {timeout_seconds:g} s")
+            time.sleep(0.05)
+    except (RuntimeError, redis.RedisError):
+        replica.stop()
+        primary.stop()
+        raise
+    finally:
+        client.close()
+    return primary, replica
 
 
 # a private Redis Cluster ---------------------------------------------------------------
@@ -402,8 +443,27 @@ class RedisClusterServer:
         written = int(info.get("master_repl_offset", 0))
         replicas = [value for name, value in info.items()
                     if name.startswith("slave") and isinstance(value, dict)]
+        # "online": past the initial sync (a replica waiting for it reports offset 0)
         return (len(replicas) >= self.replicas_per_primary
-                and all(int(r.get("offset", -1)) >= written for r in replicas))
+                and all(r.get("state") == "online" and int(r.get("offset", -1)) >= written
+                        for r in replicas))
+
+    def replicas_of(self, port: int) -> list[RedisServer]:
+        """The running nodes replicating the primary on ``port`` right now."""
+        found = []
+        for node in self.nodes:
+            if not node.running:
+                continue
+            client = self._node_client(node)
+            try:
+                role = client.execute_command("ROLE")
+            except redis.RedisError:
+                continue
+            finally:
+                client.close()
+            if role[0] in (b"slave", "slave") and int(role[2]) == port:
+                found.append(node)
+        return found
 
     def kill_node(self, node: RedisServer) -> None:
         node.kill()
