@@ -39,6 +39,7 @@ from memory_core.connection import (
     REDIS_URL_ENV,
     connect,
     connect_async,
+    is_cluster_client,
     parse_target,
 )
 from memory_core.errors import (
@@ -98,6 +99,35 @@ _MIN_PROBE_SECONDS = 0.05
 #: First back-off after a conflicting save in update_state; doubled per retry, jittered.
 _BACKOFF_SECONDS = 0.005
 _BACKOFF_MAX_SECONDS = 0.1
+#: How long a save asked to reach replicas (``wait_replicas``) waits for them by default,
+#: and at most: the bot is waiting for this reply.
+DEFAULT_WAIT_TIMEOUT_MS = 250
+MAX_WAIT_TIMEOUT_MS = 10_000
+#: More replicas than any deployment has: a typo, not a policy.
+MAX_WAIT_REPLICAS = 16
+#: Time the WAIT reply needs to travel, inside the socket timeout.
+_WAIT_MARGIN_MS = 100
+
+
+@dataclass(frozen=True, slots=True)
+class Replication:
+    """What a save waits for before it counts as done: ``replicas`` acknowledgements
+    within ``timeout_ms`` (Redis ``WAIT``)."""
+
+    replicas: int
+    timeout_ms: int
+
+    @classmethod
+    def asked(cls, replicas: object, timeout_ms: object) -> Replication | None:
+        """The caller's ``wait_replicas``/``wait_timeout_ms``; None for 0 replicas (the
+        default: Redis replicates asynchronously and the save does not wait)."""
+        for name, value, low, high in (("wait_replicas", replicas, 0, MAX_WAIT_REPLICAS),
+                                       ("wait_timeout_ms", timeout_ms, 1, MAX_WAIT_TIMEOUT_MS)):
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise InvalidState(f"{name}={value!r} must be a whole number from {low} to "
+                                   f"{high:,}")
+        assert isinstance(replicas, int) and isinstance(timeout_ms, int)
+        return cls(replicas, timeout_ms) if replicas else None
 
 
 @dataclass(frozen=True)
@@ -141,6 +171,45 @@ class _Replies(list[Command]):
     """A pipeline whose error replies come back in the list instead of raising the first."""
 
     __slots__ = ()
+
+
+class _Replicated(_Replies):
+    """A save's pipeline followed by ``WAIT``: its last reply counts the replicas that
+    acknowledged the save within the timeout."""
+
+    __slots__ = ("key", "replication")
+
+    def __init__(self, commands: list[Command], key: str, replication: Replication) -> None:
+        super().__init__(commands)
+        self.key = key
+        self.replication = replication
+
+
+def _pipeline(client: Any, commands: list[Command]) -> Any:
+    """The commands as one pipeline (sync or asyncio client alike), not yet executed.
+
+    ``WAIT`` counts the writes of the connection it is sent on, so for a
+    :class:`_Replicated` save it goes in the same pipeline, and on a cluster to the
+    node that owns the key: the node's share of a cluster pipeline is one connection.
+    """
+    pipe = client.pipeline(transaction=False)
+    for item in commands:
+        pipe.execute_command(*item)
+    if isinstance(commands, _Replicated):
+        wanted = commands.replication
+        target = ({"target_nodes": client.get_node_from_key(commands.key)}
+                  if is_cluster_client(client) else {})
+        pipe.execute_command("WAIT", wanted.replicas, wanted.timeout_ms, **target)
+    return pipe
+
+
+class _Unreplicated(Exception):
+    """A save was stored, but fewer replicas than asked acknowledged it in time."""
+
+    def __init__(self, acknowledged: int, replication: Replication) -> None:
+        super().__init__(f"{acknowledged} of {replication.replicas} replicas acknowledged")
+        self.acknowledged = acknowledged
+        self.replication = replication
 
 
 class _CallerFault(Exception):
@@ -377,17 +446,23 @@ class _MemoryLogic:
         return _Encoded(str(contact_id), key, prepared, head, tail, ttl, self._readable_key_ids)
 
     def _write_steps(self, contact_id: object, state: object, ttl_override: object,
-                     expected_revision: object) -> Steps[tuple[dict[str, Any] | None, int]]:
-        """Save once: (the stored state, its new revision), or (None, stored) on a conflict."""
+                     expected_revision: object, replication: Replication | None = None
+                     ) -> Steps[tuple[dict[str, Any] | None, int]]:
+        """Save once: (the stored state, its new revision), or (None, stored) on a conflict.
+
+        With ``replication``, a save the replicas did not acknowledge in time is stored
+        but raises :class:`_Unreplicated` after counting it.
+        """
         expected = self._check_expected_revision(expected_revision)
         encoded = yield from self._encode_steps(contact_id, state, ttl_override)
         save = encoded.script_command(expected)
         index = [] if self.config.lookup_secret is None else lookup.index_commands(
             self.prefix, self.config.lookup_secret, encoded.contact_id, encoded.prepared,
             encoded.ttl_seconds)
-        if index:
-            code, revision = yield from self._save_and_index_steps(encoded.contact_id, save,
-                                                                   index)
+        acknowledged = None
+        if index or replication:
+            code, revision, acknowledged = yield from self._save_pipeline_steps(
+                encoded, save, index, replication)
         else:
             code, revision = yield from self._eval_steps(save, scripts.SAVE)
         if code == scripts.UNKNOWN_KEY:
@@ -396,27 +471,41 @@ class _MemoryLogic:
             self._counters["conflicts"] += 1
             return None, int(revision)
         self._counters["saves"] += 1
+        if replication and acknowledged is not None and acknowledged < replication.replicas:
+            self._counters["unreplicated"] += 1
+            raise _Unreplicated(acknowledged, replication)
         return {**encoded.prepared, REVISION_FIELD: int(revision)}, int(revision)
 
-    def _save_and_index_steps(self, contact_id: str, save: Command, index: list[Command]
-                              ) -> Steps[tuple[int, int]]:
-        """The save and its lookup entries in one round trip; the save's reply decides.
+    def _save_pipeline_steps(self, encoded: _Encoded, save: Command, index: list[Command],
+                             replication: Replication | None
+                             ) -> Steps[tuple[int, int, int | None]]:
+        """The save, its lookup entries and its ``WAIT`` in one round trip: (code, revision,
+        replicas that acknowledged or None); the save's reply decides.
 
         Adding an entry is idempotent and lookups are verified, so an entry sent with a
         save that then conflicts costs nothing; a refused entry only logs a warning.
         """
-        replies = yield _Replies([save, *index])
+        commands = [save, *index]
+
+        def pipeline() -> _Replies:
+            return (_Replicated(commands, encoded.key, replication) if replication
+                    else _Replies(commands))
+
+        replies = yield pipeline()
         if isinstance(replies[0], redis.exceptions.NoScriptError):
             yield ("SCRIPT LOAD", scripts.SAVE.source)
-            replies = yield _Replies([save, *index])
+            replies = yield pipeline()
         if isinstance(replies[0], Exception):
             raise replies[0]
-        refused = [r for r in replies[1:] if isinstance(r, Exception)]
+        waited = replies[len(commands)] if replication else None
+        if isinstance(waited, Exception):
+            raise waited
+        refused = [r for r in replies[1:len(commands)] if isinstance(r, Exception)]
         if refused:
             logger.warning("save %s: the phone/email lookup was not updated (%s); the state "
-                           "was saved", self._who(contact_id), type(refused[0]).__name__)
+                           "was saved", self._who(encoded.contact_id), type(refused[0]).__name__)
         code, revision = replies[0]
-        return int(code), int(revision)
+        return int(code), int(revision), None if waited is None else int(waited)
 
     def _lookup_steps(self, who: str, commands: list[Command]) -> Steps[None]:
         """Keep the phone/email lookup in step; the save stands even if this fails.
@@ -446,14 +535,35 @@ class _MemoryLogic:
         return int(code), int(revision)
 
     def _save_steps(self, contact_id: object, state: object, ttl_override: object,
-                    expected_revision: object = None) -> Steps[bool]:
-        saved, revision = yield from self._write_steps(contact_id, state, ttl_override,
-                                                       expected_revision)
+                    expected_revision: object = None, wait_replicas: object = 0,
+                    wait_timeout_ms: object = DEFAULT_WAIT_TIMEOUT_MS) -> Steps[bool]:
+        replication = Replication.asked(wait_replicas, wait_timeout_ms)
+        if replication:
+            self._check_wait_fits(replication)
+        try:
+            saved, revision = yield from self._write_steps(contact_id, state, ttl_override,
+                                                           expected_revision, replication)
+        except _Unreplicated as short:
+            logger.warning("save %s: stored on the primary, but %d of %d replica(s) "
+                           "acknowledged it within %d ms: it is lost if the primary fails "
+                           "before they catch up", self._who(contact_id), short.acknowledged,
+                           short.replication.replicas, short.replication.timeout_ms)
+            return False
         if saved is None:
             logger.info("save %s: conflict, expected revision %s but revision %d is stored; "
                         "nothing written", self._who(contact_id), expected_revision, revision)
             return False
         return True
+
+    def _check_wait_fits(self, replication: Replication) -> None:
+        """WAIT holds the reply up to its timeout: past the socket timeout that would read
+        as Redis being unreachable (and open the circuit breaker)."""
+        limit_ms = int(self.config.socket_timeout_seconds * 1000) - _WAIT_MARGIN_MS
+        if replication.timeout_ms > limit_ms:
+            raise InvalidState(
+                f"wait_timeout_ms={replication.timeout_ms} leaves no time within "
+                f"socket_timeout_seconds={self.config.socket_timeout_seconds:g}: use at most "
+                f"{max(limit_ms, 0)} ms, or raise socket_timeout_seconds")
 
     def _decode_steps(self, key: str, raw: bytes) -> Steps[tuple[dict[str, Any], int]]:
         """The state in ``raw`` and its revision; CorruptRecord when it cannot be read."""
@@ -798,7 +908,7 @@ class _MemoryLogic:
             "circuit_open": self._breaker.is_open,
             **{name: counters[name] for name in (
                 "calls", "saves", "loads", "hits", "misses", "clears", "conflicts", "errors",
-                "corrupt", "undecryptable", "refused", "skipped")},
+                "corrupt", "undecryptable", "refused", "skipped", "unreplicated")},
         }
 
 
@@ -831,10 +941,8 @@ class SyncBuyerConversationMemory(_MemoryLogic):
         if type(command) is tuple:
             return self.client.execute_command(*command)
         if isinstance(command, list):
-            pipe = self.client.pipeline(transaction=False)
-            for item in command:
-                pipe.execute_command(*item)
-            return pipe.execute(raise_on_error=not isinstance(command, _Replies))
+            return _pipeline(self.client, command).execute(
+                raise_on_error=not isinstance(command, _Replies))
         if isinstance(command, _Sleep):
             time.sleep(command.seconds)
             return None
@@ -906,14 +1014,19 @@ class SyncBuyerConversationMemory(_MemoryLogic):
 
     def save_state(self, contact_id: str, state: dict[str, Any],
                    ttl_override: int | None = None,
-                   expected_revision: int | None = None) -> bool:
+                   expected_revision: int | None = None, *, wait_replicas: int = 0,
+                   wait_timeout_ms: int = DEFAULT_WAIT_TIMEOUT_MS) -> bool:
         """Store the buyer's state; False (and one log line) if it could not be stored.
 
         With ``expected_revision`` (the ``state_revision`` of the loaded state) the write
         happens only if nobody saved since; otherwise it is a conflict and returns False.
+        With ``wait_replicas`` it returns True only once that many replicas acknowledged
+        the save (Redis ``WAIT``, up to ``wait_timeout_ms``); False then means "not
+        confirmed": the state may be stored on the primary only.
         """
         return self._run("save", contact_id,
-                         self._save_steps(contact_id, state, ttl_override, expected_revision),
+                         self._save_steps(contact_id, state, ttl_override, expected_revision,
+                                          wait_replicas, wait_timeout_ms),
                          False)
 
     def load_state(self, contact_id: str) -> dict[str, Any] | None:
@@ -1035,10 +1148,10 @@ class BuyerConversationMemory(_MemoryLogic):
 
     async def _effect(self, command: list[Command] | _Effect) -> Any:
         if isinstance(command, list):
-            pipe = self.client.pipeline(transaction=False)
-            for item in command:
-                pipe.execute_command(*item)
-            return await pipe.execute(raise_on_error=not isinstance(command, _Replies))
+            if isinstance(command, _Replicated) and is_cluster_client(self.client):
+                await self.client.initialize()  # slots known: the WAIT names the key's node
+            return await _pipeline(self.client, command).execute(
+                raise_on_error=not isinstance(command, _Replies))
         if isinstance(command, _Sleep):
             await asyncio.sleep(command.seconds)
             return None
@@ -1105,15 +1218,20 @@ class BuyerConversationMemory(_MemoryLogic):
 
     async def save_state(self, contact_id: str, state: dict[str, Any],
                          ttl_override: int | None = None,
-                         expected_revision: int | None = None) -> bool:
+                         expected_revision: int | None = None, *, wait_replicas: int = 0,
+                         wait_timeout_ms: int = DEFAULT_WAIT_TIMEOUT_MS) -> bool:
         """Store the buyer's state; False (and one log line) if it could not be stored.
 
         With ``expected_revision`` (the ``state_revision`` of the loaded state) the write
         happens only if nobody saved since; otherwise it is a conflict and returns False.
+        With ``wait_replicas`` it returns True only once that many replicas acknowledged
+        the save (Redis ``WAIT``, up to ``wait_timeout_ms``); False then means "not
+        confirmed": the state may be stored on the primary only.
         """
         return await self._run(
             "save", contact_id,
-            self._save_steps(contact_id, state, ttl_override, expected_revision), False)
+            self._save_steps(contact_id, state, ttl_override, expected_revision,
+                             wait_replicas, wait_timeout_ms), False)
 
     async def load_state(self, contact_id: str) -> dict[str, Any] | None:
         """The buyer's saved state with its ``state_revision``, or None when there is none."""
