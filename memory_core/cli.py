@@ -42,6 +42,7 @@ from memory_core.connection import DEFAULT_REDIS_URL, REDIS_URL_ENV, parse_targe
 from memory_core.crypto import KEYS_ENV, KEYS_FILE_ENV, generate_key_pair
 from memory_core.errors import ConfigError, InvalidState, MemoryCoreError, StoreUnavailable
 from memory_core.passwords import hash_password
+from memory_core.report import scan_report
 from memory_core.safetext import LOG_CHARS, printable, printable_json
 from memory_core.seeding import SeedOptions, generate_buyers
 from memory_core.state import mask_pii, parse_timestamp, validate_contact_id
@@ -351,8 +352,11 @@ def _inventory_lines(report: dict[str, Any], problems: Any, prefix: str) -> list
         lines += ["", _row(("PROBLEM KEYS", 18), ("CONTACT ID", 30), ("WHAT IS WRONG", 50))]
         for row in problems.head(20).itertuples():
             lines.append(_row((row.status, 18), (row.contact_id, 30), (row.problem, 50)))
-        if len(problems) > 20:
-            lines.append(f"  … and {len(problems) - 20:,} more (use --json)")
+        listed = report["total"] - report["buyers"]  # problems holds a capped list
+        if listed > 20:
+            lines.append(f"  … and {listed - 20:,} more (use --json"
+                         + (f": it lists the first {len(problems):,})" if listed > len(problems)
+                            else ")"))
     return lines
 
 
@@ -415,19 +419,17 @@ def _cmd_inventory(memory: SyncBuyerConversationMemory, args: argparse.Namespace
         return EXIT_USAGE
     update, close = _progress_bar("keys")
     verified, close_verified = _progress_bar("records verified")
-    try:
-        frame = inventory.scan_summaries(memory, progress=update, verify=args.verify,
-                                         verify_progress=verified)
+    try:  # folded while it streams: memory does not grow with the buyers
+        report, problems = scan_report(memory, progress=update, verify=args.verify,
+                                       verify_progress=verified)
     finally:
         close()
         close_verified()
-    report = inventory.summarize_inventory(frame)
     if args.json:
-        report["problems"] = inventory.problem_records(frame).to_dict(orient="records")
+        report["problems"] = problems.to_dict(orient="records")
         _print_json(report)
         return EXIT_OK
-    print("\n".join(_inventory_lines(report, inventory.problem_records(frame),
-                                     memory.prefix)))
+    print("\n".join(_inventory_lines(report, problems, memory.prefix)))
     return EXIT_OK
 
 

@@ -268,10 +268,10 @@ def scan_summaries(memory: SyncBuyerConversationMemory, *, batch_size: int = DEF
     try:
         estimated_total = int(client.dbsize()) if progress else 0
         # SCAN may return a key twice when the keyspace is rehashed during the walk.
-        frame = summaries_of(memory, _read_ahead(_walks(memory, batch_size)), progress,
+        frame = summaries_of(memory, walk_batches(memory, batch_size), progress,
                              estimated_total).drop_duplicates("contact_id", ignore_index=True)
         if verify:
-            _verify_payloads(memory, frame, verify_progress)
+            verify_payloads(memory, frame, verify_progress)
     except REDIS_FAULTS as exc:
         raise StoreUnavailable(f"Redis unreachable during scan: {exc}") from exc
     return with_derived_columns(frame, started_ms)
@@ -283,7 +283,16 @@ def summaries_of(memory: SyncBuyerConversationMemory, batches: Iterable[Batch],
     """The rows of ``batches`` (keys with their header, PTTL and length replies), marked
     for missing dictionaries and unknown keys; a key gone since it was listed is left out.
     Shared by the full scan and the sample, so both read a record the same way."""
+    return next(summary_chunks(memory, batches, progress, estimated_total))
+
+
+def summary_chunks(memory: SyncBuyerConversationMemory, batches: Iterable[Batch],
+                   progress: ProgressCallback | None = None, estimated_total: int = 0,
+                   chunk_rows: int | None = None) -> Iterator[pd.DataFrame]:
+    """:func:`summaries_of` in frames of about ``chunk_rows`` rows (None: one frame), so a
+    caller that folds them holds one chunk at a time; the last frame may be empty."""
     columns = _Columns(max_original_bytes=memory.config.max_state_bytes)
+    earlier = 0
     for keys, replies in batches:
         for index, key in enumerate(keys):
             header, ttl_ms, length = replies[3 * index:3 * index + 3]
@@ -292,15 +301,29 @@ def summaries_of(memory: SyncBuyerConversationMemory, batches: Iterable[Batch],
             columns.add(memory.contact_id_for(key), header, ttl_ms,
                         length if isinstance(length, int) else 0)
         if progress:
-            done = len(columns.contact_id)
+            done = earlier + len(columns.contact_id)
             progress(done, max(estimated_total, done))
-    frame = columns.frame()
+        if chunk_rows and len(columns.contact_id) >= chunk_rows:
+            earlier += len(columns.contact_id)
+            yield _marked(memory, columns.frame())
+            columns = _Columns(max_original_bytes=memory.config.max_state_bytes)
+    yield _marked(memory, columns.frame())
+
+
+def _marked(memory: SyncBuyerConversationMemory, frame: pd.DataFrame) -> pd.DataFrame:
     _mark_missing_dictionaries(memory, frame)
     _mark_unknown_keys(memory, frame)
     return frame
 
 
 Batch = tuple[list[bytes], list[Any]]
+
+
+def walk_batches(memory: SyncBuyerConversationMemory,
+                 batch_size: int = DEFAULT_BATCH) -> Iterator[Batch]:
+    """Every key under the prefix with its replies, batch by batch, every node walked in
+    parallel (a key may come twice: SCAN repeats keys while Redis rehashes)."""
+    return _read_ahead(_walks(memory, batch_size))
 
 
 def _walks(memory: SyncBuyerConversationMemory, batch_size: int) -> list[Iterator[Batch]]:
@@ -419,8 +442,8 @@ class BatchReader:
 VERIFY_BATCH = 200
 
 
-def _verify_payloads(memory: SyncBuyerConversationMemory, frame: pd.DataFrame,
-                     progress: ProgressCallback | None) -> None:
+def verify_payloads(memory: SyncBuyerConversationMemory, frame: pd.DataFrame,
+                    progress: ProgressCallback | None) -> None:
     """Decode every ok or legacy record; mark those that fail, with the reason.
 
     A payload no configured key opens is undecryptable (a key missing here, or bytes
