@@ -59,6 +59,19 @@ print(json.dumps({{"seconds": seconds, "rows": len(frame),
 """
 
 
+_REPORT_CHILD = """
+import json, resource, sys, time
+sys.path.insert(0, {root!r})
+from memory_core import SyncBuyerConversationMemory
+from memory_core.report import scan_report
+memory = SyncBuyerConversationMemory.from_url({url!r})
+started = time.perf_counter()
+report, problems = scan_report(memory, batch_size={batch})
+print(json.dumps({{"seconds": time.perf_counter() - started, "rows": report["total"],
+                  "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+"""
+
+
 def encoded_pool(memory: SyncBuyerConversationMemory, count: int = POOL
                  ) -> tuple[list[dict[str, Any]], list[tuple[bytes, int]]]:
     """``count`` distinct realistic states and each one's stored record and TTL, encoded
@@ -112,6 +125,14 @@ def scan_in_child(url: str, batch: int, snapshot: bool = False) -> dict[str, flo
     """Scan and summarise in a fresh process; ``snapshot``: also store the overview's
     snapshot (``<prefix>.snapshot``) of that scan, as a dashboard would."""
     code = _SCAN_CHILD.format(root=str(ROOT), url=url, batch=batch, snapshot=snapshot)
+    output = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                            text=True).stdout
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def report_in_child(url: str, batch: int) -> dict[str, float]:
+    """The CLI's inventory (the report folded while the scan streams) in a fresh process."""
+    code = _REPORT_CHILD.format(root=str(ROOT), url=url, batch=batch)
     output = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
                             text=True).stdout
     return json.loads(output.strip().splitlines()[-1])

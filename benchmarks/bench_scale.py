@@ -8,7 +8,9 @@ stopped on the way out, errors included.
 - inventory: the store is filled with N buyers (records encoded once from a pool of
   realistic states, written under N keys, as :func:`bench_inventory.fill` does; on a
   cluster with one pipeline per primary), then a fresh subprocess runs
-  ``scan_summaries`` + ``summarize_inventory`` and reports seconds and its own peak RSS.
+  ``scan_summaries`` + ``summarize_inventory`` and reports seconds and its own peak RSS
+  (the dashboard's exact scan, a row per buyer), and another runs ``scan_report`` (the
+  CLI's inventory, folded while the scan streams).
 - memory: ``INFO memory`` ``used_memory`` after the fill minus before, per buyer; on a
   cluster summed over the primaries, and separately over the replicas (each holds a copy).
 - throughput: 1, 4, 8 client processes, each with its own
@@ -47,7 +49,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import redis
-from bench_inventory import encoded_pool, fill, scan_in_child, write_buyers
+from bench_inventory import encoded_pool, fill, report_in_child, scan_in_child, write_buyers
 from redis.crc import key_slot
 
 from memory_core import MemoryConfig, SyncBuyerConversationMemory
@@ -176,8 +178,12 @@ def measure_size(target: Target, buyers: int, batch: int) -> dict[str, Any]:
     scan = scan_in_child(server.url, batch)
     result.update(scan_seconds=round(scan["seconds"], 2), rows=int(scan["rows"]),
                   peak_rss_mb=round(scan["maxrss_mb"]), table_mb=round(scan["frame_mb"], 1))
-    if result["rows"] != buyers:
-        raise RuntimeError(f"the scan found {result['rows']:,} rows, not {buyers:,}")
+    streamed = report_in_child(server.url, batch)
+    result.update(report_seconds=round(streamed["seconds"], 2),
+                  report_peak_rss_mb=round(streamed["maxrss_mb"]))
+    for rows in (result["rows"], int(streamed["rows"])):
+        if rows != buyers:
+            raise RuntimeError(f"the scan found {rows:,} keys, not {buyers:,}")
     return result
 
 
@@ -191,14 +197,16 @@ def _dbsize(port: int) -> int:
 
 def print_inventory_header() -> None:
     print(f"{'topology':>10} {'buyers':>10} {'fill s':>7} {'scan+summary s':>15} "
-          f"{'peak RSS MB':>12} {'table MB':>9} {'used_memory MB':>15} {'B/buyer':>8} "
-          f"{'replicas B/buyer':>17}")
+          f"{'peak RSS MB':>12} {'table MB':>9} {'CLI report s':>13} {'its RSS MB':>11} "
+          f"{'used_memory MB':>15} {'B/buyer':>8} {'replicas B/buyer':>17}")
 
 
 def print_inventory_row(row: dict[str, Any]) -> None:
     replicas = row.get("replica_bytes_per_buyer")
     print(f"{row['topology']:>10} {row['buyers']:>10,} {row['fill_seconds']:>7.1f} "
           f"{row['scan_seconds']:>15.2f} {row['peak_rss_mb']:>12,} {row['table_mb']:>9.1f} "
+          f"{row.get('report_seconds', float('nan')):>13.2f} "
+          f"{row.get('report_peak_rss_mb', 0):>11,} "
           f"{row['used_memory_bytes'] / 2**20:>15,.0f} {row['bytes_per_buyer']:>8,.0f} "
           f"{'-' if replicas is None else f'{replicas:,.0f}':>17}", flush=True)
 
