@@ -70,9 +70,9 @@ class SeenKeys:
         if len(self._hashes):
             at = np.searchsorted(self._hashes, hashes).clip(max=len(self._hashes) - 1)
             fresh &= self._hashes[at] != hashes
-        # two sorted runs: the stable sort (timsort) merges them in linear time
-        self._hashes = np.sort(np.concatenate([self._hashes, np.sort(hashes[fresh])]),
-                               kind="stable")
+        # two sorted runs: the stable sort (timsort) merges them in linear time, in place
+        self._hashes = np.concatenate([self._hashes, np.sort(hashes[fresh])])
+        self._hashes.sort(kind="stable")
         return fresh
 
 
