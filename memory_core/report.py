@@ -64,7 +64,10 @@ class SeenKeys:
     def first_time(self, contact_ids: pd.Series) -> np.ndarray:
         """A mask of the ids not seen before (in earlier calls or earlier in this one);
         they count as seen from now on."""
-        hashes = pd.util.hash_pandas_object(contact_ids, index=False).to_numpy(np.uint64)
+        # Python's own 64-bit string hash: ids may hold lone surrogates (undecodable key
+        # bytes, escaped) that pandas' hashing refuses
+        hashes = np.fromiter((hash(i) for i in contact_ids), dtype=np.int64,
+                             count=len(contact_ids)).view(np.uint64)
         fresh = np.zeros(len(hashes), dtype=bool)
         fresh[np.unique(hashes, return_index=True)[1]] = True
         if len(self._hashes):

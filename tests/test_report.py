@@ -61,8 +61,11 @@ def test_seen_keys_masks_repeats_within_and_across_chunks() -> None:
     first = seen.first_time(pd.Series(["a", "b", "a", "c"]))
     second = seen.first_time(pd.Series(["c", "d", "b", "e", "d"]))
     assert first.tolist() == [True, True, False, True]
+    # an id from undecodable key bytes carries a lone surrogate: still hashed
+    assert seen.first_time(pd.Series(["x\udcffy", "x\udcffy"], dtype=object)).tolist() == [
+        True, False]
     assert second.tolist() == [False, True, False, True, False]
-    assert len(seen) == 5
+    assert len(seen) == 6
 
 
 def test_labels_beyond_the_cap_are_counted_together_and_nothing_is_lost(
