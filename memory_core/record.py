@@ -147,9 +147,10 @@ def encode_record_parts(state: dict[str, Any], data: bytes, *, compress_threshol
     """
     used_codec, dictionary_id, payload = CODEC_NONE, 0, data
     if codec == CODEC_ZSTD and len(data) > compress_threshold_bytes:
-        payload = _codecs.compressor(zstd_level, dictionary).compress(data)
-        used_codec = CODEC_ZSTD
-        dictionary_id = dictionary.dict_id() if dictionary is not None else 0
+        compressed = _codecs.compressor(zstd_level, dictionary).compress(data)
+        if len(compressed) < len(data):  # else plain: smaller, and no decompression
+            payload, used_codec = compressed, CODEC_ZSTD
+            dictionary_id = dictionary.dict_id() if dictionary is not None else 0
     codec_field = used_codec.encode()
     if keyring is not None:
         codec_field += (KEY_ID_SEPARATOR + keyring.primary_id).encode()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -48,6 +49,20 @@ def header_of(record: bytes) -> bytes:
 
 
 # round trips ------------------------------------------------------------------------------
+
+def test_a_payload_compression_would_not_shrink_is_stored_plain() -> None:
+    """Over the threshold, yet zstd's frame would be larger than the bytes themselves
+    (high-entropy text): stored plain, so a load has nothing to decompress."""
+    state, _ = prepared({"buyer_temperature": "warm"})
+    noise = random.Random(7).randbytes(512)  # incompressible: zstd only adds its frame
+    assert len(zstandard.ZstdCompressor(level=3).compress(noise)) >= len(noise)
+    record = encode(state, noise, threshold=0)
+    summary = parse_summary(record)
+    assert (summary.codec, summary.dictionary_id) == ("none", 0)
+    assert decode_payload(record, summary) == noise
+    _, data = prepared({"buyer_temperature": "warm", "notes": "same words " * 50})
+    assert parse_summary(encode(state, data, threshold=0)).codec == "zstd"  # it shrinks
+
 
 def test_small_state_is_stored_uncompressed() -> None:
     state, data = prepared({"buyer_temperature": "warm", "buyer_persona": "investor",
