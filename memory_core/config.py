@@ -56,7 +56,8 @@ class MemoryConfig:
     ttl_days_min: int = _setting(7, "Lowest ttl_days the policy allows.", 1, 3650)
     ttl_days_max: int = _setting(90, "Highest ttl_days (and ttl_override) allowed.", 1, 3650)
     compress_threshold_bytes: int = _setting(
-        5120, "States whose JSON is larger than this are compressed.", 0, 64 * 1024 * 1024)
+        256, "States whose JSON is larger than this are compressed (stored plain when "
+        "compressing does not make them smaller).", 0, 64 * 1024 * 1024)
     max_history_messages: int = _setting(
         50, "Conversation history is trimmed to this many most recent messages.", 1, 10_000)
     cache_key_prefix: str = _setting(

@@ -49,7 +49,7 @@ def test_defaults() -> None:
     assert config.ttl_seconds == 30 * 86_400
     assert (config.ttl_days_min, config.ttl_days_max) == (7, 90)
     assert config.ttl_max_seconds == 90 * 86_400
-    assert config.compress_threshold_bytes == 5120
+    assert config.compress_threshold_bytes == 256
     assert config.max_history_messages == 50
     assert config.cache_key_prefix == "buyer_conversation_memory"
     assert config.codec == "zstd"

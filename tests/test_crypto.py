@@ -125,7 +125,9 @@ def test_encrypted_record_keeps_a_plain_pii_free_header_and_no_pii_bytes(
             assert pii not in stored[summary.header_bytes:]
         loaded = memory.load_state("c-1")
         assert loaded is not None and loaded["buyer_name"] == "Elena Ruiz"
-        # small states (not compressed) are encrypted too
+    # states under an explicit threshold (stored uncompressed) are encrypted too
+    plain_config = encrypted_config(compress_threshold_bytes=5120)
+    with SyncBuyerConversationMemory.from_url(store_url, plain_config) as memory:
         assert memory.save_state("c-small", {"buyer_name": "Elena Ruiz"})
         small = raw.get(f"{PREFIX}:c-small")
         assert small is not None and b"Elena" not in small

@@ -23,6 +23,7 @@ import zstandard
 
 from memory_core import StoreUnavailable, SyncBuyerConversationMemory
 from memory_core import dictionaries as dicts
+from memory_core.config import MemoryConfig
 from memory_core.inventory import (
     problem_records,
     scan_summaries,
@@ -118,17 +119,21 @@ def test_a_buyer_without_the_qa_tag_is_not_a_qa_seed(
 
 
 def test_sizes_come_from_the_stored_bytes_and_the_json(
-        memory: SyncBuyerConversationMemory, raw: redis.Redis) -> None:
-    buyers = seed(memory, 10, history_range=(2, 60))
-    frame = scan_summaries(memory)
-    for row in frame.itertuples():
-        assert row.stored_bytes == raw.strlen(key(row.contact_id)), row.contact_id
-        assert row.compression_ratio == pytest.approx(row.original_bytes / row.stored_bytes)
-    assert set(frame["codec"]) == {"none", "zstd"}  # both small and compressed records
-    for buyer in buyers[:4]:
-        expected = len(dump_json(prepared(buyer)))
-        assert row_of(frame, buyer.contact_id)["original_bytes"] == expected
-        assert memory.load_state(buyer.contact_id) == {**prepared(buyer), "state_revision": 1}
+        store_url: str, raw: redis.Redis) -> None:
+    # the threshold an existing jorge_bots.yaml sets: small states stay uncompressed
+    config = MemoryConfig(compress_threshold_bytes=5120)
+    with SyncBuyerConversationMemory.from_url(store_url, config) as memory:
+        buyers = seed(memory, 10, history_range=(2, 60))
+        frame = scan_summaries(memory)
+        for row in frame.itertuples():
+            assert row.stored_bytes == raw.strlen(key(row.contact_id)), row.contact_id
+            assert row.compression_ratio == pytest.approx(row.original_bytes / row.stored_bytes)
+        assert set(frame["codec"]) == {"none", "zstd"}  # both small and compressed records
+        for buyer in buyers[:4]:
+            expected = len(dump_json(prepared(buyer)))
+            assert row_of(frame, buyer.contact_id)["original_bytes"] == expected
+            assert memory.load_state(buyer.contact_id) == {**prepared(buyer),
+                                                           "state_revision": 1}
 
 
 def test_ttl_days_is_the_default_ttl(memory: SyncBuyerConversationMemory) -> None:
