@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import zstandard
-from corpus import generated_states, public_dialog_states
+from corpus import training_and_measured
 
 from memory_core.dictionaries import train_dictionary
 from memory_core.state import dump_json
@@ -41,11 +41,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--states", type=int, default=2000)
     args = parser.parse_args()
-    corpora = {
-        "generated": (generated_states(args.states, 99), generated_states(args.states, 11)),
-        "public": (public_dialog_states(args.states, 99, 0),
-                   public_dialog_states(args.states, 11, 1)),
-    }
+    corpora = training_and_measured(args.states)
     for name, (training, measured) in corpora.items():
         train = [dump_json(s) for s in training]
         samples = [dump_json(s) for s in measured]

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import zstandard
-from corpus import generated_states, public_dialog_states
+from corpus import training_and_measured
 
 from memory_core.dictionaries import train_dictionary
 from memory_core.state import dump_json
@@ -48,11 +48,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--states", type=int, default=2000)
     args = parser.parse_args()
-    corpora = {
-        "generated": (generated_states(args.states, 99), generated_states(args.states, 11)),
-        "public": (public_dialog_states(args.states, 99, 0),
-                   public_dialog_states(args.states, 11, 1)),
-    }
+    corpora = training_and_measured(args.states)
     print("mean payload bytes per state (plain JSON at or under the threshold); "
           "last column: compress time per compressed state")
     print(f"{'corpus':>22} {'dictionary':>10} {'JSON':>7} "

@@ -66,3 +66,13 @@ def public_dialog_states(count: int, seed: int, half: int) -> list[dict[str, Any
             history.append({**message, "content": text})
         states.append({**state, "conversation_history": history})
     return states
+
+
+def training_and_measured(count: int) -> dict[str, tuple[list[dict[str, Any]],
+                                                          list[dict[str, Any]]]]:
+    """Both corpora as (states to train a dictionary on, other states to measure), the
+    public one split by topic file so the dictionary never sees the measured text."""
+    return {
+        "generated": (generated_states(count, 99), generated_states(count, 11)),
+        "public": (public_dialog_states(count, 99, 0), public_dialog_states(count, 11, 1)),
+    }
