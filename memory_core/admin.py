@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -309,7 +310,14 @@ def store_dictionary(memory: SyncBuyerConversationMemory,
     key = dicts.dictionary_key(memory.prefix, dictionary.dict_id())
     value = dicts.stored_value(dictionary, memory.config.keyring, key)
     memory.client.set(key, value, nx=True)
-    memory.client.set(dicts.current_dictionary_key(memory.prefix), str(dictionary.dict_id()))
+    new_id = str(dictionary.dict_id()).encode()
+    pointer = dicts.current_dictionary_key(memory.prefix)
+    try:
+        previous = memory.client.set(pointer, new_id, get=True)
+    except redis.ResponseError:  # another type at the pointer: a plain SET replaces it
+        previous = memory.client.set(pointer, new_id) and None
+    if previous != new_id:  # a rotation: prune-dictionaries waits for writers to follow
+        memory.client.set(dicts.rotated_at_key(memory.prefix), f"{time.time():.0f}")
     memory.follow_new_dictionary()
     return len(value)
 

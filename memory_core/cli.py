@@ -30,6 +30,7 @@ from tqdm import tqdm
 from memory_core import (
     admin,
     audit,
+    dictionary_use,
     erasure,
     health,
     inventory,
@@ -143,6 +144,13 @@ def build_parser() -> argparse.ArgumentParser:
                        help="states to train on (20-100000)")
     train.add_argument("--size-kb", type=_bounded_int(1, 1024), default=64,
                        help="dictionary size in KiB (1-1024)")
+
+    used = commands.add_parser("dictionaries",
+                               help="stored zstd dictionaries and the records naming each")
+    used.add_argument("--json", action="store_true", help="print one JSON object instead")
+    prune = commands.add_parser("prune-dictionaries",
+                                help="remove stored dictionaries no record names")
+    prune.add_argument("--yes", action="store_true", help="do not ask for confirmation")
 
     generate = commands.add_parser("generate-key",
                                    help="print a fresh KEY_ID:BASE64 encryption key pair")
@@ -799,6 +807,59 @@ def _cmd_train(memory: SyncBuyerConversationMemory, args: argparse.Namespace) ->
     return EXIT_OK
 
 
+def _dictionary_use(memory: SyncBuyerConversationMemory) -> dictionary_use.DictionaryUse:
+    update, close = _progress_bar("keys")
+    try:
+        return dictionary_use.dictionary_use(memory, progress=update)
+    finally:
+        close()
+
+
+def _dictionary_lines(use: dictionary_use.DictionaryUse) -> list[str]:
+    lines = [_row(("DICTIONARY", 12), ("BYTES", 12, True), ("RECORDS", 12, True), ("", 10))]
+    for found in use.dictionaries:
+        lines.append(_row((str(found.dictionary_id), 12), (f"{found.stored_bytes:,}", 12, True),
+                          (f"{found.records:,}", 12, True),
+                          ("current" if found.current else "unused" if not found.records
+                           else "", 10)))
+    if not use.dictionaries:
+        lines.append("  no dictionary stored: run train-dictionary once states are stored")
+    lines.append(f"{use.records_without:,} record(s) use no dictionary")
+    for dictionary_id, count in use.missing.items():
+        lines.append(f"{count:,} record(s) name dictionary {dictionary_id}, which is not "
+                     "stored: they cannot load until it is restored")
+    return lines
+
+
+def _cmd_dictionaries(memory: SyncBuyerConversationMemory, args: argparse.Namespace) -> int:
+    use = _dictionary_use(memory)
+    if args.json:
+        _print_json(use.as_dict())
+    else:
+        print("\n".join(_dictionary_lines(use)))
+    return EXIT_OK
+
+
+def _cmd_prune_dictionaries(memory: SyncBuyerConversationMemory,
+                            args: argparse.Namespace) -> int:
+    use = _dictionary_use(memory)
+    unused = use.removable()
+    if not unused:
+        print("no unused dictionary: nothing to remove")
+        return EXIT_OK
+    dictionary_use.check_prunable(memory, use)  # before asking: refused right after training
+    listed = ", ".join(f"{d.dictionary_id} ({d.stored_bytes:,} bytes)" for d in unused)
+    if not args.yes and not _confirm(f"remove {len(unused)} unused dictionary(ies): {listed}?"):
+        print("not confirmed; nothing removed (pass --yes to skip the question)",
+              file=sys.stderr)
+        return EXIT_USAGE
+    removed = dictionary_use.prune_dictionaries(memory, use, actor=_actor(args))
+    freed = sum(d.stored_bytes for d in unused if d.dictionary_id in removed)
+    print(f"removed {len(removed)} unused dictionary(ies) ({freed:,} bytes): "
+          + ", ".join(map(str, removed)))
+    return EXIT_OK
+
+
 def _cmd_reencrypt(memory: SyncBuyerConversationMemory, args: argparse.Namespace) -> int:
     keyring = memory.config.keyring
     if keyring is None:
@@ -902,6 +963,7 @@ def _cmd_reindex(memory: SyncBuyerConversationMemory, args: argparse.Namespace) 
 COMMANDS: dict[str, Callable[[SyncBuyerConversationMemory, argparse.Namespace], int]] = {
     "seed": _cmd_seed, "inventory": _cmd_inventory, "show": _cmd_show, "clear": _cmd_clear,
     "migrate-legacy": _cmd_migrate, "stats": _cmd_stats, "train-dictionary": _cmd_train,
+    "dictionaries": _cmd_dictionaries, "prune-dictionaries": _cmd_prune_dictionaries,
     "reencrypt": _cmd_reencrypt, "find": _cmd_find, "erase": _cmd_erase,
     "reindex": _cmd_reindex,
 }

@@ -56,6 +56,13 @@ def current_dictionary_key(prefix: str) -> str:
     return dictionary_key(prefix, "current")
 
 
+def rotated_at_key(prefix: str) -> str:
+    """When (epoch seconds) the current pointer last changed: pruning waits after it.
+
+    Outside ``<prefix>.zdict:*``, which holds only the dictionaries and their pointer."""
+    return f"{prefix}.zdict_rotated_at"
+
+
 def parse_dictionary_id(raw: bytes | str | None) -> int | None:
     """A dictionary id as stored in the current pointer, or None when it is not one.
 

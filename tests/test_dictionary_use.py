@@ -1,0 +1,104 @@
+"""Stored dictionaries and the records naming each; pruning the unused ones safely."""
+
+from __future__ import annotations
+
+import time
+
+import orjson
+import pytest
+
+from memory_core import dictionaries as dicts
+from memory_core.admin import clear_qa_seeds, train_dictionary_from_store
+from memory_core.audit import read_events
+from memory_core.cli import main
+from memory_core.dictionary_use import dictionary_use, prune_dictionaries
+from memory_core.errors import InvalidState
+from memory_core.store import SyncBuyerConversationMemory
+from memory_core.testing import seed_buyers
+
+
+def rotated_long_ago(memory: SyncBuyerConversationMemory) -> None:
+    memory.client.set(dicts.rotated_at_key(memory.prefix), str(time.time() - 86_400))
+
+
+def two_generations(memory: SyncBuyerConversationMemory) -> tuple[int, int]:
+    """30 buyers without a dictionary, 20 with A, 10 with B (the current one)."""
+    seed_buyers(memory, 30, seed=1, id_prefix="none-")
+    first = train_dictionary_from_store(memory, sample_size=30, actor="test").dictionary_id
+    seed_buyers(memory, 20, seed=2, id_prefix="first-")
+    second = train_dictionary_from_store(memory, sample_size=30, dict_size_bytes=16_384,
+                                         actor="test").dictionary_id
+    seed_buyers(memory, 10, seed=3, id_prefix="second-")
+    return first, second
+
+
+def test_each_dictionary_is_listed_with_the_records_naming_it(
+        memory: SyncBuyerConversationMemory) -> None:
+    first, second = two_generations(memory)
+    use = dictionary_use(memory)
+    listed = {d.dictionary_id: (d.records, d.current, d.stored_bytes) for d in use.dictionaries}
+    assert listed == {first: (20, False, 65_536), second: (10, True, 16_384)}
+    assert use.records_without == 30 and use.missing == {}
+    assert use.since_rotation is not None and use.since_rotation < 60
+    assert use.removable() == []
+
+
+def test_a_record_naming_a_dictionary_that_is_gone_is_reported(
+        memory: SyncBuyerConversationMemory) -> None:
+    first, _ = two_generations(memory)
+    memory.client.delete(dicts.dictionary_key(memory.prefix, first))
+    use = dictionary_use(memory)
+    assert use.missing == {first: 20}
+    assert first not in {d.dictionary_id for d in use.dictionaries}
+
+
+def test_pruning_waits_after_a_rotation_then_removes_only_the_unused(
+        memory: SyncBuyerConversationMemory) -> None:
+    first, second = two_generations(memory)
+    clear_qa_seeds(memory, actor="test")  # no record names either dictionary now
+    use = dictionary_use(memory)
+    assert [d.dictionary_id for d in use.removable()] == [first]  # never the current one
+    with pytest.raises(InvalidState, match=r"made current 0 s ago.*Nothing was removed"):
+        prune_dictionaries(memory, use, actor="ops-test")
+    assert memory.client.exists(dicts.dictionary_key(memory.prefix, first))
+
+    rotated_long_ago(memory)
+    assert prune_dictionaries(memory, dictionary_use(memory), actor="ops-test") == [first]
+    assert not memory.client.exists(dicts.dictionary_key(memory.prefix, first))
+    assert memory.client.exists(dicts.dictionary_key(memory.prefix, second))
+    events = [e for e in read_events(memory.client, memory.prefix)
+              if e.action == "prune_dictionary"]
+    assert len(events) == 1 and events[0].actor == "ops-test" and str(first) in events[0].detail
+
+
+def test_a_dictionary_still_named_is_kept_and_its_records_load(
+        memory: SyncBuyerConversationMemory) -> None:
+    first, second = two_generations(memory)
+    rotated_long_ago(memory)
+    assert prune_dictionaries(memory, dictionary_use(memory), actor="test") == []
+    for kept in (first, second):
+        assert memory.client.exists(dicts.dictionary_key(memory.prefix, kept))
+    ids = [key.decode().split(":", 1)[1]
+           for key in memory.client.scan_iter(match=memory.scan_pattern)]
+    assert len(ids) == 60 and all(memory.load_state(i) is not None for i in ids)
+
+
+def test_the_cli_lists_and_prunes(real_redis_url: str,
+                                  capsys: pytest.CaptureFixture[str]) -> None:
+    with SyncBuyerConversationMemory.from_url(real_redis_url) as memory:
+        first, second = two_generations(memory)
+        clear_qa_seeds(memory, actor="test")
+    assert main(["--redis-url", real_redis_url, "dictionaries", "--json"]) == 0
+    listed = orjson.loads(capsys.readouterr().out)
+    assert {d["dictionary_id"] for d in listed["dictionaries"]} == {first, second}
+    assert main(["--redis-url", real_redis_url, "prune-dictionaries", "--yes"]) == 2
+    assert "run this again in" in capsys.readouterr().err  # right after training
+    with SyncBuyerConversationMemory.from_url(real_redis_url) as memory:
+        rotated_long_ago(memory)
+    assert main(["--redis-url", real_redis_url, "prune-dictionaries"]) == 2  # no tty: no yes
+    assert "nothing removed" in capsys.readouterr().err
+    assert main(["--redis-url", real_redis_url, "prune-dictionaries", "--yes"]) == 0
+    assert f"removed 1 unused dictionary(ies) (65,536 bytes): {first}" in capsys.readouterr().out
+    assert main(["--redis-url", real_redis_url, "dictionaries"]) == 0
+    out = capsys.readouterr().out
+    assert str(second) in out and "current" in out and str(first) not in out
