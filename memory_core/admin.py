@@ -57,7 +57,7 @@ from memory_core.state import (
     utc_now,
     validate_contact_id,
 )
-from memory_core.store import SaveItem, SeedWrite, SyncBuyerConversationMemory
+from memory_core.store import SaveItem, SeedWrite, StoredRecord, SyncBuyerConversationMemory
 from memory_core.topology import cluster_topology
 
 logger = logging.getLogger(__name__)
@@ -269,6 +269,21 @@ class TrainedDictionary:
     samples: int
 
 
+def sample_records(memory: SyncBuyerConversationMemory, sample_size: int) -> list[StoredRecord]:
+    """Up to ``sample_size`` readable buyer records, to train or measure a dictionary on."""
+    frame = scan_summaries(memory)
+    sample_ids = frame.loc[frame["status"] == STATUS_OK, "contact_id"].head(sample_size)
+    records = []
+    for contact_id in sample_ids:
+        try:
+            record = memory.read_record(contact_id)
+        except (CorruptRecord, InvalidContactId):
+            continue  # a damaged record is no sample; the scan already reports it
+        if record is not None:
+            records.append(record)
+    return records
+
+
 def train_dictionary_from_store(memory: SyncBuyerConversationMemory, *, sample_size: int = 2000,
                                 dict_size_bytes: int = dicts.DEFAULT_DICTIONARY_BYTES,
                                 actor: str = "operator") -> TrainedDictionary:
@@ -278,16 +293,7 @@ def train_dictionary_from_store(memory: SyncBuyerConversationMemory, *, sample_s
     when keys are configured. Older dictionaries stay stored, so records written with
     them remain readable.
     """
-    frame = scan_summaries(memory)
-    sample_ids = frame.loc[frame["status"] == STATUS_OK, "contact_id"].head(sample_size)
-    samples = []
-    for contact_id in sample_ids:
-        try:
-            record = memory.read_record(contact_id)
-        except (CorruptRecord, InvalidContactId):
-            continue  # a damaged record is no sample; the scan already reports it
-        if record is not None:
-            samples.append(dicts.training_sample(record.state))
+    samples = [dicts.training_sample(r.state) for r in sample_records(memory, sample_size)]
     dictionary = dicts.train_dictionary(samples, dict_size_bytes)
     dictionary_id = dictionary.dict_id()
     try:

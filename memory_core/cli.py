@@ -144,6 +144,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="states to train on (20-100000)")
     train.add_argument("--size-kb", type=_bounded_int(1, 1024), default=64,
                        help="dictionary size in KiB (1-1024)")
+    train.add_argument("--if-worthwhile", action="store_true",
+                       help="train only if a new dictionary would save at least --min-saving "
+                            "of the sampled records' bytes (for cron); exits 0 either way")
+    train.add_argument("--min-saving", type=_bounded_int(1, 99), default=10,
+                       help="percent of payload bytes a new dictionary must save (1-99, "
+                            "default 10) with --if-worthwhile")
 
     used = commands.add_parser("dictionaries",
                                help="stored zstd dictionaries and the records naming each")
@@ -799,11 +805,28 @@ def _cmd_stats(memory: SyncBuyerConversationMemory, args: argparse.Namespace) ->
 
 
 def _cmd_train(memory: SyncBuyerConversationMemory, args: argparse.Namespace) -> int:
+    worth = ""
+    if args.if_worthwhile:
+        try:
+            estimate = dictionary_use.estimate_saving(memory, sample_size=args.samples,
+                                                      dict_size_bytes=args.size_kb * 1024)
+        except InvalidState as exc:  # too few states yet: a cron job tries again later
+            print(f"not trained: {exc}")
+            return EXIT_OK
+        against = (f"dictionary {estimate.current_id}" if estimate.current_id
+                   else "no dictionary")
+        share = (f"{estimate.saving:.0%} of the payload bytes of {estimate.measured:,} "
+                 f"sampled states against {against}")
+        if estimate.saving * 100 < args.min_saving:
+            print(f"not trained: a new dictionary would save {share} (under "
+                  f"--min-saving {args.min_saving}%)")
+            return EXIT_OK
+        worth = f" (estimated to save {share})"
     trained = admin.train_dictionary_from_store(memory, sample_size=args.samples,
                                                 dict_size_bytes=args.size_kb * 1024,
                                                 actor=_actor(args))
     print(f"trained dictionary {trained.dictionary_id} ({trained.dictionary_bytes} bytes) on "
-          f"{trained.samples} states; new saves use it, older records stay readable")
+          f"{trained.samples} states{worth}; new saves use it, older records stay readable")
     return EXIT_OK
 
 

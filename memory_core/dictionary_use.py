@@ -1,4 +1,5 @@
-"""Which stored zstd dictionaries records still name, and removing the ones none does.
+"""Which stored zstd dictionaries records still name, removing the ones none does, and
+whether training a new one would pay.
 
 Every ``train-dictionary`` stores a new dictionary and keeps the old ones, because records
 written with them need them to load. Over months that adds up (64 KB to 1 MB each). A
@@ -18,8 +19,11 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+import zstandard
+
 from memory_core import audit
 from memory_core import dictionaries as dicts
+from memory_core.admin import sample_records
 from memory_core.errors import REDIS_FAULTS, InvalidState, StoreUnavailable
 from memory_core.inventory import (
     ProgressCallback,
@@ -28,7 +32,8 @@ from memory_core.inventory import (
     walk_batches,
 )
 from memory_core.report import SeenKeys
-from memory_core.store import SyncBuyerConversationMemory
+from memory_core.state import dump_json
+from memory_core.store import REVISION_FIELD, SyncBuyerConversationMemory
 
 #: Dictionaries listed at most (a store is expected to hold a handful).
 MAX_LISTED = 1000
@@ -145,3 +150,60 @@ def prune_dictionaries(memory: SyncBuyerConversationMemory, use: DictionaryUse, 
                                detail=f"dictionary {found.dictionary_id}, "
                                       f"{found.stored_bytes} bytes, no record named it")
     return removed
+
+
+@dataclass(frozen=True)
+class SavingEstimate:
+    """Payload bytes of sampled states as a save would write them today (with the current
+    dictionary, or none) and with a freshly trained one."""
+
+    measured: int  # states measured (the other sampled half trained the dictionary)
+    current_id: int | None  # the dictionary saves use now
+    current_bytes: int
+    with_new_bytes: int
+
+    @property
+    def saving(self) -> float:
+        """The share of those bytes a new dictionary would save (0..1)."""
+        if not self.current_bytes:
+            return 0.0
+        return max(0.0, 1 - self.with_new_bytes / self.current_bytes)
+
+
+def estimate_saving(memory: SyncBuyerConversationMemory, *, sample_size: int = 2000,
+                    dict_size_bytes: int = dicts.DEFAULT_DICTIONARY_BYTES) -> SavingEstimate:
+    """What a dictionary trained now would save against the one saves use now, measured
+    on stored states it was not trained on (half the sample trains, half is measured).
+
+    Records are re-compressed when the bot saves them again, so that is the saving that
+    training buys. Raises InvalidState when too few states are stored to train on.
+    """
+    records = [r for r in sample_records(memory, sample_size) if r.summary is not None]
+    trained_on, measured = records[::2], records[1::2]
+    fresh = dicts.train_dictionary([dicts.training_sample(r.state) for r in trained_on],
+                                   dict_size_bytes)
+    current_id, current = _current_dictionary(memory)
+    level = memory.config.zstd_level
+    now = zstandard.ZstdCompressor(level=level, dict_data=current, write_checksum=False)
+    new = zstandard.ZstdCompressor(level=level, dict_data=fresh, write_checksum=False)
+    current_bytes = with_new = 0
+    for record in measured:
+        data = dump_json({k: v for k, v in record.state.items() if k != REVISION_FIELD})
+        current_bytes += min(len(data), len(now.compress(data)))
+        with_new += min(len(data), len(new.compress(data)))
+    return SavingEstimate(len(measured), current_id, current_bytes, with_new)
+
+
+def _current_dictionary(memory: SyncBuyerConversationMemory
+                        ) -> tuple[int | None, zstandard.ZstdCompressionDict | None]:
+    """The dictionary saves compress with now, read as a writer would (None: none)."""
+    current_id = memory.config.dictionary_id or dicts.parse_dictionary_id(
+        memory.client.get(dicts.current_dictionary_key(memory.prefix)))
+    if not current_id or not memory.config.use_dictionary:
+        return None, None
+    key = dicts.dictionary_key(memory.prefix, current_id)
+    raw = memory.client.getrange(key, 0, dicts.MAX_DICTIONARY_BYTES + 64)
+    if not raw:
+        return None, None
+    data = dicts.opened_value(raw, memory.config.keyring, key)
+    return current_id, zstandard.ZstdCompressionDict(data)

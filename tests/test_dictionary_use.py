@@ -11,7 +11,7 @@ from memory_core import dictionaries as dicts
 from memory_core.admin import clear_qa_seeds, train_dictionary_from_store
 from memory_core.audit import read_events
 from memory_core.cli import main
-from memory_core.dictionary_use import dictionary_use, prune_dictionaries
+from memory_core.dictionary_use import dictionary_use, estimate_saving, prune_dictionaries
 from memory_core.errors import InvalidState
 from memory_core.store import SyncBuyerConversationMemory
 from memory_core.testing import seed_buyers
@@ -102,3 +102,27 @@ def test_the_cli_lists_and_prunes(real_redis_url: str,
     assert main(["--redis-url", real_redis_url, "dictionaries"]) == 0
     out = capsys.readouterr().out
     assert str(second) in out and "current" in out and str(first) not in out
+
+
+def test_train_if_worthwhile_trains_once_then_says_why_not(
+        real_redis_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """For cron: exit 0 either way, with one line saying what it did."""
+    argv = ["--redis-url", real_redis_url, "train-dictionary", "--if-worthwhile"]
+    assert main(argv) == 0
+    assert capsys.readouterr().out.startswith("not trained: training a dictionary needs")
+    with SyncBuyerConversationMemory.from_url(real_redis_url) as memory:
+        seed_buyers(memory, 120, seed=4)
+        estimate = estimate_saving(memory, sample_size=120)
+        assert estimate.current_id is None and estimate.measured == 60
+        assert estimate.saving > 0.3  # a dictionary against none, on generated states
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("trained dictionary ") and "against no dictionary" in out
+    with SyncBuyerConversationMemory.from_url(real_redis_url) as memory:
+        current = memory.client.get(dicts.current_dictionary_key(memory.prefix))
+    assert main(argv) == 0  # the fresh dictionary is no better than the current one
+    out = capsys.readouterr().out
+    assert out.startswith("not trained: a new dictionary would save") and (
+        f"against dictionary {current.decode()}" in out)
+    with SyncBuyerConversationMemory.from_url(real_redis_url) as memory:
+        assert memory.client.get(dicts.current_dictionary_key(memory.prefix)) == current
