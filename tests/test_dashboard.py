@@ -227,7 +227,7 @@ def test_overview_metrics_and_charts_show_the_stored_buyers(
     spec, frames = chart(at, "Compression ratio")
     assert {"bin_start", "codec"} <= encoded_fields(spec)
     assert int(frames[0]["buyers"].sum()) == HOT + WARM + COLD
-    assert set(frames[0]["codec"]) == {"none", "zstd"}  # short chats are not compressed
+    assert set(frames[0]["codec"]) == {"zstd"}  # the default threshold compresses short chats
 
     spec, frames = chart(at, "Days until expiry")
     assert "day" in encoded_fields(spec)
@@ -249,7 +249,7 @@ def test_overview_metrics_and_charts_show_the_stored_buyers(
     cells = next(f for f in frames if "stored_bytes" in f.columns)
     assert int(cells["buyers"].sum()) == HOT + WARM + COLD  # every buyer, binned
     assert (cells["stored_max"] <= cells["original_max"] + 256).all()  # + header
-    assert set(cells["codec"]) == {"none", "zstd"}
+    assert set(cells["codec"]) == {"zstd"}  # the default threshold: every state compressed
 
     problems = at.main.dataframe[-1].value
     assert list(problems["contact_id"]) == [GARBAGE_ID]
@@ -1166,8 +1166,8 @@ def test_a_hostile_header_codec_is_inert_inside_the_error(
     assert memory.save_state("contact-codec", {"buyer_temperature": "warm"})
     key = memory.key_for("contact-codec")
     raw = memory.client.get(key)
-    assert raw is not None and b"\x1fnone\x1f" in raw
-    memory.client.set(key, raw.replace(b"\x1fnone\x1f", b"\x1f![x](http://a.invalid/p)\x1f", 1))
+    assert raw is not None and b"\x1fzstd\x1f" in raw
+    memory.client.set(key, raw.replace(b"\x1fzstd\x1f", b"\x1f![x](http://a.invalid/p)\x1f", 1))
     at = run_page(BUYER_PAGE, contact_id="contact-codec")
     assert any("cannot be read" in e.value and "unknown codec" in e.value for e in at.error)
     for element in at.error:
