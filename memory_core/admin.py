@@ -12,6 +12,7 @@ between: by revision, or by the QA-seed tag.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
@@ -39,11 +40,14 @@ from memory_core.errors import (
     fault_behind,
 )
 from memory_core.inventory import (
+    DEFAULT_BATCH,
     STATUS_LEGACY,
     STATUS_OK,
     display_id,
     is_qa_seed_header,
     scan_summaries,
+    summary_chunks,
+    walk_batches,
 )
 from memory_core.legacy import decode_legacy
 from memory_core.migrations import migrate
@@ -270,11 +274,24 @@ class TrainedDictionary:
 
 
 def sample_records(memory: SyncBuyerConversationMemory, sample_size: int) -> list[StoredRecord]:
-    """Up to ``sample_size`` readable buyer records, to train or measure a dictionary on."""
-    frame = scan_summaries(memory)
-    sample_ids = frame.loc[frame["status"] == STATUS_OK, "contact_id"].head(sample_size)
+    """Up to ``sample_size`` readable buyer records, to train or measure a dictionary on.
+
+    The first ones SCAN returns (hash order: no bias by age or id), read until there are
+    enough: a store of millions is not walked, nor held, to pick two thousand.
+    """
+    sample_ids: dict[str, None] = {}  # ordered, and a repeat from SCAN counts once
+    batches = walk_batches(memory)
+    try:
+        with contextlib.closing(batches):
+            for chunk in summary_chunks(memory, batches, chunk_rows=DEFAULT_BATCH):
+                fresh = chunk.loc[chunk["status"] == STATUS_OK, "contact_id"]
+                sample_ids.update(dict.fromkeys(fresh))
+                if len(sample_ids) >= sample_size:
+                    break
+    except REDIS_FAULTS as exc:
+        raise StoreUnavailable.from_fault(exc) from exc
     records = []
-    for contact_id in sample_ids:
+    for contact_id in list(sample_ids)[:sample_size]:
         try:
             record = memory.read_record(contact_id)
         except (CorruptRecord, InvalidContactId):
