@@ -182,7 +182,8 @@ def estimate_saving(memory: SyncBuyerConversationMemory, *, sample_size: int = 2
     trained_on, measured = records[::2], records[1::2]
     fresh = dicts.train_dictionary([dicts.training_sample(r.state) for r in trained_on],
                                    dict_size_bytes)
-    current_id, current = _current_dictionary(memory)
+    current = memory.current_dictionary()
+    current_id = current.dict_id() if current is not None else None
     level = memory.config.zstd_level
     now = zstandard.ZstdCompressor(level=level, dict_data=current, write_checksum=False)
     new = zstandard.ZstdCompressor(level=level, dict_data=fresh, write_checksum=False)
@@ -192,18 +193,3 @@ def estimate_saving(memory: SyncBuyerConversationMemory, *, sample_size: int = 2
         current_bytes += min(len(data), len(now.compress(data)))
         with_new += min(len(data), len(new.compress(data)))
     return SavingEstimate(len(measured), current_id, current_bytes, with_new)
-
-
-def _current_dictionary(memory: SyncBuyerConversationMemory
-                        ) -> tuple[int | None, zstandard.ZstdCompressionDict | None]:
-    """The dictionary saves compress with now, read as a writer would (None: none)."""
-    current_id = memory.config.dictionary_id or dicts.parse_dictionary_id(
-        memory.client.get(dicts.current_dictionary_key(memory.prefix)))
-    if not current_id or not memory.config.use_dictionary:
-        return None, None
-    key = dicts.dictionary_key(memory.prefix, current_id)
-    raw = memory.client.getrange(key, 0, dicts.MAX_DICTIONARY_BYTES + 64)
-    if not raw:
-        return None, None
-    data = dicts.opened_value(raw, memory.config.keyring, key)
-    return current_id, zstandard.ZstdCompressionDict(data)

@@ -1102,6 +1102,13 @@ class SyncBuyerConversationMemory(_MemoryLogic):
         """Pick up a newly trained dictionary on the next save instead of within a minute."""
         self._dictionaries.mark_stale()
 
+    def current_dictionary(self) -> zstandard.ZstdCompressionDict | None:
+        """The dictionary a save would compress with now (None: none), read as saves read
+        it; raises StoreUnavailable when Redis cannot be reached."""
+        if not self.config.use_dictionary:
+            return None
+        return self.run_strict(self._current_dictionary_steps())
+
     def reset_ttl(self, contact_id: str, expected_revision: int | None = None
                   ) -> tuple[int, int]:
         """Give the buyer the default TTL again, if still at ``expected_revision``.
