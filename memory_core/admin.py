@@ -12,7 +12,6 @@ between: by revision, or by the QA-seed tag.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import logging
@@ -46,12 +45,11 @@ from memory_core.inventory import (
     display_id,
     is_qa_seed_header,
     scan_summaries,
-    summary_chunks,
-    walk_batches,
 )
 from memory_core.legacy import decode_legacy
 from memory_core.migrations import migrate
 from memory_core.record import HEADER_READ_BYTES, stored_revision
+from memory_core.report import unique_chunks
 from memory_core.safetext import printable
 from memory_core.state import (
     QA_SEED_FIELD,
@@ -279,19 +277,16 @@ def sample_records(memory: SyncBuyerConversationMemory, sample_size: int) -> lis
     The first ones SCAN returns (hash order: no bias by age or id), read until there are
     enough: a store of millions is not walked, nor held, to pick two thousand.
     """
-    sample_ids: dict[str, None] = {}  # ordered, and a repeat from SCAN counts once
-    batches = walk_batches(memory)
+    sample_ids: list[str] = []
     try:
-        with contextlib.closing(batches):
-            for chunk in summary_chunks(memory, batches, chunk_rows=DEFAULT_BATCH):
-                fresh = chunk.loc[chunk["status"] == STATUS_OK, "contact_id"]
-                sample_ids.update(dict.fromkeys(fresh))
-                if len(sample_ids) >= sample_size:
-                    break
+        for chunk in unique_chunks(memory, chunk_rows=DEFAULT_BATCH):
+            sample_ids += chunk.loc[chunk["status"] == STATUS_OK, "contact_id"].tolist()
+            if len(sample_ids) >= sample_size:
+                break
     except REDIS_FAULTS as exc:
         raise StoreUnavailable.from_fault(exc) from exc
     records = []
-    for contact_id in list(sample_ids)[:sample_size]:
+    for contact_id in sample_ids[:sample_size]:
         try:
             record = memory.read_record(contact_id)
         except (CorruptRecord, InvalidContactId):

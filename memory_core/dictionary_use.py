@@ -25,13 +25,8 @@ from memory_core import audit
 from memory_core import dictionaries as dicts
 from memory_core.admin import sample_records
 from memory_core.errors import REDIS_FAULTS, InvalidState, StoreUnavailable
-from memory_core.inventory import (
-    ProgressCallback,
-    scan_clients,
-    summary_chunks,
-    walk_batches,
-)
-from memory_core.report import SeenKeys
+from memory_core.inventory import ProgressCallback, scan_clients
+from memory_core.report import unique_chunks
 from memory_core.state import dump_json
 from memory_core.store import REVISION_FIELD, SyncBuyerConversationMemory
 
@@ -86,10 +81,8 @@ def dictionary_use(memory: SyncBuyerConversationMemory, *,
         since = _since_rotation(memory)
         named: Counter[int] = Counter()
         without = 0
-        seen = SeenKeys()
         total = int(memory.client.dbsize()) if progress else 0
-        for chunk in summary_chunks(memory, walk_batches(memory), progress, total, 50_000):
-            chunk = chunk[seen.first_time(chunk["contact_id"])]
+        for chunk in unique_chunks(memory, progress=progress, estimated_total=total):
             ids = chunk["dictionary_id"]
             named.update(int(i) for i in ids[ids > 0])
             without += int(((ids == 0) & (chunk["status"] == "ok")).sum())

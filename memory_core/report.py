@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -135,6 +136,22 @@ class ReportFold:
         return report, problems
 
 
+def unique_chunks(memory: SyncBuyerConversationMemory, *, chunk_rows: int = CHUNK_ROWS,
+                  batch_size: int = DEFAULT_BATCH, progress: ProgressCallback | None = None,
+                  estimated_total: int = 0) -> Iterator[pd.DataFrame]:
+    """Every key's summary row once (SCAN's repeats dropped), chunk by chunk. Leaving
+    early stops the node readers. Redis faults are raised as they come."""
+    seen = SeenKeys()
+    batches = walk_batches(memory, batch_size)
+    try:
+        for chunk in summary_chunks(memory, batches, progress, estimated_total, chunk_rows):
+            yield chunk[seen.first_time(chunk["contact_id"])].reset_index(drop=True)
+    finally:
+        close = getattr(batches, "close", None)  # the node readers' generator stops them
+        if close is not None:
+            close()
+
+
 def scan_report(memory: SyncBuyerConversationMemory, *, batch_size: int = DEFAULT_BATCH,
                 chunk_rows: int = CHUNK_ROWS, progress: ProgressCallback | None = None,
                 verify: bool = False, verify_progress: ProgressCallback | None = None,
@@ -147,15 +164,13 @@ def scan_report(memory: SyncBuyerConversationMemory, *, batch_size: int = DEFAUL
     cannot be reached.
     """
     fold = fold or ReportFold()
-    seen = SeenKeys()
     started_ms = time.time_ns() // 1_000_000
     now = datetime.now(UTC)
     try:
         estimated_total = int(memory.client.dbsize()) if progress or verify_progress else 0
         verified = 0
-        for chunk in summary_chunks(memory, walk_batches(memory, batch_size), progress,
-                                    estimated_total, chunk_rows):
-            chunk = chunk[seen.first_time(chunk["contact_id"])].reset_index(drop=True)
+        for chunk in unique_chunks(memory, chunk_rows=chunk_rows, batch_size=batch_size,
+                                   progress=progress, estimated_total=estimated_total):
             if verify:
                 def counted(done: int, _total: int, before: int = verified) -> None:
                     if verify_progress:

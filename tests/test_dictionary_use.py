@@ -7,7 +7,7 @@ import time
 import orjson
 import pytest
 
-from memory_core import admin
+from memory_core import admin, report
 from memory_core import dictionaries as dicts
 from memory_core.admin import clear_qa_seeds, train_dictionary_from_store
 from memory_core.audit import read_events
@@ -134,14 +134,14 @@ def test_sampling_states_for_a_dictionary_stops_once_it_has_enough(
     """A store of millions is not walked (nor held) to pick a sample of thousands."""
     seed_buyers(memory, 2500, seed=5)
     read: list[int] = []
-    real = admin.summary_chunks
+    real = report.summary_chunks
 
     def counting(*args: object, **kwargs: object) -> object:
         for chunk in real(*args, **kwargs):  # type: ignore[arg-type]
             read.append(len(chunk))
             yield chunk
 
-    monkeypatch.setattr(admin, "summary_chunks", counting)
+    monkeypatch.setattr(report, "summary_chunks", counting)
     records = admin.sample_records(memory, 40)
     assert len({r.contact_id for r in records}) == len(records) == 40
     assert 40 <= sum(read) < 2500
