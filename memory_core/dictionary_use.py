@@ -14,11 +14,13 @@ chunks), memory bounded by the chunk, not the store.
 
 from __future__ import annotations
 
+import math
 import time
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+import redis
 import zstandard
 
 from memory_core import audit
@@ -107,11 +109,17 @@ def _stored(memory: SyncBuyerConversationMemory) -> dict[int, int]:
 
 
 def _since_rotation(memory: SyncBuyerConversationMemory) -> float | None:
-    raw = memory.client.get(dicts.rotated_at_key(memory.prefix))
+    """Seconds since the last rotation; None when no time is recorded, or what is there
+    is not one (read bounded: any bytes may sit at that key)."""
     try:
-        return max(0.0, time.time() - float(raw)) if raw else None
+        raw = memory.client.getrange(dicts.rotated_at_key(memory.prefix), 0, 31)
+    except redis.ResponseError:  # another type at the key
+        return None
+    try:
+        stamp = float(raw) if raw and raw.isascii() else math.nan
     except ValueError:
         return None
+    return max(0.0, time.time() - stamp) if math.isfinite(stamp) else None
 
 
 def check_prunable(memory: SyncBuyerConversationMemory, use: DictionaryUse) -> None:

@@ -145,3 +145,17 @@ def test_sampling_states_for_a_dictionary_stops_once_it_has_enough(
     records = admin.sample_records(memory, 40)
     assert len({r.contact_id for r in records}) == len(records) == 40
     assert 40 <= sum(read) < 2500
+
+
+@pytest.mark.parametrize("planted", [b"x" * 5_000_000, b"nan", b"inf", b"-1e999",
+                                     b"\x1b[2J\x00\xff", b"![x](http://a.invalid/p)"])
+def test_a_hostile_rotation_time_is_read_bounded_and_ignored(
+        memory: SyncBuyerConversationMemory, planted: bytes) -> None:
+    memory.client.set(dicts.rotated_at_key(memory.prefix), planted)
+    assert dictionary_use(memory).since_rotation is None
+
+
+def test_a_rotation_time_key_of_another_type_is_ignored(
+        memory: SyncBuyerConversationMemory) -> None:
+    memory.client.hset(dicts.rotated_at_key(memory.prefix), mapping={"a": "b"})
+    assert dictionary_use(memory).since_rotation is None
