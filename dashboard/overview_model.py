@@ -309,4 +309,5 @@ def bytes_note(config: MemoryConfig) -> str:
     threshold = config.compress_threshold_bytes
     return (f"Every buyer counted: a circle is the buyers of one codec in one size cell, "
             f"sized by their number (hover for their real sizes). Codec none: stored "
-            f"uncompressed (JSON up to the {threshold:,} B threshold, dashed line).")
+            f"uncompressed (JSON up to the {threshold:,} B threshold, dashed line, or "
+            f"JSON that compression would not shrink).")
