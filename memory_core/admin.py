@@ -305,7 +305,9 @@ def train_dictionary_from_store(memory: SyncBuyerConversationMemory, *, sample_s
     when keys are configured. Older dictionaries stay stored, so records written with
     them remain readable.
     """
-    samples = [dicts.training_sample(r.state) for r in sample_records(memory, sample_size)]
+    pack = memory.config.packs_payloads
+    samples = [dicts.training_sample(r.state, pack=pack)
+               for r in sample_records(memory, sample_size)]
     dictionary = dicts.train_dictionary(samples, dict_size_bytes)
     dictionary_id = dictionary.dict_id()
     try:

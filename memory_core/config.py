@@ -34,6 +34,8 @@ SECTION = ("buyer_bot", "conversation_memory")
 #: The bot's own feature switch in the same file: false turns the memory off too.
 FEATURE_SWITCH = ("buyer_bot", "features", "enable_conversation_memory")
 CODECS = ("zstd", "none")
+LAYOUT_PACKED = "packed"
+LAYOUT_JSON = "json"
 
 
 #: YAML names that look like key material: refused with a pointer to where keys go.
@@ -74,6 +76,11 @@ class MemoryConfig:
         "once (redis-py's default of 100 refused the 101st of a burst).", 1, 100_000)
     codec: str = _setting("zstd", "Compression codec for large states.", choices=CODECS)
     zstd_level: int = _setting(3, "zstd compression level.", 1, 22)
+    payload_layout: str = _setting(
+        LAYOUT_PACKED, "What zstd compresses: 'packed' (the history split into streams, "
+        "timestamps as deltas; smaller) or 'json' (readable by memory_core 1.0; use it "
+        "until every bot and tool reading this store runs 1.1 or later).",
+        choices=(LAYOUT_PACKED, LAYOUT_JSON))
     use_dictionary: bool = _setting(
         True, "Compress with the trained zstd dictionary when one is stored in Redis.")
     dictionary_id: int = _setting(
@@ -133,6 +140,11 @@ class MemoryConfig:
     @property
     def ttl_seconds(self) -> int:
         return self.ttl_days * 86_400
+
+    @property
+    def packs_payloads(self) -> bool:
+        """Whether zstd compresses the packed layout (see ``payload_layout``)."""
+        return self.payload_layout == LAYOUT_PACKED
 
     @property
     def ttl_max_seconds(self) -> int:

@@ -44,7 +44,9 @@ def seed_demo_store(memory: SyncBuyerConversationMemory, count: int = DEMO_BUYER
     # The first tenth is written before a dictionary exists, like records from before
     # `train-dictionary` ran; the rest is compressed with one trained on the whole set.
     memory.save_many(items[:len(items) // 10])
-    store_dictionary(memory, train_dictionary([training_sample(s) for _, s, _, _ in items]))
+    pack = memory.config.packs_payloads
+    store_dictionary(memory, train_dictionary([training_sample(s, pack=pack)
+                                               for _, s, _, _ in items]))
     memory.save_many(items[len(items) // 10:])
     for contact_id, *_ in items[1:4]:
         memory.client.persist(memory.key_for(contact_id))

@@ -30,6 +30,7 @@ import zstandard
 
 from memory_core.crypto import Keyring, is_key_id
 from memory_core.errors import CorruptRecord, InvalidState, UndecryptableRecord
+from memory_core.record import compression_input
 from memory_core.state import (
     EMAIL_PATTERN,
     PHONE_PATTERN,
@@ -85,8 +86,9 @@ PLACEHOLDERS = {"buyer_name": "{name}", "buyer_phone": "{phone}", "buyer_email":
 _MAX_SCRUBBED_STRINGS = 100_000
 
 
-def training_sample(state: dict[str, Any]) -> bytes:
-    """A state's JSON with its PII replaced by placeholders, to train a dictionary on.
+def training_sample(state: dict[str, Any], *, pack: bool = True) -> bytes:
+    """A state with its PII replaced by placeholders, to train a dictionary on: the bytes
+    a save would compress (packed when ``pack``, see :func:`record.compression_input`).
 
     The buyer's name (and each word of it, and each part of a hyphenated one:
     "Marquez-Lopez" gives "Marquez" and "Lopez" too), phone and email become ``{name}``,
@@ -119,7 +121,7 @@ def training_sample(state: dict[str, Any]) -> bytes:
     for field_name in PII_FIELDS:
         if scrubbed.get(field_name) not in (None, ""):
             scrubbed[field_name] = PLACEHOLDERS[field_name]
-    return dump_json(scrubbed)
+    return compression_input(scrubbed, dump_json(scrubbed), pack=pack)
 
 
 def stored_value(dictionary: zstandard.ZstdCompressionDict, keyring: Keyring | None,

@@ -28,6 +28,7 @@ from memory_core import dictionaries as dicts
 from memory_core.admin import sample_records
 from memory_core.errors import REDIS_FAULTS, InvalidState, StoreUnavailable
 from memory_core.inventory import ProgressCallback, scan_clients
+from memory_core.record import compression_input
 from memory_core.report import unique_chunks
 from memory_core.state import dump_json
 from memory_core.store import REVISION_FIELD, SyncBuyerConversationMemory
@@ -181,8 +182,9 @@ def estimate_saving(memory: SyncBuyerConversationMemory, *, sample_size: int = 2
     """
     records = [r for r in sample_records(memory, sample_size) if r.summary is not None]
     trained_on, measured = records[::2], records[1::2]
-    fresh = dicts.train_dictionary([dicts.training_sample(r.state) for r in trained_on],
-                                   dict_size_bytes)
+    pack = memory.config.packs_payloads
+    fresh = dicts.train_dictionary(
+        [dicts.training_sample(r.state, pack=pack) for r in trained_on], dict_size_bytes)
     current = memory.current_dictionary()
     current_id = current.dict_id() if current is not None else None
     level = memory.config.zstd_level
@@ -190,7 +192,9 @@ def estimate_saving(memory: SyncBuyerConversationMemory, *, sample_size: int = 2
     new = zstandard.ZstdCompressor(level=level, dict_data=fresh, write_checksum=False)
     current_bytes = with_new = 0
     for record in measured:
-        data = dump_json({k: v for k, v in record.state.items() if k != REVISION_FIELD})
-        current_bytes += min(len(data), len(now.compress(data)))
-        with_new += min(len(data), len(new.compress(data)))
+        state = {k: v for k, v in record.state.items() if k != REVISION_FIELD}
+        data = dump_json(state)
+        body = compression_input(state, data, pack=memory.config.packs_payloads)
+        current_bytes += min(len(data), len(now.compress(body)))
+        with_new += min(len(data), len(new.compress(body)))
     return SavingEstimate(len(measured), current_id, current_bytes, with_new)

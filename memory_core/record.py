@@ -10,13 +10,14 @@ the last field, so the server-side save script (:mod:`memory_core.scripts`) can 
 next revision between the two halves that :func:`encode_record_parts` returns; records
 written before revisions existed have twelve fields and count as revision 0. A scan reads it with
 ``GETRANGE key 0 255`` and never touches the payload; a load reads the whole string.
-The payload is the state's JSON, zstd-compressed (optionally with a trained dictionary)
-when larger than the threshold, then, when encryption keys are configured, AES-256-GCM
-encrypted (:mod:`memory_core.crypto`): the codec field then reads ``<codec>+<key id>``
-(``zstd+k1``) and the payload is nonce + ciphertext + tag, bound to the Redis key name,
-the codec field, the dictionary id and the original size. One string per buyer keeps
-Redis overhead to one key; a hash would need a field per summary value and a hashtable
-encoding for the payload.
+The payload is the state's JSON, or, when larger than the threshold, zstd-compressed
+(optionally with a trained dictionary) in the packed layout of :mod:`memory_core.packed`
+(the history split into streams; JSON when packing does not make it smaller). When
+encryption keys are configured it is then AES-256-GCM encrypted (:mod:`memory_core.crypto`):
+the codec field reads ``<codec>+<key id>`` (``zstd+k1``) and the payload is nonce +
+ciphertext + tag, bound to the Redis key name, the codec field, the dictionary id and the
+original size. One string per buyer keeps Redis overhead to one key; a hash would need a
+field per summary value and a hashtable encoding for the payload.
 
 Pure functions only: compression dictionaries are passed in by the caller.
 """
@@ -29,9 +30,10 @@ from typing import Any
 
 import zstandard
 
+from memory_core import packed
 from memory_core.crypto import Keyring, is_key_id
 from memory_core.errors import CorruptRecord, UndecryptableRecord
-from memory_core.state import QA_SEED_FIELD, parse_timestamp
+from memory_core.state import QA_SEED_FIELD, load_json, parse_timestamp
 
 MAGIC = b"BCM1"
 SEPARATOR = b"\x1f"
@@ -137,17 +139,21 @@ def associated_data(key_name: bytes, codec_field: bytes, dictionary_id: int,
 def encode_record_parts(state: dict[str, Any], data: bytes, *, compress_threshold_bytes: int,
                         codec: str, zstd_level: int,
                         dictionary: zstandard.ZstdCompressionDict | None = None,
-                        keyring: Keyring | None = None, key_name: bytes = b""
-                        ) -> tuple[bytes, bytes]:
+                        keyring: Keyring | None = None, key_name: bytes = b"",
+                        pack: bool = True) -> tuple[bytes, bytes]:
     """The record of a prepared ``state`` (serialised to ``data``) around its revision.
 
     ``head + b"<revision>" + tail`` is the stored record; the split lets the server fill in
     the revision it counts, in the same step as the write. With a ``keyring`` the payload
-    is encrypted under its first key and bound to ``key_name`` (the Redis key).
+    is encrypted under its first key and bound to ``key_name`` (the Redis key). ``pack``
+    compresses the packed layout rather than the JSON. The header's original size is the
+    JSON's either way: what the state costs before compression, and the bound a reader
+    holds a payload to.
     """
     used_codec, dictionary_id, payload = CODEC_NONE, 0, data
     if codec == CODEC_ZSTD and len(data) > compress_threshold_bytes:
-        compressed = _codecs.compressor(zstd_level, dictionary).compress(data)
+        body = compression_input(state, data, pack=pack)
+        compressed = _codecs.compressor(zstd_level, dictionary).compress(body)
         if len(compressed) < len(data):  # else plain: smaller, and no decompression
             payload, used_codec = compressed, CODEC_ZSTD
             dictionary_id = dictionary.dict_id() if dictionary is not None else 0
@@ -175,16 +181,23 @@ def encode_record_parts(state: dict[str, Any], data: bytes, *, compress_threshol
     return MAGIC + SEPARATOR.join(fields) + SEPARATOR, HEADER_END + payload
 
 
+def compression_input(state: dict[str, Any], data: bytes, *, pack: bool) -> bytes:
+    """What zstd compresses for a state serialised to ``data``: its packed layout when
+    asked for and smaller, else the JSON. Dictionaries are trained on the same bytes."""
+    body = packed.pack(state) if pack else None
+    return data if body is None or len(body) >= len(data) else body
+
+
 def encode_record(state: dict[str, Any], data: bytes, *, compress_threshold_bytes: int,
                   codec: str, zstd_level: int,
                   dictionary: zstandard.ZstdCompressionDict | None = None,
                   revision: int = 1, keyring: Keyring | None = None,
-                  key_name: bytes = b"") -> bytes:
+                  key_name: bytes = b"", pack: bool = True) -> bytes:
     """The stored record bytes for a prepared ``state`` already serialised to ``data``."""
     head, tail = encode_record_parts(state, data,
                                      compress_threshold_bytes=compress_threshold_bytes,
                                      codec=codec, zstd_level=zstd_level, dictionary=dictionary,
-                                     keyring=keyring, key_name=key_name)
+                                     keyring=keyring, key_name=key_name, pack=pack)
     return head + str(revision).encode() + tail
 
 
@@ -350,7 +363,8 @@ def decode_payload(raw: bytes, summary: RecordSummary,
                    dictionary: zstandard.ZstdCompressionDict | None = None,
                    max_bytes: int | None = None, *, keyring: Keyring | None = None,
                    key_name: bytes = b"") -> bytes:
-    """The state's JSON bytes from a whole record whose header is ``summary``.
+    """The state's bytes from a whole record whose header is ``summary``: its JSON, or
+    its packed layout (see :func:`decode_state`).
 
     ``max_bytes`` bounds what a record may expand to: a few KB in Redis must not become
     hundreds of MB in the bot (a decompression bomb planted by anyone who can write keys).
@@ -376,11 +390,32 @@ def decode_payload(raw: bytes, summary: RecordSummary,
     if summary.codec != CODEC_ZSTD:
         raise CorruptRecord(f"unknown codec {summary.codec!r}")
     try:
-        if zstandard.frame_content_size(payload) != summary.original_bytes:
+        # The frame states its size: no more than the JSON's is ever allocated.
+        if not 0 < zstandard.frame_content_size(payload) <= summary.original_bytes:
             raise CorruptRecord("decompressed size does not match the header")
         data = _codecs.decompressor(dictionary).decompress(payload)
     except zstandard.ZstdError as exc:
         raise CorruptRecord(f"zstd payload cannot be decompressed: {exc}") from None
-    if len(data) != summary.original_bytes:
+    # JSON is exactly the size the header claims; a packing is smaller (else it is JSON)
+    if (len(data) < summary.original_bytes) != packed.is_packed(data):
         raise CorruptRecord("decompressed size does not match the header")
     return data
+
+
+def decode_state(raw: bytes, summary: RecordSummary,
+                 dictionary: zstandard.ZstdCompressionDict | None = None,
+                 max_bytes: int | None = None, *, keyring: Keyring | None = None,
+                 key_name: bytes = b"") -> Any:
+    """The value stored in a whole record whose header is ``summary`` (a dict when sound).
+
+    Raises :class:`CorruptRecord` (or :class:`UndecryptableRecord`) as
+    :func:`decode_payload` does, and for bytes that are neither JSON nor a sound packing.
+    """
+    data = decode_payload(raw, summary, dictionary, max_bytes, keyring=keyring,
+                          key_name=key_name)
+    if summary.codec == CODEC_ZSTD and packed.is_packed(data):
+        return packed.unpack(data, summary.original_bytes)
+    try:
+        return load_json(data)
+    except ValueError as exc:
+        raise CorruptRecord(f"payload is not valid JSON: {exc}") from None

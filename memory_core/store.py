@@ -59,7 +59,7 @@ from memory_core.record import (
     CODEC_ZSTD,
     HEADER_READ_BYTES,
     RecordSummary,
-    decode_payload,
+    decode_state,
     encode_record_parts,
     is_record,
     parse_summary,
@@ -72,7 +72,6 @@ from memory_core.state import (
     check_finite,
     check_storable_shape,
     dump_json,
-    load_json,
     prepare_state,
     shown_contact_id,
     utc_now,
@@ -442,7 +441,8 @@ class _MemoryLogic:
         head, tail = encode_record_parts(
             prepared, data, compress_threshold_bytes=self.config.compress_threshold_bytes,
             codec=self.config.codec, zstd_level=self.config.zstd_level, dictionary=dictionary,
-            keyring=self.config.keyring, key_name=key.encode())
+            keyring=self.config.keyring, key_name=key.encode(),
+            pack=self.config.packs_payloads)
         return _Encoded(str(contact_id), key, prepared, head, tail, ttl, self._readable_key_ids)
 
     def _write_steps(self, contact_id: object, state: object, ttl_override: object,
@@ -573,13 +573,9 @@ class _MemoryLogic:
             dictionary = None
             if header.dictionary_id:
                 dictionary = yield from self._dictionary_steps(header.dictionary_id)
-            data = decode_payload(raw, header, dictionary,
-                                  max_bytes=self.config.max_state_bytes,
-                                  keyring=self.config.keyring, key_name=key.encode())
-            try:
-                state = load_json(data)
-            except ValueError as exc:
-                raise CorruptRecord(f"payload is not valid JSON: {exc}") from None
+            state = decode_state(raw, header, dictionary,
+                                 max_bytes=self.config.max_state_bytes,
+                                 keyring=self.config.keyring, key_name=key.encode())
             revision = header.revision
         elif looks_legacy(raw):
             state, revision = decode_legacy(raw, max_bytes=self.config.max_state_bytes), 0

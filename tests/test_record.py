@@ -19,6 +19,7 @@ from memory_core.record import (
     MAGIC,
     SEPARATOR,
     decode_payload,
+    decode_state,
     encode_record,
     is_record,
     parse_summary,
@@ -39,9 +40,10 @@ def prepared(state: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
 
 def encode(state: dict[str, Any], data: bytes, *, threshold: int = THRESHOLD,
            codec: str = "zstd",
-           dictionary: zstandard.ZstdCompressionDict | None = None) -> bytes:
+           dictionary: zstandard.ZstdCompressionDict | None = None, pack: bool = True
+           ) -> bytes:
     return encode_record(state, data, compress_threshold_bytes=threshold, codec=codec,
-                         zstd_level=3, dictionary=dictionary)
+                         zstd_level=3, dictionary=dictionary, pack=pack)
 
 
 def header_of(record: bytes) -> bytes:
@@ -98,8 +100,23 @@ def test_large_state_is_compressed_with_zstd(make_buyer_state: BuyerStateFactory
     assert summary.original_bytes == len(data)
     assert summary.payload_bytes < len(data)
     assert summary.message_count == 50
+    assert decode_payload(record, summary)[:1] == b"["  # the packed layout
+    assert orjson.dumps(decode_state(record, summary)) == data  # keys in the same order
+
+
+def test_json_layout_compresses_the_json_itself(make_buyer_state: BuyerStateFactory) -> None:
+    state, data = prepared(make_buyer_state(1, messages=50))
+    record = encode(state, data, pack=False)
+    summary = parse_summary(record)
+    assert summary.codec == "zstd"
     assert decode_payload(record, summary) == data
-    assert orjson.loads(decode_payload(record, summary)) == state
+    assert decode_state(record, summary) == state
+
+
+def test_packed_layout_is_smaller_than_json(make_buyer_state: BuyerStateFactory) -> None:
+    state, data = prepared(make_buyer_state(1, messages=50))
+    assert (parse_summary(encode(state, data)).payload_bytes
+            < parse_summary(encode(state, data, pack=False)).payload_bytes)
 
 
 def test_codec_none_never_compresses(make_buyer_state: BuyerStateFactory) -> None:
@@ -132,7 +149,7 @@ def test_dictionary_record_names_its_id_and_needs_it(
     summary = parse_summary(record)
     assert summary.codec == "zstd"
     assert summary.dictionary_id == trained.dict_id() != 0
-    assert decode_payload(record, summary, trained) == data
+    assert orjson.dumps(decode_state(record, summary, trained)) == data
     with pytest.raises(CorruptRecord, match="cannot be decompressed"):
         decode_payload(record, summary, None)
     with pytest.raises(CorruptRecord, match="cannot be decompressed"):
@@ -377,6 +394,6 @@ def test_any_json_state_round_trips(state: dict[str, Any], threshold: int,
     assert summary.message_count == len(ready["conversation_history"])
     assert summary.is_qualified is (ready["is_qualified"] is True)
     assert summary.qa_seed is (ready.get(QA_SEED_FIELD) is True)
-    decoded = decode_payload(record, summary, dictionary)
-    assert decoded == data
-    assert orjson.loads(decoded) == ready
+    decoded = decode_state(record, summary, dictionary)
+    assert decoded == ready
+    assert orjson.dumps(decoded) == data  # keys in the order they were saved
