@@ -1,9 +1,10 @@
-"""Records written by earlier versions still load (``fixtures/records.json``).
+"""Records written by earlier versions still load (``fixtures/records-<version>.json``).
 
-The file holds every key of a store as ``fixtures/make_records.py`` wrote it: an
-uncompressed record, zstd without and with a trained dictionary, a small state at the
-default threshold, an encrypted one, a revision-2 record and a pickled legacy record.
-They are restored byte for byte into each kind of store and read with today's code.
+Each file holds every key of a store as ``fixtures/make_records.py`` wrote it with that
+version: an uncompressed record, zstd without and with a trained dictionary, a small
+state at the default threshold, an encrypted one, a revision-2 record and a pickled
+legacy record (1.0 compressed JSON, 1.1 the packed layout). They are restored byte for
+byte into each kind of store and read with today's code.
 """
 
 from __future__ import annotations
@@ -16,13 +17,14 @@ from typing import Any
 import pytest
 import redis
 
-from memory_core import SyncBuyerConversationMemory
+from memory_core import SyncBuyerConversationMemory, packed
 from memory_core.config import load_config
 from memory_core.crypto import KEYS_ENV
 from memory_core.inventory import scan_summaries
-from memory_core.record import parse_summary
+from memory_core.record import decode_payload, parse_summary
 
-FIXTURE = json.loads((Path(__file__).parent / "fixtures" / "records.json").read_text())
+FIXTURES = {path.stem.removeprefix("records-"): json.loads(path.read_text())
+            for path in sorted((Path(__file__).parent / "fixtures").glob("records-*.json"))}
 PREFIX = "buyer_conversation_memory"
 #: How each record was stored: (codec, dictionary used, encryption key id).
 EXPECTED_FORMS = {"plain": ("none", False, ""), "zstd": ("zstd", False, ""),
@@ -30,11 +32,25 @@ EXPECTED_FORMS = {"plain": ("none", False, ""), "zstd": ("zstd", False, ""),
                   "encrypted": ("zstd", True, "k1")}
 
 
+@pytest.fixture(params=sorted(FIXTURES))
+def fixture(request: pytest.FixtureRequest) -> dict[str, Any]:
+    return FIXTURES[request.param]
+
+
 @pytest.fixture
-def restored(raw: redis.Redis) -> redis.Redis:
-    for key, value in FIXTURE["keyspace"].items():
+def restored(raw: redis.Redis, fixture: dict[str, Any]) -> redis.Redis:
+    for key, value in fixture["keyspace"].items():
         raw.set(key, base64.b64decode(value))
     return raw
+
+
+def test_both_payload_layouts_have_fixtures() -> None:
+    assert {"1.0", "1.1.0"} <= set(FIXTURES)
+    for version, is_packed in (("1.0", False), ("1.1.0", True)):
+        keys = {k: base64.b64decode(v) for k, v in FIXTURES[version]["keyspace"].items()}
+        zstd_key = keys[f"{PREFIX}:zstd"]
+        payload = decode_payload(zstd_key, parse_summary(zstd_key))
+        assert packed.is_packed(payload) is is_packed, version
 
 
 def test_the_fixture_covers_every_form_of_record(restored: redis.Redis) -> None:
@@ -46,11 +62,11 @@ def test_the_fixture_covers_every_form_of_record(restored: redis.Redis) -> None:
 
 @pytest.mark.parametrize("name", [*EXPECTED_FORMS, "legacy"])
 def test_a_record_written_by_an_earlier_version_loads_as_it_did(
-        store_url: str, restored: redis.Redis, name: str) -> None:
-    config = load_config(env={KEYS_ENV: FIXTURE["encryption_keys"]})
+        store_url: str, restored: redis.Redis, fixture: dict[str, Any], name: str) -> None:
+    config = load_config(env={KEYS_ENV: fixture["encryption_keys"]})
     with SyncBuyerConversationMemory.from_url(store_url, config) as memory:
         loaded: dict[str, Any] | None = memory.load_state(name)
-    assert loaded == FIXTURE["loaded"][name]
+    assert loaded == fixture["loaded"][name]
     assert loaded is not None and loaded["conversation_history"]
 
 
