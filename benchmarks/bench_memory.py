@@ -41,7 +41,12 @@ import yardstick
 from corpus import generated_states, public_dialog_states
 
 from memory_core import BuyerConversationMemory, MemoryConfig, SyncBuyerConversationMemory
-from memory_core.dictionaries import current_dictionary_key, dictionary_key, train_dictionary
+from memory_core.dictionaries import (
+    current_dictionary_key,
+    dictionary_key,
+    train_dictionary,
+    training_sample,
+)
 from memory_core.inventory import scan_summaries
 from memory_core.state import dump_json
 from memory_core.testing import start_private_server
@@ -99,7 +104,9 @@ def memory_core_design(name: str, url: str, config: MemoryConfig,
     def setup() -> None:
         if training is None:
             return
-        trained = train_dictionary([dump_json(s) for s in training])
+        # as train-dictionary does: PII replaced, in the layout saves compress
+        trained = train_dictionary([training_sample(s, pack=config.packs_payloads)
+                                    for s in training])
         sync.client.set(dictionary_key(config.cache_key_prefix, trained.dict_id()),
                         trained.as_bytes())
         sync.client.set(current_dictionary_key(config.cache_key_prefix), str(trained.dict_id()))
@@ -218,6 +225,10 @@ def main() -> None:
     parser.add_argument("--corpus", choices=("generated", "public"), default="generated")
     parser.add_argument("--threshold", type=int, default=None,
                         help="compress_threshold_bytes for the memory_core designs")
+    parser.add_argument("--layout", choices=("packed", "json"), default=None,
+                        help="payload_layout for the memory_core designs (default: packed)")
+    parser.add_argument("--level", type=int, default=None,
+                        help="zstd_level for the memory_core designs (default: 3)")
     parser.add_argument("--json-out", type=Path, default=None,
                         help="also write the results as JSON (for benchmarks/plot.py)")
     args = parser.parse_args()
@@ -235,6 +246,10 @@ def main() -> None:
         config = MemoryConfig()
         if args.threshold is not None:
             config = config.replace(compress_threshold_bytes=args.threshold)
+        if args.layout is not None:
+            config = config.replace(payload_layout=args.layout)
+        if args.level is not None:
+            config = config.replace(zstd_level=args.level)
         designs = [
             yardstick_design(database(url, 0)),
             memory_core_design("memory_core zstd, no dictionary", database(url, 1),

@@ -35,7 +35,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
-from itertools import repeat
+from itertools import accumulate, repeat
+from operator import add, floordiv, itemgetter, mod, mul, sub
 from typing import Any
 
 import orjson
@@ -56,6 +57,8 @@ _HOUR_US = 3600 * _SECOND_US
 #: must not turn into 25 bytes without limit.
 MIN_TIMESTAMP_CHARS = 25
 _NAIVE_EPOCH = datetime(1970, 1, 1)
+#: The lengths of "2026-11-30T09:15:00+00:00" and "2026-11-30T09:15:00.123456+00:00".
+_WHOLE_SECONDS_CHARS, _MICROSECONDS_CHARS = 25, 32
 
 
 def is_packed(data: bytes | memoryview) -> bool:
@@ -67,13 +70,44 @@ def pack(state: dict[str, Any]) -> bytes | None:
     history = state.get(HISTORY_FIELD)
     if not isinstance(history, list | tuple) or not history:
         return None
+    shapes, shape_ids, streams = _split_alike(history) or _split_each(history)
+    extras, roles, texts, timestamps = streams
+    clock, times = _encode_times(timestamps)
+    rest = {**state, HISTORY_FIELD: 0}
+    return orjson.dumps([FORMAT, rest, [list(map(list, shape)) for shape in shapes],
+                         shape_ids, roles, clock, times, texts, extras])
+
+
+_Split = tuple[list[tuple[tuple[str, int], ...]], list[int], tuple[list[Any], ...]]
+
+
+def _split_alike(history: list[Any] | tuple[Any, ...]) -> _Split | None:
+    """The common case, column by column in C: every message an object with the same
+    keys in the same order, each of them a streamed key with a string value."""
+    first = history[0]
+    if type(first) is not dict or not first:
+        return None
+    keys = tuple(first)
+    if set(map(type, history)) != {dict} or not all(map(keys.__eq__, map(tuple, history))):
+        return None
+    streams: tuple[list[Any], ...] = ([], [], [], [])
+    shape = []
+    for key in keys:
+        stream = _STREAM_OF_KEY.get(key, _EXTRAS)
+        column = list(map(itemgetter(key), history))
+        if stream == _EXTRAS or set(map(type, column)) != {str}:
+            return None
+        streams[stream].extend(column)
+        shape.append((key, stream))
+    return [tuple(shape)], [0] * len(history), streams
+
+
+def _split_each(history: list[Any] | tuple[Any, ...]) -> _Split:
+    """Any history, message by message."""
     shapes: dict[tuple[tuple[str, int], ...], int] = {}
     shape_ids: list[int] = []
-    roles: list[str] = []
-    texts: list[str] = []
-    timestamps: list[str] = []
-    extras: list[Any] = []
-    streams = (extras, roles, texts, timestamps)
+    streams: tuple[list[Any], ...] = ([], [], [], [])
+    extras = streams[_EXTRAS]
     for message in history:
         if not isinstance(message, dict):
             shape_ids.append(_NOT_AN_OBJECT)
@@ -85,14 +119,16 @@ def pack(state: dict[str, Any]) -> bytes | None:
             shape.append((key, stream))
             streams[stream].append(value)
         shape_ids.append(shapes.setdefault(tuple(shape), len(shapes)))
-    clock, times = _encode_times(timestamps)
-    rest = {**state, HISTORY_FIELD: 0}
-    return orjson.dumps([FORMAT, rest, [list(map(list, shape)) for shape in shapes],
-                         shape_ids, roles, clock, times, texts, extras])
+    return list(shapes), shape_ids, streams
 
 
 def _encode_times(timestamps: list[str]) -> tuple[list[int] | None, list[int | str]]:
     """([unit_us, offset_us] or None, per timestamp its delta or the string as it came)."""
+    if not timestamps:
+        return None, []
+    alike = _encode_alike_times(timestamps)
+    if alike is not None:
+        return alike
     parsed = [_split_timestamp(text) for text in timestamps]
     offset_us = next((found[1] for found in parsed if found is not None), None)
     if offset_us is None:
@@ -111,6 +147,42 @@ def _encode_times(timestamps: list[str]) -> tuple[list[int] | None, list[int | s
     return [unit, offset_us], times
 
 
+def _encode_alike_times(timestamps: list[str]) -> tuple[list[int], list[int | str]] | None:
+    """The common case, in C: every timestamp what ``isoformat()`` writes with one and the
+    same "+HH:MM" offset, all with a fraction (µs) or none (whole seconds)."""
+    length = len(timestamps[0])
+    if length not in (_WHOLE_SECONDS_CHARS, _MICROSECONDS_CHARS):
+        return None
+    suffixes = set(map(itemgetter(slice(length - 6, None)), timestamps))
+    if set(map(len, timestamps)) != {length} or len(suffixes) != 1:
+        return None
+    suffix = suffixes.pop()
+    offset_us = _OFFSETS.get(suffix)
+    if offset_us is None:
+        offset_us = _remember(_OFFSETS, suffix, _offset_of_suffix(suffix))
+    hours = list(map(_hour_of, map(itemgetter(slice(0, 14)), timestamps)))
+    seconds = list(map(_SECONDS.get, map(itemgetter(slice(14, 19)), timestamps)))
+    if offset_us is _NOT_CANONICAL or _NOT_CANONICAL in hours or None in seconds:
+        return None
+    walls = list(map(add, map(mul, hours, repeat(3600)), seconds))
+    unit = _SECOND_US
+    if length == _MICROSECONDS_CHARS:
+        fractions = list(map(itemgetter(slice(20, 26)), timestamps))
+        digits = "".join(fractions)
+        if (set(map(itemgetter(19), timestamps)) != {"."} or not digits.isascii()
+                or not digits.isdigit() or "000000" in fractions):
+            return None  # isoformat() leaves out a zero fraction
+        walls = list(map(add, map(mul, walls, repeat(_SECOND_US)), map(int, fractions)))
+        unit = 1
+    return [unit, offset_us], [walls[0], *map(sub, walls[1:], walls[:-1])]
+
+
+def _hour_of(prefix: str) -> Any:
+    """The hour of a "YYYY-MM-DDTHH:" prefix, or _NOT_CANONICAL (cached)."""
+    hour = _HOURS.get(prefix)
+    return _remember(_HOURS, prefix, _hour_of_prefix(prefix)) if hour is None else hour
+
+
 def _split_timestamp(text: str) -> tuple[int, int] | None:
     """(wall-clock µs since the epoch, UTC offset µs) of a timestamp ``isoformat()``
     would write exactly so; None for any other string.
@@ -119,10 +191,7 @@ def _split_timestamp(text: str) -> tuple[int, int] | None:
     decodes is the same string by construction, at a fraction of the cost of parsing and
     formatting a datetime per message.
     """
-    prefix = text[:14]
-    hour = _HOURS.get(prefix)
-    if hour is None:
-        hour = _remember(_HOURS, prefix, _hour_of_prefix(prefix))
+    hour = _hour_of(text[:14])
     second = _SECONDS.get(text[14:19])
     if hour is _NOT_CANONICAL or second is None:
         return None
@@ -291,6 +360,24 @@ def _history(compiled: list[tuple[tuple[str, ...], tuple[int, ...]]], shape_ids:
     return history
 
 
+def _decode_alike_times(walls: list[int], unit: int, suffix: str) -> list[str] | None:
+    """The common case, in C: every timestamp a delta (and, in µs, none on a whole second)."""
+    if unit == _SECOND_US:
+        hours = map(floordiv, walls, repeat(3600))
+        texts = map(add, map(_hour_prefix, hours),
+                    map(_MINUTES_SECONDS.__getitem__, map(mod, walls, repeat(3600))))
+        return list(map(add, texts, repeat(suffix)))
+    micros = list(map(mod, walls, repeat(_SECOND_US)))
+    if 0 in micros:
+        return None  # isoformat() leaves out a zero fraction: the general loop does that
+    seconds = map(floordiv, walls, repeat(_SECOND_US))
+    hours = map(floordiv, walls, repeat(_HOUR_US))
+    texts = map(add, map(_hour_prefix, hours),
+                map(_MINUTES_SECONDS.__getitem__, map(mod, seconds, repeat(3600))))
+    fractions = map(add, repeat("."), map("{:06d}".format, micros))
+    return list(map(add, map(add, texts, fractions), repeat(suffix)))
+
+
 def _fast_shape(streams: tuple[int, ...]) -> bool:
     """A shape whose messages can be zipped from the streams: each value from its own."""
     return bool(streams) and _EXTRAS not in streams and len(set(streams)) == len(streams)
@@ -308,6 +395,10 @@ def _decode_times(clock: Any, times: list[Any], max_json_bytes: int) -> list[str
     if deltas * MIN_TIMESTAMP_CHARS > max_json_bytes:
         raise CorruptRecord("packed state holds more timestamps than its size allows")
     suffix = _offset_suffix(offset_us)
+    if times and set(map(type, times)) == {int}:
+        alike = _decode_alike_times(list(accumulate(times)), unit, suffix)
+        if alike is not None:
+            return alike
     minutes_seconds = _MINUTES_SECONDS
     per_hour = 3600 * _SECOND_US // unit
     decoded: list[str] = []
