@@ -261,6 +261,9 @@ class _MemoryLogic:
         self._dictionaries = dicts.DictionaryCache(self.config.dictionary_refresh_seconds)
         self._bad_pointer_warned = False
         self._counters: Counter[str] = Counter()
+        #: ``observer(operation, seconds)`` after each bot call that went to Redis (see
+        #: :mod:`memory_core.metrics`); None, the default, costs one check per call.
+        self.observer: Callable[[str, float], None] | None = None
         #: Publishes the counters for the health panel (opt-in: health_publish_seconds).
         self._health = (HealthPublisher(self.prefix, self.config.health_publish_seconds,
                                         type(self).__name__)
@@ -767,8 +770,9 @@ class _MemoryLogic:
             self._breaker.probe_finished()
 
     # health -------------------------------------------------------------------------
-    def _counted(self, steps: Steps[T]) -> Steps[T]:
-        """Count a bot call; once per ``health_publish_seconds``, publish after it.
+    def _counted(self, steps: Steps[T], operation: str) -> Steps[T]:
+        """Count a bot call, timed for the observer if one is set; once per
+        ``health_publish_seconds``, publish after it.
 
         No thread: the publish is one more command at the end of a call that went well,
         and whatever happens to it (refused, timed out) is logged and forgotten, never
@@ -776,6 +780,9 @@ class _MemoryLogic:
         not all publish.
         """
         self._counters["calls"] += 1
+        observer = self.observer
+        if observer is not None:
+            steps = _timed(steps, operation, observer)
         publisher = self._health
         if publisher is None or not publisher.claim():
             return steps
@@ -853,11 +860,13 @@ class _MemoryLogic:
         elif isinstance(exc, redis.exceptions.MaxConnectionsError):
             # this process's own pool is full: Redis may be fine, so no breaker
             self._counters["errors"] += 1
+            self._counters["pool_exhausted"] += 1
             logger.warning("%s %s: all %d connections to Redis are busy; nothing done "
                            "(raise max_connections if bursts are this large)", operation,
                            who, self.config.max_connections)
         elif isinstance(exc, _CONNECTION_FAULTS):
             self._counters["errors"] += 1
+            self._counters["unreachable"] += 1
             opened = self._breaker.record_failure(timed_out=isinstance(exc, _TIMEOUTS))
             probe_seconds = max(self.config.failure_cooldown_seconds, _MIN_PROBE_SECONDS)
             logger.warning("%s %s: Redis unreachable (%s: %s)%s", operation, who,
@@ -870,10 +879,12 @@ class _MemoryLogic:
                     self._start_probe()
         elif isinstance(exc, redis.RedisError):
             self._counters["errors"] += 1
+            self._counters["redis_error"] += 1
             logger.error("%s %s: Redis error: %s", operation, who,
                          printable(str(exc), LOG_CHARS))
         else:
             self._counters["errors"] += 1
+            self._counters["unexpected"] += 1
             logger.exception("%s %s: unexpected failure", operation, who)
 
     def _on_success(self) -> None:
@@ -906,6 +917,20 @@ class _MemoryLogic:
                 "calls", "saves", "loads", "hits", "misses", "clears", "conflicts", "errors",
                 "corrupt", "undecryptable", "refused", "skipped", "unreplicated")},
         }
+
+
+def _timed(steps: Steps[T], operation: str, observer: Callable[[str, float], None]
+           ) -> Steps[T]:
+    """``steps``, then ``observer(operation, seconds)``: from the first command to the end,
+    failed or not. Shared by both drivers: the wait for each reply falls inside."""
+    started = time.perf_counter()
+    try:
+        return (yield from steps)
+    finally:
+        try:
+            observer(operation, time.perf_counter() - started)
+        except Exception:  # a metrics bug must never turn a good call into a failed one
+            logger.exception("the observer of %s calls failed", operation)
 
 
 def _check_client(client: Any) -> None:
@@ -994,7 +1019,7 @@ class SyncBuyerConversationMemory(_MemoryLogic):
         threading.Thread(target=probe, name="memory-core-probe", daemon=True).start()
 
     def _run(self, operation: str, contact_id: object, steps: Steps[T], default: T) -> T:
-        steps = self._counted(steps)
+        steps = self._counted(steps, operation)
         if not self._before_call():
             steps.close()
             return default
@@ -1205,7 +1230,7 @@ class BuyerConversationMemory(_MemoryLogic):
             self._breaker.probe_finished()
 
     async def _run(self, operation: str, contact_id: object, steps: Steps[T], default: T) -> T:
-        steps = self._counted(steps)
+        steps = self._counted(steps, operation)
         if not self._before_call():
             steps.close()
             return default
