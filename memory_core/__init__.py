@@ -7,6 +7,8 @@ faults: a missing, expired or unreadable state is simply "no saved state".
 
 from __future__ import annotations
 
+from importlib.metadata import PackageNotFoundError, version
+
 from memory_core.config import MemoryConfig, load_config
 from memory_core.errors import (
     ConfigError,
@@ -29,6 +31,11 @@ from memory_core.store import (
     get_buyer_conversation_memory,
     reset_buyer_conversation_memory,
 )
+
+try:
+    __version__ = version("memory-core")
+except PackageNotFoundError:  # imported from a checkout that was never pip-installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "REVISION_FIELD",

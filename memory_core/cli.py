@@ -6,6 +6,11 @@ every failure prints one line on stderr that says what to do. Output is for peop
 default (summaries and tables that fit 100 columns, every value from Redis escaped) and
 for scripts with ``--json``. Successes are printed, not logged: the audit trail records
 them, and log lines on stderr are kept for problems.
+
+pandas and tqdm are the ``[cli]`` extra and fakeredis (``memory://``) the ``[demo]`` one:
+they, and the modules built on pandas, are imported by the commands that use them, through
+:func:`memory_core.extras.require`, so ``--help`` and the other commands work on a bare
+``pip install memory-core`` and a command that lacks its extra says which one (exit 2).
 """
 
 from __future__ import annotations
@@ -20,34 +25,26 @@ import textwrap
 import unicodedata
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import redis
-from tqdm import tqdm
 
-from memory_core import (
-    admin,
-    audit,
-    dictionary_use,
-    erasure,
-    health,
-    inventory,
-    rotation,
-    sampling,
-    topology,
-)
+from memory_core import audit, erasure, extras, health, rotation, topology
 from memory_core.config import CONFIG_PATH_ENV, load_config
 from memory_core.connection import DEFAULT_REDIS_URL, REDIS_URL_ENV, parse_target
 from memory_core.crypto import KEYS_ENV, KEYS_FILE_ENV, generate_key_pair
 from memory_core.errors import ConfigError, InvalidState, MemoryCoreError, StoreUnavailable
 from memory_core.passwords import hash_password
-from memory_core.report import scan_report
 from memory_core.safetext import LOG_CHARS, printable, printable_json
 from memory_core.seeding import SeedOptions, generate_buyers
 from memory_core.state import mask_pii, parse_timestamp, validate_contact_id
 from memory_core.store import StoredRecord, SyncBuyerConversationMemory
+
+if TYPE_CHECKING:  # built on pandas: imported where used, through _cli_module()
+    from memory_core import admin, dictionary_use, sampling
 
 EXIT_OK, EXIT_NOT_FOUND, EXIT_USAGE = 0, 1, 2
 logger = logging.getLogger("memory_core.cli")
@@ -58,6 +55,19 @@ DESCRIPTION = ("Operate the buyer conversation memory in Redis: seed QA buyers, 
                "person's data.")
 EPILOG = ("Exit codes: 0 ok, 1 not found, 2 usage or connection error. Redis comes from "
           f"--redis-url, then ${REDIS_URL_ENV}, then {DEFAULT_REDIS_URL}.")
+
+
+#: inventory --sample's range, memory_core.sampling's MIN_DRAWS and MAX_DRAWS repeated so
+#: that --help imports no pandas (tests/test_packaging.py checks that they agree).
+SAMPLE_DRAWS = (100, 1_000_000)
+
+
+def _cli_module(name: str, purpose: str) -> Any:
+    """``memory_core.<name>``, which needs pandas or tqdm: the ``[cli]`` extra.
+
+    Raises :class:`~memory_core.extras.MissingExtra` (exit 2, one line) without it.
+    """
+    return extras.require(f"memory_core.{name}", "cli", purpose)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -112,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "longer decode (reads the whole keyspace)")
     inv.add_argument("--sample", type=_draw_count, metavar="DRAWS",
                      help=f"estimate the figures from DRAWS random keys "
-                          f"({sampling.MIN_DRAWS:,}-{sampling.MAX_DRAWS:,}) instead of "
+                          f"({SAMPLE_DRAWS[0]:,}-{SAMPLE_DRAWS[1]:,}) instead of "
                           "reading every key, each with its 95%% margin")
     inv.add_argument("--seed", type=int, help="with --sample: the seed of the split of the "
                      "draws between nodes")
@@ -198,42 +208,63 @@ def _print_json(value: Any) -> None:
                                                  default=str).decode()) + "\n")
 
 
-class WholeRateBar(tqdm):  # type: ignore[type-arg]
-    """A tqdm bar in whole things: ``1,500/20,000 [00:01<00:16, 1,154 buyers/s]``.
+@cache
+def _whole_rate_bar() -> type[Any]:
+    """:class:`WholeRateBar`, defined on first use: tqdm is the ``[cli]`` extra."""
+    tqdm = extras.require("tqdm", "cli", "the progress bar").tqdm
 
-    tqdm's default shows ``1153.85buyers/s`` (or ``1.15kbuyers/s`` with unit_scale):
-    nobody seeds a fraction of a buyer.
-    """
+    class WholeRateBar(tqdm):  # type: ignore[misc,valid-type]
+        """A tqdm bar in whole things: ``1,500/20,000 [00:01<00:16, 1,154 buyers/s]``.
 
-    FORMAT = ("{l_bar}{bar}| {n_whole}/{total_whole} [{elapsed}<{remaining}, "
-              "{rate_whole} {unit}/s]")
+        tqdm's default shows ``1153.85buyers/s`` (or ``1.15kbuyers/s`` with unit_scale):
+        nobody seeds a fraction of a buyer.
+        """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("bar_format", self.FORMAT)
-        super().__init__(*args, **kwargs)
+        FORMAT = ("{l_bar}{bar}| {n_whole}/{total_whole} [{elapsed}<{remaining}, "
+                  "{rate_whole} {unit}/s]")
 
-    @property
-    def format_dict(self) -> dict[str, Any]:
-        values: dict[str, Any] = super().format_dict
-        rate = values.get("rate")
-        elapsed = values.get("elapsed") or 0
-        if not rate and elapsed:
-            rate = (values["n"] - values.get("initial", 0)) / elapsed
-        values["rate_whole"] = f"{rate:,.0f}" if rate else "?"
-        values["n_whole"] = f"{values['n']:,}"
-        total = values.get("total")
-        values["total_whole"] = f"{total:,}" if total is not None else "?"
-        return values
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs.setdefault("bar_format", self.FORMAT)
+            super().__init__(*args, **kwargs)
+
+        @property
+        def format_dict(self) -> dict[str, Any]:
+            values: dict[str, Any] = super().format_dict
+            rate = values.get("rate")
+            elapsed = values.get("elapsed") or 0
+            if not rate and elapsed:
+                rate = (values["n"] - values.get("initial", 0)) / elapsed
+            values["rate_whole"] = f"{rate:,.0f}" if rate else "?"
+            values["n_whole"] = f"{values['n']:,}"
+            total = values.get("total")
+            values["total_whole"] = f"{total:,}" if total is not None else "?"
+            return values
+
+    WholeRateBar.__qualname__ = "WholeRateBar"  # as if defined at the module's top level
+    return WholeRateBar
+
+
+def __getattr__(name: str) -> Any:
+    """``cli.WholeRateBar`` is built on first access (PEP 562): importing the CLI needs no
+    tqdm."""
+    if name == "WholeRateBar":
+        return _whole_rate_bar()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _progress_bar(unit: str) -> tuple[Callable[[int, int], None], Callable[[], None]]:
-    """A tqdm bar on a terminal, created at the first update, once the total is known."""
-    bars: list[tqdm[Any]] = []
+    """A tqdm bar on a terminal, created at the first update, once the total is known.
+
+    tqdm is imported now, before the command starts its work, so a missing ``[cli]``
+    extra stops it before it has changed anything.
+    """
+    bar_class = _whole_rate_bar()
+    bars: list[Any] = []
 
     def update(done: int, total: int) -> None:
         if not bars:
-            bars.append(WholeRateBar(total=total, unit=unit, file=sys.stderr,
-                                     disable=total < 1000 or not sys.stderr.isatty()))
+            bars.append(bar_class(total=total, unit=unit, file=sys.stderr,
+                                  disable=total < 1000 or not sys.stderr.isatty()))
         bar = bars[0]
         bar.total = total
         bar.update(done - bar.n)
@@ -246,6 +277,7 @@ def _progress_bar(unit: str) -> tuple[Callable[[int, int], None], Callable[[], N
 
 
 def _cmd_seed(memory: SyncBuyerConversationMemory, args: argparse.Namespace) -> int:
+    admin = _cli_module("admin", "the seed command")
     if args.from_file is not None:
         try:
             content = args.from_file.read_bytes()
@@ -277,7 +309,8 @@ def _cmd_seed(memory: SyncBuyerConversationMemory, args: argparse.Namespace) -> 
 def _kept_note(kept_real: tuple[str, ...]) -> str:
     if not kept_real:
         return ""
-    shown = ", ".join(printable(inventory.display_id(i), 80) for i in kept_real[:10])
+    display_id = _cli_module("inventory", "the seed command").display_id
+    shown = ", ".join(printable(display_id(i), 80) for i in kept_real[:10])
     return (f"; {len(kept_real)} id(s) hold real buyers and were left alone: {shown}"
             + (" ..." if len(kept_real) > 10 else ""))
 
@@ -325,6 +358,7 @@ _INV = (24, 40, 10, 8)
 
 def _inventory_lines(report: dict[str, Any], problems: Any, prefix: str) -> list[str]:
     """The inventory as aligned tables; every label from a header is escaped and cut."""
+    admin = _cli_module("admin", "the inventory table")
     what, value, count, share = _INV
     total, buyers = report["total"], report["buyers"]
     ttl = report["ttl"]
@@ -377,6 +411,10 @@ def _inventory_lines(report: dict[str, Any], problems: Any, prefix: str) -> list
 def _draw_count(text: str) -> int:
     """``--sample``'s value: a whole number of draws in range, or argparse's usage error."""
     try:
+        sampling = _cli_module("sampling", "inventory --sample")
+    except extras.MissingExtra as exc:  # argparse's one line and exit 2, naming the extra
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    try:
         return sampling.check_draws(int(text))
     except ValueError as exc:
         raise argparse.ArgumentTypeError(
@@ -402,6 +440,7 @@ def _sample_lines(sample: sampling.Sample, figures: dict[str, sampling.Estimate]
 
 def _cmd_sampled_inventory(memory: SyncBuyerConversationMemory,
                            args: argparse.Namespace) -> int:
+    sampling = _cli_module("sampling", "inventory --sample")
     update, close = _progress_bar("draws")
     try:
         sample = sampling.sample_summaries(memory, args.sample, seed=args.seed,
@@ -431,6 +470,7 @@ def _cmd_inventory(memory: SyncBuyerConversationMemory, args: argparse.Namespace
     if args.seed is not None:
         print("error: --seed goes with --sample", file=sys.stderr)
         return EXIT_USAGE
+    scan_report = _cli_module("report", "the inventory").scan_report
     update, close = _progress_bar("keys")
     verified, close_verified = _progress_bar("records verified")
     try:  # folded while it streams: memory does not grow with the buyers
@@ -616,6 +656,7 @@ def _actor(args: argparse.Namespace) -> str:
 
 
 def _cmd_clear(memory: SyncBuyerConversationMemory, args: argparse.Namespace) -> int:
+    admin = _cli_module("admin", "the clear command")
     actor = _actor(args)
     if args.qa_seeds:
         ids = admin.qa_seed_ids(memory)
@@ -649,6 +690,7 @@ def _cmd_clear(memory: SyncBuyerConversationMemory, args: argparse.Namespace) ->
 
 
 def _cmd_migrate(memory: SyncBuyerConversationMemory, args: argparse.Namespace) -> int:
+    admin = _cli_module("admin", "the migrate-legacy command")
     report = admin.migrate_legacy(memory, dry_run=args.dry_run, actor=_actor(args))
     verb = "would migrate" if args.dry_run else "migrated"
     print(f"legacy records: {report.found} found, {verb} {report.migrated}, "
@@ -675,6 +717,7 @@ def _ago(moment: datetime | None) -> str:
 
 
 def _server_lines(facts: dict[str, Any], cost: admin.ServerMemory) -> list[str]:
+    admin = _cli_module("admin", "the stats command")
     limit = ("no limit" if cost.maxmemory_bytes == 0 else admin.format_bytes(
         cost.maxmemory_bytes)) + (f", policy {cost.maxmemory_policy}"
                                   if cost.maxmemory_policy else "")
@@ -739,7 +782,9 @@ def _node_state(node: topology.PrimaryNode | topology.ReplicaNode) -> str:
 
 
 def _bytes_both(count: int | None) -> str:
-    return "–" if count is None else f"{admin.format_bytes(count)} ({count:,} bytes)"
+    if count is None:
+        return "–"
+    return f"{_cli_module('admin', 'the stats command').format_bytes(count)} ({count:,} bytes)"
 
 
 def _health_lines(report: health.HealthReport, interval: int) -> list[str]:
@@ -783,6 +828,7 @@ def _health_json(report: health.HealthReport) -> dict[str, Any]:
 
 def _cmd_stats(memory: SyncBuyerConversationMemory, args: argparse.Namespace) -> int:
     settings = {k: v for k, v in memory.get_stats().items() if k not in _PROCESS_STATS}
+    admin = _cli_module("admin", "the stats command")
     facts = admin.describe_store(memory)
     cost = admin.server_memory(memory)
     report = health.read_health(memory.client, memory.prefix)
@@ -805,6 +851,8 @@ def _cmd_stats(memory: SyncBuyerConversationMemory, args: argparse.Namespace) ->
 
 
 def _cmd_train(memory: SyncBuyerConversationMemory, args: argparse.Namespace) -> int:
+    admin = _cli_module("admin", "the train-dictionary command")
+    dictionary_use = _cli_module("dictionary_use", "the train-dictionary command")
     worth = ""
     if args.if_worthwhile:
         try:
@@ -831,6 +879,8 @@ def _cmd_train(memory: SyncBuyerConversationMemory, args: argparse.Namespace) ->
 
 
 def _dictionary_use(memory: SyncBuyerConversationMemory) -> dictionary_use.DictionaryUse:
+    """Which dictionaries the records name, from one walk of the keys (with a bar)."""
+    dictionary_use = _cli_module("dictionary_use", "the dictionaries commands")
     update, close = _progress_bar("keys")
     try:
         return dictionary_use.dictionary_use(memory, progress=update)
@@ -865,6 +915,7 @@ def _cmd_dictionaries(memory: SyncBuyerConversationMemory, args: argparse.Namesp
 
 def _cmd_prune_dictionaries(memory: SyncBuyerConversationMemory,
                             args: argparse.Namespace) -> int:
+    dictionary_use = _cli_module("dictionary_use", "the prune-dictionaries command")
     use = _dictionary_use(memory)
     unused = use.removable()
     if not unused:
@@ -889,6 +940,7 @@ def _cmd_reencrypt(memory: SyncBuyerConversationMemory, args: argparse.Namespace
         raise ConfigError(f"no encryption keys are configured: set {KEYS_ENV} (or "
                           f"{KEYS_FILE_ENV}) with the new key first; make one with "
                           "`python -m memory_core generate-key`")
+    update, close = _progress_bar("records")  # a missing extra says so before the question
     pending, done = rotation.pending_contact_ids(memory)
     print(f"{len(pending)} record(s) to rewrite under key {keyring.primary_id}; "
           f"{done} already are")
@@ -897,7 +949,6 @@ def _cmd_reencrypt(memory: SyncBuyerConversationMemory, args: argparse.Namespace
         print("not confirmed; nothing rewritten (pass --yes to skip the question)",
               file=sys.stderr)
         return EXIT_USAGE
-    update, close = _progress_bar("records")
     try:
         report = rotation.reencrypt_store(memory, actor=_actor(args), progress=update)
     finally:
@@ -1031,6 +1082,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = load_config(args.config)
         target = parse_target(url)
+        if target.is_demo:
+            extras.require("fakeredis", "demo", "a memory:// store")
         memory = SyncBuyerConversationMemory.from_url(url, config)
     except MemoryCoreError as exc:
         print(f"error: {printable(str(exc))}", file=sys.stderr)
