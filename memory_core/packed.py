@@ -282,7 +282,8 @@ def unpack(data: bytes, max_json_bytes: int) -> dict[str, Any]:
         raise
     except (orjson.JSONDecodeError, TypeError, ValueError, IndexError, KeyError,
             OverflowError, StopIteration, AttributeError) as exc:
-        raise CorruptRecord(f"packed state is malformed: {type(exc).__name__}") from None
+        raise CorruptRecord(f"packed state is malformed ({type(exc).__name__}): the payload "
+                            "was damaged or forged") from None
 
 
 def _unpacked(document: Any, max_json_bytes: int) -> dict[str, Any]:

@@ -570,4 +570,5 @@ def test_inventory_verify_finds_a_payload_the_header_cannot_show(
     assert report["corrupt"] == 1 and report["buyers"] == 1
     (problem,) = report["problems"]
     assert problem["contact_id"] == "flipped" and problem["status"] == "corrupt"
-    assert "zstd" in problem["problem"]
+    # the flip lands in a zstd block or in a literal that no longer parses
+    assert re.search("cannot be decompressed|malformed|not valid JSON", problem["problem"])

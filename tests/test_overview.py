@@ -142,10 +142,13 @@ def test_largest_records_come_first_and_search_takes_substrings_and_globs(
     items = [(f"contact-2026-{i:03d}", state(i, messages=i), None, None) for i in range(30)]
     items.append(("vip-[x]", state(99, messages=1), None, None))
     assert memory.save_many(items) == 31
-    model = build_overview(scan_summaries(memory), Filters(), memory.config)
+    frame = scan_summaries(memory)
+    model = build_overview(frame, Filters(), memory.config)
     largest = list_buyers(model, BuyerQuery(order=ORDER_LARGEST)).shown
     assert largest["stored_bytes"].is_monotonic_decreasing
-    assert largest["contact_id"].iloc[0] == "contact-2026-029"
+    assert largest["contact_id"].iloc[0] == frame.loc[frame["stored_bytes"].idxmax(),
+                                                      "contact_id"]
+    assert largest["stored_bytes"].iloc[0] > largest["stored_bytes"].iloc[-1]
 
     def ids(pattern: str) -> list[str]:
         return sorted(list_buyers(model, BuyerQuery(pattern=pattern)).shown["contact_id"])
