@@ -32,6 +32,7 @@ from memory_core.connection import is_cluster_client
 from memory_core.errors import (
     REDIS_FAULTS,
     CorruptRecord,
+    MemoryCoreError,
     StoreUnavailable,
     UndecryptableRecord,
 )
@@ -50,6 +51,9 @@ PROBLEM_STATUSES = (STATUS_CORRUPT, STATUS_FOREIGN, STATUS_MISSING_DICTIONARY,
                     STATUS_UNDECRYPTABLE)
 #: The key_id label of a record stored in the clear.
 NOT_ENCRYPTED = "none"
+#: The ``dictionary`` column: a record compressed with the dictionary saves use now, with
+#: an older one (it shrinks when the bot saves it again), or with none.
+DICTIONARY_USE = ("current", "older", "none")
 
 #: Rows handed to ``progress`` at a time; also the keys per SCAN call and per read.
 DEFAULT_BATCH = 1000
@@ -292,6 +296,7 @@ def summary_chunks(memory: SyncBuyerConversationMemory, batches: Iterable[Batch]
     """:func:`summaries_of` in frames of about ``chunk_rows`` rows (None: one frame), so a
     caller that folds them holds one chunk at a time; the last frame may be empty."""
     columns = _Columns(max_original_bytes=memory.config.max_state_bytes)
+    current_id = _current_dictionary_id(memory)
     earlier = 0
     for keys, replies in batches:
         for index, key in enumerate(keys):
@@ -305,15 +310,31 @@ def summary_chunks(memory: SyncBuyerConversationMemory, batches: Iterable[Batch]
             progress(done, max(estimated_total, done))
         if chunk_rows and len(columns.contact_id) >= chunk_rows:
             earlier += len(columns.contact_id)
-            yield _marked(memory, columns.frame())
+            yield _marked(memory, columns.frame(), current_id)
             columns = _Columns(max_original_bytes=memory.config.max_state_bytes)
-    yield _marked(memory, columns.frame())
+    yield _marked(memory, columns.frame(), current_id)
 
 
-def _marked(memory: SyncBuyerConversationMemory, frame: pd.DataFrame) -> pd.DataFrame:
+def _marked(memory: SyncBuyerConversationMemory, frame: pd.DataFrame,
+            current_id: int) -> pd.DataFrame:
     _mark_missing_dictionaries(memory, frame)
     _mark_unknown_keys(memory, frame)
+    ids = frame["dictionary_id"].to_numpy()
+    codes = np.where(ids == 0, 2, np.where(ids == current_id, 0, 1))
+    frame["dictionary"] = pd.Categorical.from_codes(codes, categories=DICTIONARY_USE)
     return frame
+
+
+def _current_dictionary_id(memory: SyncBuyerConversationMemory) -> int:
+    """The id of the dictionary saves compress with now; 0 when there is none (or the
+    pointer names one that is missing: then no record is "current")."""
+    try:
+        dictionary = memory.current_dictionary()
+    except MemoryCoreError as exc:
+        if isinstance(exc, StoreUnavailable):
+            raise
+        return 0
+    return dictionary.dict_id() if dictionary is not None else 0
 
 
 Batch = tuple[list[bytes], list[Any]]
@@ -573,6 +594,7 @@ def summarize_inventory(frame: pd.DataFrame, now: datetime | None = None) -> dic
         "undecryptable": int((frame["status"] == STATUS_UNDECRYPTABLE).sum()),
         "stored_bytes": stored,
         "original_bytes": original,
+        "stored_bytes_by_dictionary": _bytes_by_dictionary(ok),
         "compression_ratio": round(original / stored, 3) if stored else None,
         "ttl": {
             "no_ttl": int(ttl_days.isna().sum()),
@@ -581,6 +603,14 @@ def summarize_inventory(frame: pd.DataFrame, now: datetime | None = None) -> dic
                                buckets.value_counts(sort=False).items()},
         },
     }
+
+
+def _bytes_by_dictionary(ok: pd.DataFrame) -> dict[str, int]:
+    """Stored bytes of readable records per :data:`DICTIONARY_USE` label."""
+    if "dictionary" not in ok:
+        return dict.fromkeys(DICTIONARY_USE, 0)
+    sums = ok.groupby("dictionary", observed=False)["stored_bytes"].sum()
+    return {label: int(sums.get(label, 0)) for label in DICTIONARY_USE}
 
 
 def display_id(contact_id: str) -> str:

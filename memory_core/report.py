@@ -28,6 +28,7 @@ import pandas as pd
 from memory_core.errors import REDIS_FAULTS, StoreUnavailable
 from memory_core.inventory import (
     DEFAULT_BATCH,
+    DICTIONARY_USE,
     ProgressCallback,
     problem_records,
     summarize_inventory,
@@ -90,6 +91,7 @@ class ReportFold:
     labels: dict[str, Counter[str]] = field(
         default_factory=lambda: {name: Counter() for name in _COUNTED})
     ttl_buckets: Counter[str] = field(default_factory=Counter)
+    by_dictionary: Counter[str] = field(default_factory=Counter)
     no_ttl: int = 0
     expiring_24h: int = 0
     problems: list[pd.DataFrame] = field(default_factory=list)
@@ -102,6 +104,7 @@ class ReportFold:
             self.sums[name] += part[name]
         for name in _COUNTED:
             self._count(self.labels[name], part[name])
+        self.by_dictionary.update(part["stored_bytes_by_dictionary"])
         ttl = part["ttl"]
         self.no_ttl += ttl["no_ttl"]
         self.expiring_24h += ttl["expiring_24h"]
@@ -128,6 +131,8 @@ class ReportFold:
         report.update({name: dict(self.labels[name].most_common()) for name in _COUNTED})
         report.update({name: int(self.sums[name]) for name in _SUMMED[2:]})
         report["compression_ratio"] = round(original / stored, 3) if stored else None
+        report["stored_bytes_by_dictionary"] = {
+            label: int(self.by_dictionary[label]) for label in DICTIONARY_USE}
         report["ttl"] = {"no_ttl": self.no_ttl, "expiring_24h": self.expiring_24h,
                          "days_remaining": dict(self.ttl_buckets)}
         problems = (pd.concat(self.problems, ignore_index=True) if self.problems

@@ -31,7 +31,12 @@ import pandas as pd
 import redis
 
 from memory_core.config import MemoryConfig
-from memory_core.inventory import STATUS_OK, summarize_inventory, value_counts_text
+from memory_core.inventory import (
+    DICTIONARY_USE,
+    STATUS_OK,
+    summarize_inventory,
+    value_counts_text,
+)
 from memory_core.store import SyncBuyerConversationMemory
 
 log = logging.getLogger(__name__)
@@ -374,13 +379,18 @@ _REPORT_LABELS = ("by_status", "by_temperature", "by_persona", "by_journey_stage
 
 def _report(value: Any) -> dict[str, Any]:
     fields = _dict(value, "report", {"generated_at", "compression_ratio", "ttl",
-                                     *_REPORT_COUNTS, *_REPORT_LABELS})
+                                     "stored_bytes_by_dictionary", *_REPORT_COUNTS,
+                                     *_REPORT_LABELS})
     report: dict[str, Any] = {"generated_at": _text(fields["generated_at"], "generated_at")}
     report.update({name: _int(fields[name], name) for name in _REPORT_COUNTS})
     report.update({name: _counts(fields[name], name) for name in _REPORT_LABELS})
     ratio = fields["compression_ratio"]
     report["compression_ratio"] = None if ratio is None else float(
         _num(ratio, "compression_ratio"))
+    by_dictionary = _dict(fields["stored_bytes_by_dictionary"], "stored_bytes_by_dictionary",
+                          set(DICTIONARY_USE))
+    report["stored_bytes_by_dictionary"] = {
+        label: _int(by_dictionary[label], label) for label in DICTIONARY_USE}
     ttl = _dict(fields["ttl"], "ttl", {"no_ttl", "expiring_24h", "days_remaining"})
     report["ttl"] = {"no_ttl": _int(ttl["no_ttl"], "no_ttl"),
                      "expiring_24h": _int(ttl["expiring_24h"], "expiring_24h"),
