@@ -42,6 +42,7 @@ from memory_core.inventory import (
     DEFAULT_BATCH,
     STATUS_LEGACY,
     STATUS_OK,
+    ProgressCallback,
     display_id,
     is_qa_seed_header,
     scan_summaries,
@@ -271,11 +272,13 @@ class TrainedDictionary:
     samples: int
 
 
-def sample_records(memory: SyncBuyerConversationMemory, sample_size: int) -> list[StoredRecord]:
+def sample_records(memory: SyncBuyerConversationMemory, sample_size: int,
+                   progress: ProgressCallback | None = None) -> list[StoredRecord]:
     """Up to ``sample_size`` readable buyer records, to train or measure a dictionary on.
 
     The first ones SCAN returns (hash order: no bias by age or id), read until there are
     enough: a store of millions is not walked, nor held, to pick two thousand.
+    ``progress(read, to_read)`` follows the reads.
     """
     sample_ids: list[str] = []
     try:
@@ -286,11 +289,15 @@ def sample_records(memory: SyncBuyerConversationMemory, sample_size: int) -> lis
     except REDIS_FAULTS as exc:
         raise StoreUnavailable.from_fault(exc) from exc
     records = []
-    for contact_id in sample_ids[:sample_size]:
+    chosen = sample_ids[:sample_size]
+    for done, contact_id in enumerate(chosen, 1):
         try:
             record = memory.read_record(contact_id)
         except (CorruptRecord, InvalidContactId):
             continue  # a damaged record is no sample; the scan already reports it
+        finally:
+            if progress is not None and (done % 100 == 0 or done == len(chosen)):
+                progress(done, len(chosen))
         if record is not None:
             records.append(record)
     return records
@@ -298,16 +305,18 @@ def sample_records(memory: SyncBuyerConversationMemory, sample_size: int) -> lis
 
 def train_dictionary_from_store(memory: SyncBuyerConversationMemory, *, sample_size: int = 2000,
                                 dict_size_bytes: int = dicts.DEFAULT_DICTIONARY_BYTES,
-                                actor: str = "operator") -> TrainedDictionary:
+                                actor: str = "operator",
+                                progress: ProgressCallback | None = None) -> TrainedDictionary:
     """Train a zstd dictionary on stored states and make it the one writers use.
 
     Trained on the states with their PII replaced by placeholders, and stored encrypted
     when keys are configured. Older dictionaries stay stored, so records written with
-    them remain readable.
+    them remain readable. ``progress`` follows the sampled reads (training itself, a
+    second or two, reports nothing).
     """
     pack = memory.config.packs_payloads
     samples = [dicts.training_sample(r.state, pack=pack)
-               for r in sample_records(memory, sample_size)]
+               for r in sample_records(memory, sample_size, progress)]
     dictionary = dicts.train_dictionary(samples, dict_size_bytes)
     dictionary_id = dictionary.dict_id()
     try:
