@@ -154,6 +154,10 @@ def prune_dictionaries(memory: SyncBuyerConversationMemory, use: DictionaryUse, 
     return removed
 
 
+#: States the reports sample for their estimate: half train, half are measured.
+OUTLOOK_SAMPLES = 1000
+
+
 @dataclass(frozen=True)
 class SavingEstimate:
     """Payload bytes of sampled states as a save would write them today (with the current
@@ -198,3 +202,35 @@ def estimate_saving(memory: SyncBuyerConversationMemory, *, sample_size: int = 2
         current_bytes += min(len(data), len(now.compress(body)))
         with_new += min(len(data), len(new.compress(body)))
     return SavingEstimate(len(measured), current_id, current_bytes, with_new)
+
+
+@dataclass(frozen=True)
+class DictionaryOutlook:
+    """The dictionary saves use now and what a fresh one would save, for the reports."""
+
+    current_id: int | None
+    estimate: SavingEstimate | None
+    #: Why there is no estimate ("" when there is one): too few states stored yet.
+    unavailable: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        estimate = self.estimate
+        return {"current_id": self.current_id,
+                "estimated_saving": round(estimate.saving, 4) if estimate else None,
+                "estimated_on_states": estimate.measured if estimate else 0,
+                "estimate_unavailable": self.unavailable or None}
+
+
+def dictionary_outlook(memory: SyncBuyerConversationMemory, *,
+                       sample_size: int = OUTLOOK_SAMPLES) -> DictionaryOutlook:
+    """:func:`estimate_saving` on a modest sample (about a second), or why there is none.
+
+    Raises StoreUnavailable when Redis cannot be reached.
+    """
+    try:
+        estimate = estimate_saving(memory, sample_size=sample_size)
+    except InvalidState as exc:
+        current = memory.current_dictionary()
+        return DictionaryOutlook(current.dict_id() if current is not None else None, None,
+                                 str(exc))
+    return DictionaryOutlook(estimate.current_id, estimate)

@@ -118,6 +118,14 @@ def keyspace_exposition(report: Mapping[str, Any], *, prefix: str = "memory_core
                      f"headers: escaped, the {max_label_values} most common kept).",
                      [(labels(temperature=label), number)
                       for label, number in by_temperature.items()])
+    by_dictionary = report.get("stored_bytes_by_dictionary")
+    if isinstance(by_dictionary, Mapping):
+        lines += _family(f"{name}_stored_bytes_by_dictionary",
+                         "Bytes stored by readable buyer records, by the zstd dictionary they "
+                         "were compressed with: the current one, an older one, or none.",
+                         [(labels(dictionary=escape_label_value(str(label))), int(number))
+                          for label, number in by_dictionary.items()
+                          if isinstance(number, int)][:3])
     generated = _timestamp(report.get("generated_at"))
     if generated is not None:
         lines += _family(f"{name}_report_timestamp_seconds",

@@ -572,3 +572,102 @@ def test_inventory_verify_finds_a_payload_the_header_cannot_show(
     assert problem["contact_id"] == "flipped" and problem["status"] == "corrupt"
     # the flip lands in a zstd block or in a literal that no longer parses
     assert re.search("cannot be decompressed|malformed|not valid JSON", problem["problem"])
+
+
+# the compression dictionary in inventory and stats ------------------------------------------
+
+def _seed_buyers(memory: SyncBuyerConversationMemory, count: int, first: int = 0) -> None:
+    for number, buyer in enumerate(generate_buyers(SeedOptions(count=count, seed=first))):
+        assert memory.save_state(f"buyer-{first + number}", buyer.state)
+
+
+def test_inventory_shows_bytes_by_dictionary_and_what_a_fresh_one_would_save(
+        real_redis_url: str, memory: SyncBuyerConversationMemory,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    _seed_buyers(memory, 120)
+    capsys.readouterr()
+    assert cli(real_redis_url, "inventory", "--json") == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["stored_bytes_by_dictionary"]["none"] == report["stored_bytes"] > 0
+    assert report["dictionary"]["current_id"] is None
+    assert report["dictionary"]["estimated_saving"] > 0.3  # no dictionary at all: a lot
+    assert report["dictionary"]["estimated_on_states"] == 60  # the other half trained
+    assert cli(real_redis_url, "train-dictionary", "--samples", "100") == 0
+    with SyncBuyerConversationMemory.from_url(real_redis_url) as restarted:  # a bot
+        current = restarted.current_dictionary()
+        assert current is not None
+        _seed_buyers(restarted, 30, first=1000)  # written with the new dictionary
+    capsys.readouterr()
+    assert cli(real_redis_url, "inventory") == 0
+    out = capsys.readouterr().out
+    section = out[out.index("COMPRESSION DICTIONARY"):]
+    assert re.search(rf"saves use +dictionary {current.dict_id()}$", section, re.MULTILINE)
+    with_it = re.search(r"stored with it +([\d.,]+ \w+) +([\d.]+)%$", section, re.MULTILINE)
+    assert with_it and 0 < float(with_it.group(2)) < 100
+    assert re.search(r"with none +[\d.,]+ \w+ +[\d.]+%$", section, re.MULTILINE)
+    assert re.search(r"a fresh dictionary +would save \d+% \(estimated on [\d,]+ sampled "
+                     r"states\)$", section, re.MULTILINE)
+    assert all(columns(line) <= 100 for line in out.splitlines())
+
+
+def test_the_estimate_says_why_there_is_none(real_redis_url: str,
+                                             memory: SyncBuyerConversationMemory,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    _seed_buyers(memory, 3)
+    capsys.readouterr()
+    assert cli(real_redis_url, "inventory") == 0
+    assert re.search(r"a fresh dictionary +no estimate: .*states", capsys.readouterr().out)
+    assert cli(real_redis_url, "inventory", "--json", "--no-estimate") == 0
+    assert json.loads(capsys.readouterr().out)["dictionary"] is None
+
+
+def test_stats_shows_the_dictionary_outlook(real_redis_url: str,
+                                            memory: SyncBuyerConversationMemory,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    _seed_buyers(memory, 60)
+    capsys.readouterr()
+    assert cli(real_redis_url, "stats", "--json") == 0
+    dictionary = json.loads(capsys.readouterr().out)["dictionary"]
+    assert dictionary["current_id"] is None and dictionary["estimated_saving"] > 0.3
+    assert dictionary["stored_bytes_by_dictionary"] is None  # no dashboard scan yet
+    assert cli(real_redis_url, "stats") == 0
+    out = capsys.readouterr().out
+    assert "saves use              none trained yet (run train-dictionary)" in out
+    assert "the inventory command counts them" in out
+
+
+def test_inventory_prometheus_is_the_text_format(real_redis_url: str,
+                                                 memory: SyncBuyerConversationMemory,
+                                                 capsys: pytest.CaptureFixture[str],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from memory_core import dictionary_use
+
+    def no_estimate(*_args: Any, **_kwargs: Any) -> None:
+        raise AssertionError("a cron job's scrape must not sample and train")
+
+    monkeypatch.setattr(dictionary_use, "dictionary_outlook", no_estimate)
+    _seed_buyers(memory, 20)
+    capsys.readouterr()
+    assert cli(real_redis_url, "inventory", "--prometheus") == 0
+    captured = capsys.readouterr()
+    families = {f.name: f for f in text_string_to_metric_families(captured.out)}
+    assert families["memory_core_keyspace_buyers"].samples[0].value == 20
+    by_dictionary = {s.labels["dictionary"]: s.value for s in
+                     families["memory_core_keyspace_stored_bytes_by_dictionary"].samples}
+    assert by_dictionary["none"] == families["memory_core_keyspace_stored_bytes"].samples[
+        0].value > 0
+    assert captured.err == ""
+
+
+@pytest.mark.parametrize("args", [("--prometheus", "--json"), ("--prometheus", "--sample",
+                                                                "500")])
+def test_inventory_prometheus_refuses_what_it_cannot_print(
+        real_redis_url: str, args: tuple[str, ...], capsys: pytest.CaptureFixture[str]) -> None:
+    try:
+        code = cli(real_redis_url, "inventory", *args)
+    except SystemExit as exited:  # argparse: the two formats exclude each other
+        code = exited.code  # type: ignore[assignment]
+    assert code == 2
+    assert capsys.readouterr().out == ""  # nothing half-printed for the collector
