@@ -51,10 +51,11 @@ _STREAM_OF_KEY = {"role": _ROLES, "content": _TEXTS, "timestamp": _TIMES}
 _NOT_AN_OBJECT = -1
 _SECOND_US = 1_000_000
 _HOUR_US = 3600 * _SECOND_US
-#: The shortest timestamp a delta stands for ("2026-01-01T00:00:00+00:00"). Unpacking
-#: refuses more deltas than the claimed JSON size could hold: an integer of one byte
-#: must not turn into 25 bytes without limit.
-MIN_TIMESTAMP_CHARS = 25
+#: The fewest JSON bytes a message's timestamp takes (``"timestamp":""``). Unpacking
+#: refuses more timestamps than the claimed JSON size could hold, so a delta of one byte
+#: cannot turn into 25-40 bytes of text without limit: at most about three times the
+#: claimed size is ever built.
+MIN_TIMESTAMP_JSON_BYTES = 14
 _NAIVE_EPOCH = datetime(1970, 1, 1)
 #: The lengths of "2026-11-30T09:15:00+00:00" and "2026-11-30T09:15:00.123456+00:00".
 _WHOLE_SECONDS_CHARS, _MICROSECONDS_CHARS = 25, 32
@@ -387,8 +388,7 @@ def _decode_times(clock: Any, times: list[Any], max_json_bytes: int) -> list[str
     unit, offset_us = clock  # ValueError/TypeError for anything but a pair
     if unit not in (1, _SECOND_US) or type(offset_us) is not int:
         raise CorruptRecord("packed state has a malformed clock")
-    deltas = sum(1 for item in times if type(item) is int)
-    if deltas * MIN_TIMESTAMP_CHARS > max_json_bytes:
+    if len(times) * MIN_TIMESTAMP_JSON_BYTES > max_json_bytes:
         raise CorruptRecord("packed state holds more timestamps than its size allows")
     suffix = _offset_suffix(offset_us)
     minutes_seconds = _MINUTES_SECONDS
