@@ -160,16 +160,19 @@ def test_a_damaged_packing_is_corrupt(change: Any, reason: str) -> None:
 
 
 def test_deltas_cannot_expand_beyond_the_claimed_size() -> None:
-    """A planted record of a million one-byte deltas would be 25 MB of timestamps."""
+    """One-byte deltas become 25-byte timestamps: no more of them than the JSON size the
+    record claims could hold (each takes at least ``"timestamp":""``, 14 bytes)."""
     document = _sound()
-    count = 1_000_000
+    count = 100_000
     document[3] = [0] * count
     document[4] = ["user"] * count
     document[6] = [1] * count
     document[7] = [""] * count
     data = orjson.dumps(document)
     with pytest.raises(CorruptRecord, match="more timestamps than its size allows"):
-        packed.unpack(data, len(data))
+        packed.unpack(data, count * packed.MIN_TIMESTAMP_JSON_BYTES - 1)
+    state = packed.unpack(data, count * packed.MIN_TIMESTAMP_JSON_BYTES)
+    assert len(state["conversation_history"]) == count
 
 
 @settings(max_examples=300, deadline=None)
