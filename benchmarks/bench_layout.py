@@ -53,9 +53,10 @@ def with_microseconds(states: list[dict[str, Any]], seed: int) -> list[dict[str,
 
 
 def measure(layout: str, training: list[dict[str, Any]], measured: list[dict[str, Any]],
-            level: int) -> dict[str, float]:
+            level: int, dict_kb: int) -> dict[str, float]:
     pack = layout == "packed"
-    dictionary = train_dictionary([training_sample(s, pack=pack) for s in training])
+    dictionary = train_dictionary([training_sample(s, pack=pack) for s in training],
+                                  dict_kb * 1024)
     encoded: list[bytes] = []
     encode_us: list[float] = []
     decode_us: list[float] = []
@@ -88,18 +89,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--states", type=int, default=2000)
     parser.add_argument("--level", type=int, default=3, help="zstd level (default 3)")
+    parser.add_argument("--dict-kb", type=int, default=64,
+                        help="dictionary size in KiB (default 64, as train-dictionary)")
     parser.add_argument("--microseconds", action="store_true",
                         help="re-stamp messages with fractions of a second, as a bot does")
     args = parser.parse_args()
-    print(f"{args.states:,} measured states per corpus, zstd {args.level}, dictionary "
-          f"trained on other states; record bytes (header + payload), CPU per state p50"
+    print(f"{args.states:,} measured states per corpus, zstd {args.level}, {args.dict_kb} KiB "
+          "dictionary trained on other states; record bytes (header + payload), CPU per "
+          "state p50"
           + (", timestamps with microseconds" if args.microseconds else ""))
     print(f"{'corpus':10} {'layout':7} {'bytes':>7} {'vs json':>8} {'encode us':>10} "
           f"{'decode us':>10}")
     for corpus, (training, measured) in training_and_measured(args.states).items():
         if args.microseconds:
             training, measured = with_microseconds(training, 1), with_microseconds(measured, 2)
-        results = {layout: measure(layout, training, measured, args.level)
+        results = {layout: measure(layout, training, measured, args.level, args.dict_kb)
                    for layout in LAYOUTS}
         for layout, result in results.items():
             share = result["bytes"] / results["json"]["bytes"]
