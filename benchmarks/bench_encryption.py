@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import redis
 import redis.asyncio
 import yardstick
-from corpus import generated_states, public_dialog_states
+from corpus import measured_and_training
 
 from memory_core import BuyerConversationMemory, SyncBuyerConversationMemory
 from memory_core.admin import store_dictionary
@@ -153,11 +153,7 @@ def main() -> None:
     parser.add_argument("--buyers", type=int, default=2000)
     parser.add_argument("--corpus", choices=("generated", "public"), default="generated")
     args = parser.parse_args()
-    if args.corpus == "generated":
-        states, training = generated_states(args.buyers, seed=11), generated_states(500, seed=99)
-    else:
-        states = public_dialog_states(args.buyers, seed=11, half=1)
-        training = public_dialog_states(500, seed=99, half=0)
+    states, training = measured_and_training(args.corpus, args.buyers, 500)
     ids = [f"bench-{i:07d}" for i in range(len(states))]
     server = start_private_server()
     try:

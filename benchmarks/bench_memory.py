@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import redis
 import redis.asyncio
 import yardstick
-from corpus import generated_states, public_dialog_states
+from corpus import measured_and_training
 
 from memory_core import BuyerConversationMemory, MemoryConfig, SyncBuyerConversationMemory
 from memory_core.dictionaries import (
@@ -232,12 +232,7 @@ def main() -> None:
     parser.add_argument("--json-out", type=Path, default=None,
                         help="also write the results as JSON (for benchmarks/plot.py)")
     args = parser.parse_args()
-    if args.corpus == "generated":
-        states = generated_states(args.buyers, seed=11)
-        training = generated_states(2000, seed=99)
-    else:
-        states = public_dialog_states(args.buyers, seed=11, half=1)
-        training = public_dialog_states(2000, seed=99, half=0)
+    states, training = measured_and_training(args.corpus, args.buyers, 2000)
     ids = [f"bench-{i:07d}" for i in range(len(states))]
     mean_json = statistics.mean(len(dump_json(s)) for s in states)
     server = start_private_server()

@@ -36,11 +36,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import redis
 import redis.asyncio
 import yardstick
-from corpus import generated_states, public_dialog_states
+from corpus import measured_and_training
 
 from memory_core import BuyerConversationMemory, SyncBuyerConversationMemory
-from memory_core.dictionaries import current_dictionary_key, dictionary_key, train_dictionary
-from memory_core.state import dump_json
+from memory_core.dictionaries import (
+    current_dictionary_key,
+    dictionary_key,
+    train_dictionary,
+    training_sample,
+)
 from memory_core.testing import start_private_server
 
 State = dict[str, Any]
@@ -160,16 +164,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--corpus", choices=("generated", "public"), default="generated")
     args = parser.parse_args()
-    if args.corpus == "generated":
-        states, training = generated_states(args.buyers, seed=11), generated_states(500, seed=99)
-    else:
-        states = public_dialog_states(args.buyers, seed=11, half=1)
-        training = public_dialog_states(500, seed=99, half=0)
+    states, training = measured_and_training(args.corpus, args.buyers, 500)
     ids = [f"bench-{i:07d}" for i in range(len(states))]
     server = start_private_server()
     try:
         client = redis.Redis.from_url(server.url)
-        trained = train_dictionary([dump_json(s) for s in training])
+        trained = train_dictionary([training_sample(s) for s in training])
         client.set(dictionary_key("buyer_conversation_memory", trained.dict_id()),
                    trained.as_bytes())
         client.set(current_dictionary_key("buyer_conversation_memory"), str(trained.dict_id()))

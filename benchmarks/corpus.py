@@ -76,3 +76,13 @@ def training_and_measured(count: int) -> dict[str, tuple[list[dict[str, Any]],
         "generated": (generated_states(count, 99), generated_states(count, 11)),
         "public": (public_dialog_states(count, 99, 0), public_dialog_states(count, 11, 1)),
     }
+
+
+def measured_and_training(corpus: str, buyers: int,
+                          training: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The states a benchmark measures and other states to train its dictionary on (for
+    the public corpus, from the other half of the topic files)."""
+    if corpus == "generated":
+        return generated_states(buyers, seed=11), generated_states(training, seed=99)
+    return (public_dialog_states(buyers, seed=11, half=1),
+            public_dialog_states(training, seed=99, half=0))
