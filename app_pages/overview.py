@@ -5,11 +5,11 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-import pandas as pd
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
 from dashboard.charts import human_bytes
+from dashboard.dictionary_view import dictionary_section
 from dashboard.markdown import md
 from dashboard.overview_model import (
     EXPIRES_24H,
@@ -82,7 +82,7 @@ def keys_above(keys: int | None, limit: int) -> bool:
     return bool(limit) and keys is not None and keys > limit
 
 
-require("viewer")  # app.py lists this page only after sign-in; this holds for any route
+access = require("viewer")  # app.py lists this page only after sign-in; holds for any route
 st.title("Buyer memory overview")
 settings, memory = open_memory()
 top = st.columns([1, 1, 1, 3])
@@ -248,14 +248,18 @@ def from_snapshot(source: OverviewSource) -> None:
                     text=f"Scanning keys: {done:,} of ~{total:,}" if total
                     else "Scanning keys…")
     figures_section(figures, fresh=False)
+    dictionary_section(source.dictionary, snapshot.report["stored_bytes_by_dictionary"],
+                       access, memory, polling=not source.error)
     charts_section(figures)
     st.subheader("Buyers")
     st.info("The buyer list, its search and the filters appear when the scan finishes; "
             "the numbers above are the last scan's, for every buyer.")
 
 
-def from_scan(frame: pd.DataFrame) -> None:
+def from_scan(source: OverviewSource) -> None:
     """The fresh scan: filters, numbers, charts, the buyer list and the problem keys."""
+    frame = source.frame
+    assert frame is not None
     scan = last_scan(settings)
     if scan is not None:
         st.caption(f"Scanned {len(frame):,} keys at {scan[0]:%H:%M:%S} UTC in {scan[1]:.1f} s; "
@@ -270,6 +274,9 @@ def from_scan(frame: pd.DataFrame) -> None:
             hide_qa=cols[3].toggle("Hide QA seeds", value=False))
     model = overview_model(settings, memory, frame, filters)
     figures_section(model, fresh=True)
+    whole = overview_model(settings, memory, frame, Filters())  # the store, not the filter
+    dictionary_section(source.dictionary, whole.report["stored_bytes_by_dictionary"],
+                       access, memory)
     charts_section(model)
     buyers_section(model)
     problems_section(model)
@@ -354,7 +361,7 @@ def overview() -> None:
     elif refreshing:
         st.rerun()  # the scan finished: draw it, and stop polling every second
     else:
-        from_scan(current.frame)
+        from_scan(current)
 
 
 if draws:

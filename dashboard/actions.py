@@ -201,3 +201,16 @@ def erase_buyers(access: Access, memory: SyncBuyerConversationMemory, *,
         raise ActionRefused(f"type {ERASE_CONFIRMATION} to confirm; nothing was erased")
     return erasure.erase(memory, contact_ids=contact_ids, phone=phone, email=email,
                          actor=access.actor)
+
+
+def train_dictionary(access: Access, memory: SyncBuyerConversationMemory, *,
+                     sample_size: int,
+                     progress: Callable[[int, int], None] | None = None
+                     ) -> admin.TrainedDictionary:
+    """Train a zstd dictionary on sampled stored states and make saves use it; audited
+    under the operator's actor. Not destructive (older dictionaries stay, so every record
+    still loads), hence no confirmation; raises InvalidState when too few states are
+    stored, StoreUnavailable when Redis is down."""
+    _require_operator(access, memory, "train_dictionary")
+    return admin.train_dictionary_from_store(memory, sample_size=sample_size,
+                                             actor=access.actor, progress=progress)

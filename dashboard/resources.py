@@ -30,6 +30,7 @@ from dashboard.settings import DashboardSettings, load_settings
 from memory_core.config import MemoryConfig, load_config
 from memory_core.connection import parse_target
 from memory_core.demo import seed_demo_store
+from memory_core.dictionary_use import DictionaryStatus, dictionary_status
 from memory_core.errors import StoreUnavailable
 from memory_core.inventory import timed_scan
 from memory_core.sampling import Sample, check_draws, sample_summaries
@@ -69,6 +70,9 @@ class _ScanSlot:
     unfiltered: OverviewModel | None = None
     scanned_at: datetime | None = None
     scan_seconds: float = 0.0
+    #: The dictionary at the scan and a fresh one's estimated saving, made once by the
+    #: scan (training on samples takes a second: never per page run).
+    dictionary: DictionaryStatus | None = None
     #: The background scan, one per slot (so per process and Redis): sessions share it.
     starting: threading.Lock = field(default_factory=threading.Lock)
     thread: threading.Thread | None = None
@@ -129,26 +133,40 @@ def scan_inventory(settings: DashboardSettings, memory: SyncBuyerConversationMem
     with slot.lock:
         if slot.frame is None:
             bar = st.empty()
+            shown = [False]
 
             def progress(done: int, total: int) -> None:
                 if show_progress and total > 5000:
+                    shown[0] = True
                     bar.progress(min(done / total, 1.0),
                                  text=f"Scanning keys: {done:,} of ~{total:,}")
 
+            def estimating() -> None:
+                if shown[0]:  # a small store's scan and estimate take a blink: no bar
+                    bar.progress(1.0, text="Estimating what a new compression dictionary "
+                                           "would save…")
+
             try:
-                _scan_into(slot, memory, progress)
+                _scan_into(slot, memory, progress, estimating)
             finally:
                 bar.empty()
         return slot.frame  # shared by every session: read it, never modify it
 
 
 def _scan_into(slot: _ScanSlot, memory: SyncBuyerConversationMemory,
-               progress: Callable[[int, int], None]) -> None:
-    """Scan (caller holds ``slot.lock``), keep the table, and store its snapshot."""
+               progress: Callable[[int, int], None],
+               estimating: Callable[[], None] | None = None) -> None:
+    """Scan (caller holds ``slot.lock``), estimate a fresh dictionary's saving once,
+    keep both, and store them as the snapshot. The estimate never fails the scan."""
     started = datetime.now(UTC)
     frame, seconds = timed_scan(memory, progress=progress)
-    store_snapshot(memory, frame, taken_at=started, scan_seconds=seconds)
+    if estimating is not None:
+        estimating()
+    dictionary = dictionary_status(memory)
+    store_snapshot(memory, frame, taken_at=started, scan_seconds=seconds,
+                   dictionary=dictionary)
     slot.unfiltered = build_overview(frame, Filters(), memory.config)
+    slot.dictionary = dictionary
     slot.frame, slot.scan_seconds, slot.scanned_at = frame, seconds, datetime.now(UTC)
     slot.finished_at = time.monotonic()
 
@@ -169,6 +187,8 @@ class OverviewSource:
     figures: Figures | None = None
     progress: tuple[int, int] = (0, 0)
     error: str | None = None
+    #: The compression dictionary of that scan (or snapshot) and a fresh one's estimate.
+    dictionary: DictionaryStatus | None = None
 
 
 def overview_source(settings: DashboardSettings, memory: SyncBuyerConversationMemory
@@ -180,16 +200,18 @@ def overview_source(settings: DashboardSettings, memory: SyncBuyerConversationMe
     """
     slot = _scan_slot(settings.redis_url, settings.config_path)
     if slot.frame is not None:
-        return OverviewSource(frame=slot.frame)
+        return OverviewSource(frame=slot.frame, dictionary=slot.dictionary)
     snapshot, figures = _slot_snapshot(slot, settings, memory)
     if snapshot is None or figures is None or (
             snapshot.scan_seconds < BACKGROUND_AFTER_SECONDS and not slot.scanning):
-        return OverviewSource(frame=scan_inventory(settings, memory))
+        frame = scan_inventory(settings, memory)
+        return OverviewSource(frame=frame, dictionary=slot.dictionary)
     _start_background_scan(slot, memory)
     if slot.frame is not None:  # finished meanwhile
-        return OverviewSource(frame=slot.frame)
+        return OverviewSource(frame=slot.frame, dictionary=slot.dictionary)
     return OverviewSource(frame=None, snapshot=snapshot, figures=figures,
-                          progress=slot.progress, error=slot.error)
+                          progress=slot.progress, error=slot.error,
+                          dictionary=snapshot.dictionary)
 
 
 def _slot_snapshot(slot: _ScanSlot, settings: DashboardSettings,

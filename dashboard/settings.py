@@ -6,6 +6,7 @@ running with no configuration at all (the demo store) is a supported way to star
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +24,11 @@ SAMPLE_ABOVE_KEYS_ENV = "MEMORY_DASHBOARD_SAMPLE_ABOVE_KEYS"
 #: Above this many keys the overview starts sampled: an exact scan of 3M buyers took
 #: 114 s and 1.35 GB in the dashboard process on a 2-CPU machine (benchmarks/bench_scale.py).
 DEFAULT_SAMPLE_ABOVE_KEYS = 2_000_000
+TRAIN_MIN_SAVING_ENV = "MEMORY_DASHBOARD_TRAIN_MIN_SAVING"
+#: The overview offers "Train a dictionary" when a fresh one would save at least this
+#: percent of the bytes saves write now (or when none exists yet): below that, a new
+#: dictionary is churn (every record re-compressed as it is saved) for little gain.
+DEFAULT_TRAIN_MIN_SAVING = 10.0
 _TRUE = ("1", "true", "yes", "on")
 
 
@@ -51,6 +57,7 @@ class DashboardSettings:
     read_only: bool
     allow_seeding: bool
     sample_above_keys: int = DEFAULT_SAMPLE_ABOVE_KEYS  # 0: never start sampled
+    train_min_saving: float = DEFAULT_TRAIN_MIN_SAVING  # percent, 0 to 100
 
     @property
     def can_seed(self) -> bool:
@@ -68,6 +75,8 @@ def load_settings() -> DashboardSettings:
         read_only=_flag(READ_ONLY_ENV, "read_only"),
         allow_seeding=_flag(ALLOW_SEEDING_ENV, "allow_seeding"),
         sample_above_keys=_key_count(SAMPLE_ABOVE_KEYS_ENV, "sample_above_keys"),
+        train_min_saving=_percent(TRAIN_MIN_SAVING_ENV, "train_min_saving",
+                                  DEFAULT_TRAIN_MIN_SAVING),
     )
 
 
@@ -83,3 +92,22 @@ def _key_count(env_name: str, secret_name: str) -> int:
         raise ConfigError(f"{env_name} (or {secret_name} in secrets.toml) must be a whole "
                           f"number of keys, 0 to never start sampled; got {str(raw)[:40]!r}")
     return int(text)
+
+
+def _percent(env_name: str, secret_name: str, default: float) -> float:
+    """A percentage from 0 to 100 ("10", "12.5" or "10%"); ConfigError naming the setting."""
+    raw = os.environ.get(env_name)
+    if raw is None:
+        raw = secret(secret_name)
+    if raw is None or str(raw).strip() == "":
+        return default
+    text = str(raw).strip().removesuffix("%").strip()
+    try:
+        value = float(text) if not isinstance(raw, bool) and text.isascii() else math.nan
+    except ValueError:
+        value = math.nan
+    if not 0 <= value <= 100:  # NaN fails too
+        raise ConfigError(f"{env_name} (or {secret_name} in secrets.toml) must be a "
+                          f"percentage from 0 to 100, such as {default:g}; got "
+                          f"{str(raw)[:40]!r}")
+    return value

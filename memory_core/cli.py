@@ -492,34 +492,34 @@ def _cmd_inventory(memory: SyncBuyerConversationMemory, args: argparse.Namespace
     if args.prometheus:
         sys.stdout.write(keyspace_exposition(report))
         return EXIT_OK
-    outlook = None if args.no_estimate else _dictionary_outlook(memory)
+    status = None if args.no_estimate else _dictionary_status(memory)
     if args.json:
         report["problems"] = problems.to_dict(orient="records")
-        report["dictionary"] = outlook.as_dict() if outlook is not None else None
+        report["dictionary"] = status.as_dict() if status is not None else None
         _print_json(report)
         return EXIT_OK
     lines = _inventory_lines(report, problems, memory.prefix)
-    print("\n".join([*lines, "", *_outlook_lines(report["stored_bytes_by_dictionary"], outlook)]))
+    print("\n".join([*lines, "", *_status_lines(report["stored_bytes_by_dictionary"], status)]))
     return EXIT_OK
 
 
-def _dictionary_outlook(memory: SyncBuyerConversationMemory) -> Any:
+def _dictionary_status(memory: SyncBuyerConversationMemory) -> Any:
     """What a fresh dictionary would save (sampled), with a progress line on stderr."""
     dictionary_use = _cli_module("dictionary_use", "the dictionary estimate")
     if sys.stderr.isatty():  # as the progress bars: never in a cron job's mail
         print("estimating what a fresh compression dictionary would save…",
               file=sys.stderr, flush=True)
-    return dictionary_use.dictionary_outlook(memory)
+    return dictionary_use.dictionary_status(memory)
 
 
-def _outlook_lines(by_dictionary: dict[str, int] | None, outlook: Any) -> list[str]:
+def _status_lines(by_dictionary: dict[str, int] | None, status: Any) -> list[str]:
     """Bytes per dictionary (when a scan told them) and the saving a fresh one would bring."""
     admin = _cli_module("admin", "the dictionary figures")
     what, value, _count, share = _INV
     wide = WIDTH - what - 3  # sentences, not table cells
     lines = ["COMPRESSION DICTIONARY"]
-    if outlook is not None:
-        current = (f"dictionary {outlook.current_id}" if outlook.current_id
+    if status is not None:
+        current = (f"dictionary {status.current_id}" if status.current_id
                    else "none trained yet (run train-dictionary)")
         lines.append(_row(("  saves use", what), (current, wide)))
     if by_dictionary is not None:
@@ -529,15 +529,14 @@ def _outlook_lines(by_dictionary: dict[str, int] | None, outlook: Any) -> list[s
             number = by_dictionary.get(label, 0)
             lines.append(_row(("  " + title, what), (admin.format_bytes(number), value),
                               (_share(number, whole), share, True)))
-    if outlook is None:
+    if status is None:
         return lines
-    estimate = outlook.estimate
-    if estimate is None:
-        lines.append(_row(("  a fresh dictionary", what),
-                          (f"no estimate: {outlook.unavailable}", wide)))
+    if not status.estimated:
+        lines.append(_row(("  a fresh dictionary", what), (f"no estimate: {status.why_not}",
+                                                          wide)))
     else:
         lines.append(_row(("  a fresh dictionary", what), (
-            f"would save {estimate.saving:.0%} (estimated on {estimate.measured:,} "
+            f"would save {status.saving:.0%} (estimated on {status.measured:,} "
             "sampled states)", wide)))
     return lines
 
@@ -889,14 +888,14 @@ def _cmd_stats(memory: SyncBuyerConversationMemory, args: argparse.Namespace) ->
     report = health.read_health(memory.client, memory.prefix)
     snapshot = _cli_module("snapshot", "the stats command").read_snapshot(memory)
     by_dictionary = snapshot.report["stored_bytes_by_dictionary"] if snapshot else None
-    outlook = None if args.no_estimate else _dictionary_outlook(memory)
+    status = None if args.no_estimate else _dictionary_status(memory)
     if args.json:
         memory_figures = dataclasses.asdict(cost)
         memory_figures.update(maxmemory_share=cost.maxmemory_share,
                               near_limit=cost.near_limit)
         found = facts.get("topology")
         server = {**facts, "topology": found.as_dict() if found is not None else None}
-        dictionary = outlook.as_dict() if outlook is not None else {}
+        dictionary = status.as_dict() if status is not None else {}
         dictionary["stored_bytes_by_dictionary"] = by_dictionary
         dictionary["bytes_as_of"] = (snapshot.taken_at.isoformat(timespec="seconds")
                                      if snapshot else None)
@@ -908,7 +907,7 @@ def _cmd_stats(memory: SyncBuyerConversationMemory, args: argparse.Namespace) ->
     lines += ["", *_server_lines(facts, cost), "",
               *_topology_lines(facts.get("topology")),
               *_health_lines(report, memory.config.health_publish_seconds), "",
-              *_outlook_lines(by_dictionary, outlook)]
+              *_status_lines(by_dictionary, status)]
     if snapshot is None:
         lines.append("  (bytes per dictionary: the inventory command counts them)")
     else:

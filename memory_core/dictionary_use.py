@@ -14,6 +14,7 @@ chunks), memory bounded by the chunk, not the store.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections import Counter
@@ -26,12 +27,14 @@ import zstandard
 from memory_core import audit
 from memory_core import dictionaries as dicts
 from memory_core.admin import sample_records
-from memory_core.errors import REDIS_FAULTS, InvalidState, StoreUnavailable
+from memory_core.errors import REDIS_FAULTS, InvalidState, MemoryCoreError, StoreUnavailable
 from memory_core.inventory import ProgressCallback, scan_clients
 from memory_core.record import compression_input
 from memory_core.report import unique_chunks
 from memory_core.state import dump_json
 from memory_core.store import REVISION_FIELD, SyncBuyerConversationMemory
+
+logger = logging.getLogger(__name__)
 
 #: Dictionaries listed at most (a store is expected to hold a handful).
 MAX_LISTED = 1000
@@ -204,33 +207,91 @@ def estimate_saving(memory: SyncBuyerConversationMemory, *, sample_size: int = 2
     return SavingEstimate(len(measured), current_id, current_bytes, with_new)
 
 
+#: Why a :class:`DictionaryStatus` holds no estimate: a fixed set, so nothing free-form
+#: (an exception's text) is stored or drawn from the snapshot.
+NO_ESTIMATE_REASONS = (
+    "too_few",  # too few (or too small) states stored to train a dictionary on
+    "disabled",  # use_dictionary is off: saves use no dictionary, training buys nothing
+    "unavailable",  # Redis stopped answering between the scan and the estimate
+    "failed",  # anything else (logged where it happened)
+)
+#: Each reason, said to an operator.
+REASON_TEXT = {
+    "too_few": f"too few buyer states are stored to train one on (at least "
+               f"{dicts.MIN_TRAINING_SAMPLES} of some size, and as many again to measure it)",
+    "disabled": "saves use no dictionary here (use_dictionary is false)",
+    "unavailable": "Redis stopped answering; try again",
+    "failed": "estimating failed (see the log); try again",
+}
+
+
 @dataclass(frozen=True)
-class DictionaryOutlook:
-    """The dictionary saves use now and what a fresh one would save, for the reports."""
+class DictionaryStatus:
+    """The dictionary saves used at a scan, and what a fresh one would save then.
+
+    ``current_id`` is None when saves used none (or, with reason "unavailable", when it
+    could not be read). With an estimate, ``reason`` is None and the byte counts are of
+    the ``measured`` sampled states compressed as saves do now and with a fresh dictionary.
+    """
 
     current_id: int | None
-    estimate: SavingEstimate | None
-    #: Why there is no estimate ("" when there is one): too few states stored yet.
-    unavailable: str = ""
+    measured: int = 0
+    current_bytes: int = 0
+    with_new_bytes: int = 0
+    reason: str | None = None  # one of NO_ESTIMATE_REASONS when there is no estimate
+
+    @property
+    def estimated(self) -> bool:
+        return self.reason is None and self.measured > 0 and self.current_bytes > 0
+
+    @property
+    def why_not(self) -> str:
+        """Why there is no estimate, in words ("" when there is one)."""
+        return "" if self.estimated else REASON_TEXT.get(self.reason or "failed", "")
 
     def as_dict(self) -> dict[str, Any]:
-        estimate = self.estimate
+        """The status as reports print it (the JSON of ``inventory`` and ``stats``)."""
         return {"current_id": self.current_id,
-                "estimated_saving": round(estimate.saving, 4) if estimate else None,
-                "estimated_on_states": estimate.measured if estimate else 0,
-                "estimate_unavailable": self.unavailable or None}
+                "estimated_saving": round(self.saving, 4) if self.estimated else None,
+                "estimated_on_states": self.measured if self.estimated else 0,
+                "no_estimate": self.reason}
+
+    @property
+    def saving(self) -> float:
+        """The share of the measured bytes a fresh dictionary would save (0..1)."""
+        if not self.estimated:
+            return 0.0
+        return min(max(1 - self.with_new_bytes / self.current_bytes, 0.0), 1.0)
 
 
-def dictionary_outlook(memory: SyncBuyerConversationMemory, *,
-                       sample_size: int = OUTLOOK_SAMPLES) -> DictionaryOutlook:
-    """:func:`estimate_saving` on a modest sample (about a second), or why there is none.
+def dictionary_status(memory: SyncBuyerConversationMemory, *,
+                      sample_size: int = OUTLOOK_SAMPLES) -> DictionaryStatus:
+    """The dictionary saves use now and what a fresh one would save (:func:`estimate_saving`
+    on a modest sample: about a second), or why there is no estimate.
 
-    Raises StoreUnavailable when Redis cannot be reached.
+    Never raises: the reports and scans that call it have already done their work, and an
+    estimate is a nicety.
     """
+    if not memory.config.use_dictionary:
+        return DictionaryStatus(current_id=None, reason="disabled")
     try:
         estimate = estimate_saving(memory, sample_size=sample_size)
-    except InvalidState as exc:
+    except InvalidState:  # too few (or too small) states stored to train on
+        return DictionaryStatus(current_id=_current_id(memory), reason="too_few")
+    except (StoreUnavailable, *REDIS_FAULTS):
+        return DictionaryStatus(current_id=None, reason="unavailable")
+    except Exception:
+        logger.exception("estimating what a fresh compression dictionary would save failed")
+        return DictionaryStatus(current_id=_current_id(memory), reason="failed")
+    return DictionaryStatus(current_id=estimate.current_id or None, measured=estimate.measured,
+                            current_bytes=estimate.current_bytes,
+                            with_new_bytes=estimate.with_new_bytes)
+
+
+def _current_id(memory: SyncBuyerConversationMemory) -> int | None:
+    """The id of the dictionary saves use now; None for none, or when it cannot be read."""
+    try:
         current = memory.current_dictionary()
-        return DictionaryOutlook(current.dict_id() if current is not None else None, None,
-                                 str(exc))
-    return DictionaryOutlook(estimate.current_id, estimate)
+    except (MemoryCoreError, *REDIS_FAULTS):
+        return None
+    return current.dict_id() if current is not None else None

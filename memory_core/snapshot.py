@@ -14,6 +14,11 @@ Whoever can write the key can plant anything there: :func:`read_snapshot` reads 
 :data:`MAX_SNAPSHOT_BYTES`, parses JSON of that size, validates every field against a
 strict schema (types, ranges, row and label limits) and returns None for anything else,
 so the caller falls back to a scan.
+
+A snapshot may also carry :class:`DictionaryStatus`: the compression dictionary saves used
+at the scan and what a freshly trained one would save, estimated once per scan (training
+on sampled states takes about a second), so the overview shows it without estimating on
+every page. It is optional: a snapshot stored before it existed still decodes (without it).
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import pandas as pd
 import redis
 
 from memory_core.config import MemoryConfig
+from memory_core.dictionary_use import NO_ESTIMATE_REASONS, DictionaryStatus
 from memory_core.inventory import (
     DICTIONARY_USE,
     STATUS_OK,
@@ -52,6 +58,10 @@ MAX_ROWS = 6000  # rows of one chart table (the size grid is at most 30 x 30 x 5
 MAX_LABELS = 100  # entries of a by_* count in the report
 MAX_LABEL_CHARS = 300  # a label comes from a header window of 256 bytes
 _MAX_COUNT = 2**53
+#: Largest zstd dictionary id (a 32-bit number) and most states a dictionary estimate
+#: measures (the dashboard samples 1,000; more is not a snapshot this code wrote).
+MAX_DICTIONARY_ID = 2**32 - 1
+MAX_ESTIMATE_STATES = 100_000
 
 #: Codec labels are a fixed set (the scan refuses others); anything else is "other".
 KNOWN_CODECS = ("none", "zstd", "zstd+dict", "none+dict")
@@ -245,13 +255,17 @@ class Snapshot:
     charts: ChartInputs  # of every readable buyer, no filter
     #: Colour rank of each charted label of RANKED_COLUMNS, among every label of the column.
     ranks: dict[str, dict[str, int]]
+    #: The dictionary at the scan and a fresh one's estimated saving; None when the scan
+    #: stored none (an older snapshot, or a caller that did not estimate).
+    dictionary: DictionaryStatus | None = None
 
     def age_seconds(self, now: datetime | None = None) -> float:
         return max(((now or datetime.now(UTC)) - self.taken_at).total_seconds(), 0.0)
 
 
 def build_snapshot(frame: pd.DataFrame, config: MemoryConfig, *, taken_at: datetime,
-                   scan_seconds: float) -> Snapshot:
+                   scan_seconds: float, dictionary: DictionaryStatus | None = None
+                   ) -> Snapshot:
     """The aggregate of a scan's table: counts and bins only, no row of any buyer."""
     buyers = frame[frame["status"] == STATUS_OK]
     report = summarize_inventory(frame, now=taken_at)
@@ -265,7 +279,7 @@ def build_snapshot(frame: pd.DataFrame, config: MemoryConfig, *, taken_at: datet
         ranks[column] = {label: every[label] for label in charts.categories[column].index
                          if label in every}
     return Snapshot(taken_at=taken_at, scan_seconds=float(scan_seconds), report=report,
-                    charts=charts, ranks=ranks)
+                    charts=charts, ranks=ranks, dictionary=dictionary)
 
 
 def _frame_rows(frame: pd.DataFrame, columns: tuple[str, ...]) -> list[list[Any]]:
@@ -306,8 +320,16 @@ def encode_snapshot(snapshot: Snapshot) -> bytes:
             "history_over_limit": charts.history_over_limit,
         },
     }
+    if snapshot.dictionary is not None:
+        body["dictionary"] = _dictionary_fields(snapshot.dictionary)
     text = json.dumps(body, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
     return MAGIC + str(taken_ms).zfill(_STAMP_DIGITS).encode() + b"\n" + text.encode()
+
+
+def _dictionary_fields(status: DictionaryStatus) -> dict[str, Any]:
+    return {"current_id": status.current_id, "measured": status.measured,
+            "current_bytes": status.current_bytes, "with_new_bytes": status.with_new_bytes,
+            "reason": status.reason}
 
 
 # validation: everything read back is hostile --------------------------------------------------
@@ -432,6 +454,32 @@ def _chart_inputs(value: Any) -> ChartInputs:
         history_over_limit=_bool(fields["history_over_limit"], "history_over_limit"))
 
 
+def _dictionary_status(value: Any) -> DictionaryStatus:
+    """A stored :class:`DictionaryStatus`: bounded whole numbers, a known reason, and
+    either an estimate (reason null, states measured) or a reason (no byte counts)."""
+    fields = _dict(value, "dictionary", {"current_id", "measured", "current_bytes",
+                                         "with_new_bytes", "reason"})
+    current_id = fields["current_id"]
+    reason = fields["reason"]
+    _check(reason is None or (isinstance(reason, str) and reason in NO_ESTIMATE_REASONS),
+           "dictionary has an unknown reason")
+    status = DictionaryStatus(
+        current_id=None if current_id is None else _int(current_id, "current_id",
+                                                        MAX_DICTIONARY_ID),
+        measured=_int(fields["measured"], "measured", MAX_ESTIMATE_STATES),
+        current_bytes=_int(fields["current_bytes"], "current_bytes"),
+        with_new_bytes=_int(fields["with_new_bytes"], "with_new_bytes"))
+    _check(status.current_id != 0, "dictionary id 0 is no dictionary")
+    if reason is None:
+        _check(status.measured > 0 and status.current_bytes > 0,
+               "dictionary estimate measured nothing")
+    else:
+        _check(status.measured == status.current_bytes == status.with_new_bytes == 0,
+               "dictionary has both an estimate and a reason for none")
+    return DictionaryStatus(status.current_id, status.measured, status.current_bytes,
+                            status.with_new_bytes, reason)
+
+
 def decode_snapshot(data: bytes) -> Snapshot:
     """A snapshot from stored bytes; :class:`InvalidSnapshot` for anything else."""
     _check(len(data) <= MAX_SNAPSHOT_BYTES, "snapshot too large")
@@ -441,8 +489,10 @@ def decode_snapshot(data: bytes) -> Snapshot:
         body = json.loads(data[_HEAD_BYTES:].decode("utf-8"))
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
         raise InvalidSnapshot(f"snapshot is not JSON: {exc}") from None
-    fields = _dict(body, "snapshot", {"version", "taken_at_ms", "scan_seconds", "report",
-                                      "ranks", "charts"})
+    fields = _dict(body, "snapshot")
+    _check(set(fields) - {"dictionary"} == {"version", "taken_at_ms", "scan_seconds",
+                                             "report", "ranks", "charts"},
+           "snapshot has other fields than expected")
     _check(fields["version"] == SNAPSHOT_VERSION and type(fields["version"]) is int,
            "unknown snapshot version")
     taken_ms = _int(fields["taken_at_ms"], "taken_at_ms", 10**_STAMP_DIGITS - 1)
@@ -457,7 +507,9 @@ def decode_snapshot(data: bytes) -> Snapshot:
     return Snapshot(
         taken_at=datetime.fromtimestamp(taken_ms / 1000, UTC),
         scan_seconds=float(_num(fields["scan_seconds"], "scan_seconds")),
-        report=_report(fields["report"]), charts=_chart_inputs(fields["charts"]), ranks=ranks)
+        report=_report(fields["report"]), charts=_chart_inputs(fields["charts"]), ranks=ranks,
+        dictionary=_dictionary_status(fields["dictionary"]) if "dictionary" in fields
+        else None)
 
 
 # Redis --------------------------------------------------------------------------------------
@@ -475,8 +527,10 @@ def _stored_taken_ms(client: Any, key: str) -> int | None:
 
 
 def store_snapshot(memory: SyncBuyerConversationMemory, frame: pd.DataFrame, *,
-                   taken_at: datetime, scan_seconds: float) -> Snapshot | None:
-    """Aggregate a full scan and keep it as the newest snapshot (with a TTL).
+                   taken_at: datetime, scan_seconds: float,
+                   dictionary: DictionaryStatus | None = None) -> Snapshot | None:
+    """Aggregate a full scan (and its dictionary estimate, if any) and keep it as the
+    newest snapshot (with a TTL).
 
     An older scan that finishes late does not replace a newer snapshot (a check of the
     stored stamp, then SET: two scans finishing within the same milliseconds may race,
@@ -485,7 +539,7 @@ def store_snapshot(memory: SyncBuyerConversationMemory, frame: pd.DataFrame, *,
     itself already succeeded).
     """
     snapshot = build_snapshot(frame, memory.config, taken_at=taken_at,
-                              scan_seconds=scan_seconds)
+                              scan_seconds=scan_seconds, dictionary=dictionary)
     data = encode_snapshot(snapshot)
     if len(data) > MAX_SNAPSHOT_BYTES:  # cannot happen with the caps above; never store it
         log.warning("inventory snapshot of %d bytes not stored (limit %d)", len(data),

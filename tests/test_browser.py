@@ -4,8 +4,9 @@ The private redis-server is seeded with the CLI, the dashboard is started on a f
 against it with a viewer and an operator password, and Playwright opens the pages like
 people would: sign in, the overview, a buyer by deep link (then clears it through the
 confirmation dialog), the QA page; a viewer who finds no operator action; stored and
-reflected markdown that must load nothing from an attacker's host; and an erasure by
-email through its dialog. Screenshots are saved to docs/ for review.
+reflected markdown that must load nothing from an attacker's host; an erasure by email
+through its dialog; and a compression dictionary trained from the overview's section.
+Screenshots are saved to docs/ for review.
 
 Every ``page.goto`` opens a new Streamlit session, which signs in again.
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -34,11 +36,12 @@ import pytest
 import redis
 
 from dashboard.buyer_view import MESSAGES_PER_PAGE
+from memory_core.dictionaries import current_dictionary_key
 from memory_core.store import SyncBuyerConversationMemory
 from memory_core.testing import RedisServer, free_port, stop_process
 
 if TYPE_CHECKING:  # imported lazily below, so a missing Playwright is a skip, not an error
-    from playwright.sync_api import Browser, Page
+    from playwright.sync_api import Browser, Locator, Page
 
 pytestmark = pytest.mark.browser
 
@@ -588,3 +591,67 @@ def test_reset_ttl_shows_the_new_expiry(dashboard: Dashboard, browser: Browser) 
         expect(page.get_by_text("TTL: 3 days, expires")).to_have_count(0)
         wait_for_app(page)
         expect(page.get_by_text("TTL: 30 days, expires")).to_be_visible()
+
+
+def _current_dictionary(redis_url: str) -> bytes | None:
+    client = redis.Redis.from_url(redis_url)
+    try:
+        value = client.get(current_dictionary_key(PREFIX))
+        return value if isinstance(value, bytes) else None
+    finally:
+        client.close()
+
+
+def test_an_operator_trains_a_dictionary_from_the_overview(dashboard: Dashboard,
+                                                          browser: Browser) -> None:
+    """The "Compression dictionary" section draws its numbers and, with no dictionary
+    stored yet, offers an operator "Train a dictionary"; clicking it trains one (audited
+    under the operator), and the page, scanned again, names the new dictionary."""
+    from playwright.sync_api import expect
+
+    assert _current_dictionary(dashboard.redis_url) is None  # the CLI's seed trains none
+    with browser_page(dashboard, browser) as (page, _):
+        open_signed_in(page, dashboard.url + "/", OPERATOR_PASSWORD)
+        page.get_by_role("button", name="Refresh", exact=True).click()  # this store, now
+        wait_for_app(page)
+        section = page.locator(".st-key-dictionary_section")
+        expect(section.get_by_text("Compression dictionary", exact=True)).to_be_visible()
+
+        def metric(label: str) -> Locator:
+            return section.locator("[data-testid='stMetric']").filter(
+                has=page.locator("[data-testid='stMetricLabel']", has_text=label))
+
+        expect(section.get_by_text("Compression dictionary · saves use none trained yet",
+                                   exact=True)).to_be_visible()
+        expect(metric("Without a dictionary").locator("[data-testid='stMetricValue']")
+               ).to_have_text(re.compile(r"^[\d,.]+ (B|KiB|MiB)$"))
+        expect(metric("Without a dictionary").locator("[data-testid='stMetricDelta']")
+               ).to_have_text("100% of stored bytes")
+        expect(metric("With the current dictionary").locator("[data-testid='stMetricValue']")
+               ).to_have_text("0 B")
+        expect(section.get_by_text(re.compile(
+            r"A dictionary trained now would store the sampled states in \d+% fewer bytes "
+            r".*estimated on [\d,]+ states"))).to_be_visible()
+        section.screenshot(path=str(DOCS / "screenshot-dictionary.png"))
+
+        section.get_by_role("button", name="Train a dictionary").click()
+        expect(page.get_by_text(re.compile(r"Trained dictionary \d+ on [\d,]+ sampled states"))
+               ).to_be_visible()
+        wait_for_app(page)
+        stored = _current_dictionary(dashboard.redis_url)
+        assert stored is not None and stored.isdigit()
+        expect(section.get_by_text(
+            f"Compression dictionary · saves use dictionary {stored.decode()}", exact=True)
+        ).to_be_visible()
+        expect(section.get_by_role("button", name="Train a dictionary")).to_have_count(0)
+        expect(page.locator("[data-testid='stException']")).to_have_count(0)
+        section.screenshot(path=str(DOCS / "screenshot-dictionary-trained.png"))
+    client = redis.Redis.from_url(dashboard.redis_url)
+    try:
+        entries = [fields for _, fields in client.xrevrange(f"{PREFIX}.audit", count=20)
+                   if fields[b"action"] == b"train_dictionary"]
+    finally:
+        client.close()
+    assert len(entries) == 1
+    assert entries[0][b"actor"].startswith(b"dashboard:operator:")
+    assert entries[0][b"outcome"] == b"done"

@@ -621,7 +621,7 @@ def test_the_estimate_says_why_there_is_none(real_redis_url: str,
     assert json.loads(capsys.readouterr().out)["dictionary"] is None
 
 
-def test_stats_shows_the_dictionary_outlook(real_redis_url: str,
+def test_stats_shows_the_dictionary_status(real_redis_url: str,
                                             memory: SyncBuyerConversationMemory,
                                             capsys: pytest.CaptureFixture[str]) -> None:
     _seed_buyers(memory, 60)
@@ -647,7 +647,7 @@ def test_inventory_prometheus_is_the_text_format(real_redis_url: str,
     def no_estimate(*_args: Any, **_kwargs: Any) -> None:
         raise AssertionError("a cron job's scrape must not sample and train")
 
-    monkeypatch.setattr(dictionary_use, "dictionary_outlook", no_estimate)
+    monkeypatch.setattr(dictionary_use, "dictionary_status", no_estimate)
     _seed_buyers(memory, 20)
     capsys.readouterr()
     assert cli(real_redis_url, "inventory", "--prometheus") == 0

@@ -26,10 +26,12 @@ from dashboard import resources
 from dashboard.auth import OPERATOR_PASSWORD_ENV, VIEWER_PASSWORD_ENV
 from dashboard.overview_model import Filters, build_overview, figures_from_snapshot
 from dashboard.settings import load_settings
+from memory_core.dictionary_use import DictionaryStatus
 from memory_core.inventory import scan_summaries, summarize_inventory
 from memory_core.snapshot import (
     MAGIC,
     MAX_SNAPSHOT_BYTES,
+    InvalidSnapshot,
     build_snapshot,
     decode_snapshot,
     encode_snapshot,
@@ -198,6 +200,90 @@ def test_a_planted_snapshot_is_refused_and_the_page_scans_instead(
     assert not at.error
     fresh = read_snapshot(memory)  # the scan replaced the planted key with a snapshot
     assert fresh is not None and fresh.report["buyers"] == 3
+
+
+# the compression dictionary's estimate: optional, validated ----------------------------------
+
+ESTIMATED = DictionaryStatus(current_id=3_141_592_653, measured=500, current_bytes=812_345,
+                             with_new_bytes=401_002)
+
+
+@pytest.mark.parametrize("status", [
+    ESTIMATED,
+    DictionaryStatus(current_id=None, measured=12, current_bytes=9_000, with_new_bytes=9_500),
+    *(DictionaryStatus(current_id=None, reason=reason) for reason in
+      ("too_few", "disabled", "unavailable", "failed")),
+    DictionaryStatus(current_id=77, reason="too_few"),
+], ids=lambda status: f"{status.current_id}-{status.reason}")
+def test_the_dictionary_estimate_round_trips(memory: SyncBuyerConversationMemory,
+                                             status: DictionaryStatus) -> None:
+    seed(memory, 3)
+    frame = scan_summaries(memory)
+    assert store_snapshot(memory, frame, taken_at=datetime.now(UTC), scan_seconds=2.0,
+                          dictionary=status) is not None
+    snapshot = read_snapshot(memory)
+    assert snapshot is not None and snapshot.dictionary == status
+    assert snapshot.report["buyers"] == 3
+
+
+def test_a_snapshot_without_the_estimate_still_decodes(
+        memory: SyncBuyerConversationMemory, real_raw: redis.Redis) -> None:
+    """Snapshots stored before the estimate existed (and callers that do not estimate,
+    such as benchmarks) carry no "dictionary" field: drawn all the same, without it."""
+    seed(memory, 3)
+    scan_and_store(memory)
+    stored = real_raw.get(snapshot_key(memory.prefix))
+    assert stored is not None and b'"dictionary"' not in stored
+    snapshot = read_snapshot(memory)
+    assert snapshot is not None and snapshot.dictionary is None
+    assert snapshot.report["buyers"] == 3
+    with_it = encode_snapshot(build_snapshot(scan_summaries(memory), memory.config,
+                                             taken_at=datetime.now(UTC), scan_seconds=1.0,
+                                             dictionary=ESTIMATED))
+    assert decode_snapshot(with_it).dictionary == ESTIMATED
+
+
+def _with_dictionary(memory: SyncBuyerConversationMemory,
+                     change: Any) -> bytes:
+    seed(memory, 3)
+    data = encode_snapshot(build_snapshot(scan_summaries(memory), memory.config,
+                                          taken_at=datetime.now(UTC), scan_seconds=1.0,
+                                          dictionary=ESTIMATED))
+    head, _, body = data.partition(b"\n")
+    fields = json.loads(body)
+    change(fields["dictionary"], fields)
+    return head + b"\n" + json.dumps(fields).encode()
+
+
+HOSTILE_DICTIONARY = {
+    "null": lambda d, b: b.__setitem__("dictionary", None),
+    "a list": lambda d, b: b.__setitem__("dictionary", [1, 2]),
+    "extra field": lambda d, b: d.__setitem__("note", "<img src=x>"),
+    "missing field": lambda d, b: d.pop("measured"),
+    "id as text": lambda d, b: d.__setitem__("current_id", "3141592653"),
+    "id zero": lambda d, b: d.__setitem__("current_id", 0),
+    "id over 32 bits": lambda d, b: d.__setitem__("current_id", 2**32),
+    "negative id": lambda d, b: d.__setitem__("current_id", -1),
+    "negative bytes": lambda d, b: d.__setitem__("with_new_bytes", -5),
+    "huge bytes": lambda d, b: d.__setitem__("current_bytes", 10**30),
+    "float bytes": lambda d, b: d.__setitem__("current_bytes", 1.5),
+    "bool measured": lambda d, b: d.__setitem__("measured", True),
+    "too many measured": lambda d, b: d.__setitem__("measured", 10**9),
+    "nothing measured": lambda d, b: d.__setitem__("measured", 0),
+    "unknown reason": lambda d, b: d.__setitem__("reason", "**ask [me](http://x)**"),
+    "reason as number": lambda d, b: d.__setitem__("reason", 1),
+    "estimate and reason": lambda d, b: d.__setitem__("reason", "too_few"),
+}
+
+
+@pytest.mark.parametrize("kind", HOSTILE_DICTIONARY)
+def test_a_hostile_dictionary_estimate_is_refused(memory: SyncBuyerConversationMemory,
+                                                  real_raw: redis.Redis, kind: str) -> None:
+    data = _with_dictionary(memory, HOSTILE_DICTIONARY[kind])
+    with pytest.raises(InvalidSnapshot):
+        decode_snapshot(data)
+    real_raw.set(snapshot_key(memory.prefix), data)
+    assert read_snapshot(memory) is None  # the page scans instead
 
 
 # the page: a fresh process draws the snapshot first -------------------------------------------
