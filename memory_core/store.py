@@ -33,6 +33,7 @@ import zstandard
 from memory_core import dictionaries as dicts
 from memory_core import keylocks, lookup, scripts
 from memory_core.breaker import CircuitBreaker
+from memory_core.cache_view import AsyncCacheView, SyncCacheView
 from memory_core.config import MemoryConfig, default_config, load_config
 from memory_core.connection import (
     DEFAULT_REDIS_URL,
@@ -54,7 +55,7 @@ from memory_core.errors import (
 )
 from memory_core.health import HealthPublisher
 from memory_core.legacy import decode_legacy, looks_legacy
-from memory_core.migrations import is_newer_than_known, migrate
+from memory_core.migrations import migrate
 from memory_core.record import (
     CODEC_ZSTD,
     HEADER_READ_BYTES,
@@ -72,6 +73,7 @@ from memory_core.state import (
     check_finite,
     check_storable_shape,
     dump_json,
+    is_newer_than_known,
     prepare_state,
     shown_contact_id,
     utc_now,
@@ -934,7 +936,7 @@ def _timed(steps: Steps[T], operation: str, observer: Callable[[str, float], Non
 
 
 def _check_client(client: Any) -> None:
-    options = getattr(client, "get_connection_kwargs", lambda: {})()
+    options: dict[str, Any] = getattr(client, "get_connection_kwargs", lambda: {})()
     if options.get("decode_responses"):
         raise ValueError("the Redis client must be created with decode_responses=False: "
                          "records are binary")
@@ -954,6 +956,13 @@ class SyncBuyerConversationMemory(_MemoryLogic):
 
     def __enter__(self) -> SyncBuyerConversationMemory:
         return self
+
+    @property
+    def cache(self) -> SyncCacheView:
+        """Read-only ``exists``/``ttl``/``pttl`` of a key under the prefix (or of a contact
+        id's key), for troubleshooting; they raise StoreUnavailable on a Redis fault
+        (see :mod:`memory_core.cache_view`)."""
+        return SyncCacheView(self)
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
@@ -1171,6 +1180,13 @@ class BuyerConversationMemory(_MemoryLogic):
     async def __aenter__(self) -> BuyerConversationMemory:
         return self
 
+    @property
+    def cache(self) -> AsyncCacheView:
+        """Read-only ``await exists``/``ttl``/``pttl`` of a key under the prefix (or of a
+        contact id's key), for troubleshooting; they raise StoreUnavailable on a Redis
+        fault (see :mod:`memory_core.cache_view`)."""
+        return AsyncCacheView(self)
+
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
@@ -1200,7 +1216,7 @@ class BuyerConversationMemory(_MemoryLogic):
             command = next(steps)
             while True:
                 try:
-                    if type(command) is tuple:  # one command: the bot's hot path
+                    if isinstance(command, tuple):  # one command: the bot's hot path
                         reply = await client.execute_command(*command)
                     else:
                         reply = await self._effect(command)

@@ -52,7 +52,7 @@ EXTRA_MODULES = ("pandas", "numpy", "tqdm", "fakeredis", "lupa", "streamlit", "a
 BOT_MODULES = ("memory_core", "memory_core.store", "memory_core.config",
                "memory_core.connection", "memory_core.crypto", "memory_core.errors",
                "memory_core.state", "memory_core.record", "memory_core.health",
-               "memory_core.extras", "memory_core.cli")
+               "memory_core.extras", "memory_core.cache_view", "memory_core.cli")
 #: Not the package: never in the wheel.
 NOT_SHIPPED = ("app.py", "dashboard/", "app_pages/", "tests/", "benchmarks/", "docs/")
 #: Never copied to the build: the checkout's virtualenv, caches, builds and local secrets.
