@@ -18,7 +18,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 import redis
@@ -167,7 +167,8 @@ def current_revision(memory: SyncBuyerConversationMemory, contact_id: str) -> in
 def qa_seed_ids(memory: SyncBuyerConversationMemory) -> list[str]:
     """Contact ids of every QA-seeded record now in Redis."""
     frame = scan_summaries(memory)
-    return frame.loc[frame["qa_seed"], "contact_id"].tolist()
+    ids: list[str] = frame.loc[frame["qa_seed"], "contact_id"].tolist()
+    return ids
 
 
 def clear_qa_seeds(memory: SyncBuyerConversationMemory, contact_ids: Iterable[str] | None = None,
@@ -245,7 +246,8 @@ def _migrate_one(memory: SyncBuyerConversationMemory, contact_id: str,
     try:
         with memory.client.pipeline(transaction=True) as pipe:  # WATCH: cluster too
             pipe.watch(key)
-            raw = pipe.getrange(key, 0, memory.read_limit_bytes)
+            # bytes: the memory's clients never decode replies (decode_responses=False)
+            raw = cast(bytes, pipe.getrange(key, 0, memory.read_limit_bytes))
             if not raw:
                 return "expired before it could be migrated"
             if len(raw) > memory.read_limit_bytes:
@@ -812,7 +814,7 @@ def inspect_key(memory: SyncBuyerConversationMemory, contact_id: str) -> KeyInsp
 def _preview(memory: SyncBuyerConversationMemory, key: bytes, kind: str, size: int | None
              ) -> tuple[str, bool]:
     if kind == "string":
-        head = memory.client.getrange(key, 0, PREVIEW_BYTES - 1)
+        head = cast(bytes, memory.client.getrange(key, 0, PREVIEW_BYTES - 1))  # not decoded
         text, cut = _preview_text([head], pairs=False)
         return text, cut or (size or 0) > len(head)
     if kind not in _SIZE_COMMANDS:
@@ -858,7 +860,8 @@ def _delete_empty_string(memory: SyncBuyerConversationMemory, key: bytes,
             if kind == b"none":
                 return scripts.ABSENT, 0
             if kind != b"string" or pipe.strlen(key) != 0:  # written since: not ours to delete
-                head = pipe.getrange(key, 0, HEADER_READ_BYTES - 1) if kind == b"string" else b""
+                head = (cast(bytes, pipe.getrange(key, 0, HEADER_READ_BYTES - 1))  # not decoded
+                        if kind == b"string" else b"")
                 return scripts.CONFLICT, stored_revision(head)
             pipe.multi()
             pipe.delete(key)

@@ -36,19 +36,22 @@ import threading
 import time
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from types import ModuleType
+from typing import Any, cast
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 import redis
 import redis.asyncio
 import redis.asyncio.cluster
 import redis.asyncio.connection
+import redis.asyncio.retry
 import redis.cluster
 import redis.connection
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 from redis.utils import SENTINEL
 
+from memory_core import extras
 from memory_core.config import MemoryConfig
 from memory_core.errors import ConnectionURLError
 
@@ -327,7 +330,7 @@ def _check_query_options(url: str, scheme: str, query: str) -> dict[str, Any]:
                 f"Redis URL option {name[:40]!r} is not supported in {scheme}:// URLs{hint}; "
                 f"known options: {', '.join(sorted(accepted))}")
         parser = parsers.get(name)
-        if parser is None:
+        if not callable(parser):  # None: redis-py passes the text through
             continue
         try:
             parser(text)
@@ -337,7 +340,7 @@ def _check_query_options(url: str, scheme: str, query: str) -> dict[str, Any]:
                 f"Redis URL option {name}={text[:40]!r} is invalid: expected {expected} "
                 f"(in {redacted!r})") from None
     try:
-        parsed = redis.connection.parse_url(url)
+        parsed: dict[str, Any] = redis.connection.parse_url(url)
     except ValueError:  # its message is not shown: it could quote part of the password
         raise ConnectionURLError(f"Redis URL {redacted!r} is not accepted by redis-py: "
                                  "check its options") from None
@@ -353,9 +356,14 @@ def _check_query_options(url: str, scheme: str, query: str) -> dict[str, Any]:
     return {name: parsed[name] for name in options if name in parsed}
 
 
-def _fake_server(name: str) -> Any:
-    import fakeredis  # only demos need it; the bot never pays for the import
+def _fakeredis() -> ModuleType:
+    """fakeredis, imported on first use of a ``memory://`` URL: the bot never pays for the
+    import. Missing, :class:`~memory_core.extras.MissingExtra` names the ``[demo]`` extra."""
+    return extras.require("fakeredis", "demo", "a memory:// store")
 
+
+def _fake_server(name: str) -> Any:
+    fakeredis = _fakeredis()
     with _fake_servers_lock:
         server = _fake_servers.get(name)
         if server is None:
@@ -471,7 +479,10 @@ def _deadline_socket_class(socket_class: type) -> type[_DeadlineSocket]:
 
 
 def _wrap_socket(sock: socket.socket) -> _DeadlineSocket:
-    return _deadline_socket_class(type(sock))(sock)
+    # as a plain ``type``: mypy reads ``type[socket]`` against Hashable through socket's
+    # own ``__hash__`` (an instance method) and refuses the class as a cache key
+    socket_class: type = type(sock)
+    return _deadline_socket_class(socket_class)(sock)
 
 
 #: How long one reply may take while a cluster client starts: redis-py asks a node for
@@ -515,10 +526,11 @@ class _ReplyDeadline:
                       timeout: float | object | None = SENTINEL,
                       disconnect_on_error: bool = True, push_request: bool = False) -> Any:
         sock = self._sock
-        limit = self.socket_timeout if timeout is SENTINEL else timeout
+        # SENTINEL stands for "the socket's timeout"; redis-py's callers pass seconds or None
+        limit = self.socket_timeout if timeout is SENTINEL else cast("float | None", timeout)
         if _start_up.patient and limit:  # each read of the reply gets as long too
-            limit = timeout = max(limit, _START_UP_REPLY_SECONDS)  # type: ignore[call-overload]
-        timed = (limit is not None and limit > 0  # type: ignore[operator]
+            limit = timeout = max(limit, _START_UP_REPLY_SECONDS)
+        timed = (limit is not None and limit > 0
                  and isinstance(sock, _DeadlineSocket) and sock.begin_reply(limit))
         try:
             return super().read_response(  # type: ignore[misc]
@@ -543,7 +555,8 @@ class ReplyDeadlineUnixDomainSocketConnection(_ReplyDeadline,
 
 
 #: ``connection_class`` given to ``from_url`` replaces the scheme's class, so pick it here.
-_SYNC_CONNECTION_CLASSES: dict[str, type[redis.connection.AbstractConnection]] = {
+_SYNC_CONNECTION_CLASSES: dict[str, type[redis.connection.Connection
+                                         | redis.connection.UnixDomainSocketConnection]] = {
     "redis": ReplyDeadlineConnection,
     "rediss": ReplyDeadlineSSLConnection,
     "unix": ReplyDeadlineUnixDomainSocketConnection,
@@ -571,9 +584,7 @@ def connect(url: str, config: MemoryConfig | None = None, *,
     target = parse_target(url)
     config = config or MemoryConfig()
     if target.is_demo:
-        import fakeredis
-
-        return fakeredis.FakeRedis(server=_fake_server(target.host))
+        return _fakeredis().FakeRedis(server=_fake_server(target.host))
     if target.is_cluster or (detect_cluster and _is_cluster_node(url, target, config)):
         return _cluster_client(url, target, config, asyncio_client=False)
     connection_class = _SYNC_CONNECTION_CLASSES[target.scheme]
@@ -589,9 +600,7 @@ def connect_async(url: str, config: MemoryConfig | None = None, *,
     target = parse_target(url)
     config = config or MemoryConfig()
     if target.is_demo:
-        import fakeredis
-
-        return fakeredis.FakeAsyncRedis(server=_fake_server(target.host))
+        return _fakeredis().FakeAsyncRedis(server=_fake_server(target.host))
     if target.is_cluster or (detect_cluster and _is_cluster_node(url, target, config)):
         return _cluster_client(url, target, config, asyncio_client=True)
     return redis.asyncio.Redis.from_url(normalise_url(url.strip()),
@@ -648,11 +657,11 @@ def merge_node_info(replies: list[dict[str, Any]]) -> dict[str, Any]:
 class AsyncClusterClient(redis.asyncio.cluster.RedisCluster):
     """redis-py's asyncio cluster client, DBSIZE and KEYS over every primary."""
 
-    async def dbsize(self, **kwargs: Any) -> Any:  # type: ignore[override]
+    async def dbsize(self, **kwargs: Any) -> Any:
         kwargs.setdefault("target_nodes", self.PRIMARIES)
         return await super().dbsize(**kwargs)
 
-    async def keys(self, pattern: Any = "*", **kwargs: Any) -> Any:  # type: ignore[override]
+    async def keys(self, pattern: Any = "*", **kwargs: Any) -> Any:
         kwargs.setdefault("target_nodes", self.PRIMARIES)
         return await super().keys(pattern, **kwargs)
 
@@ -668,7 +677,7 @@ def _node_options(url: str, target: Target) -> dict[str, Any]:
         query = rest.partition("?")[2].partition("#")[0]
         clean = f"{base}://{userinfo}{target.host}:{target.port}/0" + (
             f"?{query}" if query else "")
-    options = redis.connection.parse_url(clean)
+    options: dict[str, Any] = redis.connection.parse_url(clean)
     for name in ("host", "port", "db", "path", "connection_class"):
         options.pop(name, None)
     return options
@@ -687,7 +696,7 @@ def _cluster_client(url: str, target: Target, config: MemoryConfig, *,
         return AsyncClusterClient(
             startup_nodes=[redis.asyncio.cluster.ClusterNode(host, port)
                            for host, port in nodes],
-            retry=Retry(NoBackoff(), 0), ssl=tls, **options)
+            retry=redis.asyncio.retry.Retry(NoBackoff(), 0), ssl=tls, **options)
     # Given a URL (the first node's address only), redis-py builds each node's pool with
     # our connection class: the sync cluster gets the one-deadline-per-reply reads too.
     options.pop("ssl", None)

@@ -152,7 +152,8 @@ def train_dictionary(samples: Iterable[bytes],
                      dict_size_bytes: int = DEFAULT_DICTIONARY_BYTES
                      ) -> zstandard.ZstdCompressionDict:
     """Train a zstd dictionary on serialised states (JSON bytes)."""
-    sample_list = [bytes(s) for s in samples]
+    # typed as zstandard's stubs take it (a list is invariant in its item type)
+    sample_list: list[bytes | bytearray | memoryview] = [bytes(s) for s in samples]
     if len(sample_list) < MIN_TRAINING_SAMPLES:
         raise InvalidState(f"training a dictionary needs at least {MIN_TRAINING_SAMPLES} "
                            f"states; found {len(sample_list)}. Seed or collect more first.")

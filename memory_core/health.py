@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeGuard
 
 import orjson
 import redis
@@ -301,7 +301,7 @@ def parse_record(process: str, raw: object, now: datetime) -> ProcessHealth:
         counters=counters)
 
 
-def _is_number(value: object) -> bool:
+def _is_number(value: object) -> TypeGuard[int | float]:
     return (isinstance(value, int | float) and not isinstance(value, bool)
             and math.isfinite(value))
 
@@ -319,9 +319,9 @@ def _count(value: object) -> int:
 
 def _time(value: object, now: datetime) -> datetime | None:
     """An epoch time no later than a day ahead of ``now`` (clocks differ; forgeries not)."""
-    if not _is_number(value) or not 0 < value <= now.timestamp() + 86_400:  # type: ignore[operator]
+    if not _is_number(value) or not 0 < value <= now.timestamp() + 86_400:
         return None
-    return datetime.fromtimestamp(float(value), UTC)  # type: ignore[arg-type]
+    return datetime.fromtimestamp(float(value), UTC)
 
 
 def _text(value: object) -> str:

@@ -321,7 +321,8 @@ def _marked(memory: SyncBuyerConversationMemory, frame: pd.DataFrame,
     _mark_unknown_keys(memory, frame)
     ids = frame["dictionary_id"].to_numpy()
     codes = np.where(ids == 0, 2, np.where(ids == current_id, 0, 1))
-    frame["dictionary"] = pd.Categorical.from_codes(codes, categories=DICTIONARY_USE)
+    frame["dictionary"] = pd.Categorical.from_codes(codes,
+                                                    categories=pd.Index(DICTIONARY_USE))
     return frame
 
 

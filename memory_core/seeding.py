@@ -32,12 +32,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
 from memory_core.errors import InvalidContactId, InvalidState
 from memory_core.state import QA_SEED_FIELD, TEMPERATURES, validate_contact_id
+
+T = TypeVar("T")
 
 __all__ = [
     "DEFAULT_HISTORY_RANGE",
@@ -291,7 +293,7 @@ class _Writer:
         self.table: tuple[float, ...] = _topic_tables(profile.stage_index)[0]
 
     # plumbing -----------------------------------------------------------------------
-    def pick(self, items: Sequence[Any]) -> Any:
+    def pick(self, items: Sequence[T]) -> T:
         return items[int(self.r() * len(items))]
 
     def between(self, low: int, high: int) -> int:

@@ -98,9 +98,14 @@ class Topology:
         return sum(p.keys for p in self.primaries if p.keys is not None)
 
     @property
+    def nodes(self) -> tuple[PrimaryNode | ReplicaNode, ...]:
+        """Every listed node: the primaries, then the replicas."""
+        return (*self.primaries, *self.replicas)
+
+    @property
     def unreachable(self) -> tuple[str, ...]:
         """Addresses of the listed nodes that did not answer."""
-        return tuple(n.address for n in (*self.primaries, *self.replicas) if not n.reachable)
+        return tuple(n.address for n in self.nodes if not n.reachable)
 
     def as_dict(self) -> dict[str, Any]:
         """Plain values for JSON, the derived figures included."""
@@ -253,7 +258,7 @@ def _ask(client: Any, known: dict[str, Any], entry: _Entry) -> tuple[bool, int |
         return False, None, "the cluster gives no usable address for it"
     node = known.get(redis.cluster.get_node_name(entry.host, entry.port))
     temporary = node is None
-    if temporary:  # not in redis-py's map (a failed replica is left out of CLUSTER SLOTS)
+    if node is None:  # not in redis-py's map (a failed replica is left out of CLUSTER SLOTS)
         if not _is_ip(entry.host):
             return False, None, "not in the client's map, and no IP address to try"
         node = redis.cluster.ClusterNode(entry.host, entry.port)

@@ -15,6 +15,7 @@ import shutil
 import socket
 import ssl
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -41,6 +42,7 @@ from memory_core.connection import (
     redact_url,
 )
 from memory_core.errors import ConnectionURLError
+from memory_core.extras import MissingExtra
 from memory_core.store import SyncBuyerConversationMemory
 
 CONFIG = MemoryConfig(socket_timeout_seconds=0.5, socket_connect_timeout_seconds=0.5)
@@ -581,3 +583,17 @@ def test_a_wrong_nasty_password_is_refused_without_being_shown(
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1
     assert "WrongPass" not in err and f"127.0.0.1:{port}" in err
+
+
+# memory:// without fakeredis -------------------------------------------------------------
+
+def test_a_memory_url_without_fakeredis_names_the_demo_extra(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "fakeredis", None)  # import fakeredis fails as if absent
+    message = r"^a memory:// store needs fakeredis: pip install 'memory-core\[demo\]'$"
+    for open_client in (connect, connect_async):
+        with pytest.raises(MissingExtra, match=message) as raised:
+            open_client("memory://no-fakeredis")
+        assert isinstance(raised.value, ImportError) and raised.value.name == "fakeredis"
+    with pytest.raises(MissingExtra, match=message):
+        SyncBuyerConversationMemory.from_url("memory://no-fakeredis")
