@@ -106,7 +106,7 @@ def _cluster_topology(found: Topology) -> None:
              + (f" of {code(r.primary_address)}" if r.primary_address else "")
              + " is **unreachable**" for r in found.replicas if not r.reachable]
     notes += [f":material/warning: {code(n.address)} is flagged failing by the cluster"
-              for n in (*found.primaries, *found.replicas) if n.reachable and n.failing]
+              for n in found.nodes if n.reachable and n.failing]
     if len(notes) > SIDEBAR_NOTES:
         notes[SIDEBAR_NOTES:] = [f"… and {len(notes) - SIDEBAR_NOTES:,} more nodes in trouble"]
     hidden = found.unlisted + max(len(found.primaries) - SIDEBAR_PRIMARIES, 0)

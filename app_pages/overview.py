@@ -193,30 +193,30 @@ def figures_section(model: OverviewModel | Figures, fresh: bool) -> None:
     """The headline numbers; their buttons filter the buyer list, so only with a scan."""
     report = model.report
     temps = report["by_temperature"]
-    row = st.columns(4)
-    row[0].metric("Buyers", f"{model.buyers:,}")
-    row[1].metric("Hot", f"{temps.get('hot', 0):,}")
-    row[2].metric("Warm", f"{temps.get('warm', 0):,}")
-    row[3].metric("Cold", f"{temps.get('cold', 0):,}")
-    row = st.columns(5)
-    row[0].metric("Stored", human_bytes(report["stored_bytes"]),
+    people = st.columns(4)
+    people[0].metric("Buyers", f"{model.buyers:,}")
+    people[1].metric("Hot", f"{temps.get('hot', 0):,}")
+    people[2].metric("Warm", f"{temps.get('warm', 0):,}")
+    people[3].metric("Cold", f"{temps.get('cold', 0):,}")
+    storage = st.columns(5)
+    storage[0].metric("Stored", human_bytes(report["stored_bytes"]),
                   help="Payload bytes of the buyer records shown (binary units: 1 MiB is "
                        "1,048,576 bytes), without Redis' own per-key overhead")
     ratio = report["compression_ratio"]
-    row[1].metric("Compression ratio", f"{ratio:.2f}×" if ratio else "–",
+    storage[1].metric("Compression ratio", f"{ratio:.2f}×" if ratio else "–",
                   help="Total original JSON bytes ÷ total stored bytes")
     expiring, no_ttl = report["ttl"]["expiring_24h"], report["ttl"]["no_ttl"]
-    row[2].metric("Expiring in 24 h", f"{expiring:,}")
-    row[3].metric("No TTL", f"{no_ttl:,}",
+    storage[2].metric("Expiring in 24 h", f"{expiring:,}")
+    storage[3].metric("No TTL", f"{no_ttl:,}",
                   help="Keys that never expire: the bot always sets a TTL, so look at these")
     if fresh:
-        row[2].button("Show expiring", key="list_expiring", icon=":material/schedule:",
+        storage[2].button("Show expiring", key="list_expiring", icon=":material/schedule:",
                       disabled=not expiring, on_click=show_in_list, args=(EXPIRES_24H,),
                       help="Show these buyers in the list below, soonest expiry first")
-        row[3].button("Show without TTL", key="list_no_ttl", icon=":material/all_inclusive:",
+        storage[3].button("Show without TTL", key="list_no_ttl", icon=":material/all_inclusive:",
                       disabled=not no_ttl, on_click=show_in_list, args=(EXPIRES_NEVER,),
                       help="Show these buyers in the list below")
-    row[4].metric("Corrupt / foreign", f"{model.unreadable:,}",
+    storage[4].metric("Corrupt / foreign", f"{model.unreadable:,}",
                   help="Keys under the prefix that are not readable buyer states"
                   + (f"; plus {model.legacy:,} legacy record(s) to migrate"
                      if model.legacy else ""))
@@ -317,16 +317,16 @@ def from_sample(draws: int) -> None:
     def shown(name: str, unit: Any = None) -> str:
         return figures[name].text(unit=unit)
 
-    row = st.columns(4)
-    row[0].metric("Buyers", shown("readable buyers"))
-    for column, name in zip(row[1:], ("hot", "warm", "cold"), strict=True):
+    people = st.columns(4)
+    people[0].metric("Buyers", shown("readable buyers"))
+    for column, name in zip(people[1:], ("hot", "warm", "cold"), strict=True):
         column.metric(name.capitalize(), shown(name))
-    row = st.columns([3, 2, 2, 2])
-    row[0].metric("Stored", shown("stored bytes", human_bytes),
+    storage = st.columns([3, 2, 2, 2])
+    storage[0].metric("Stored", shown("stored bytes", human_bytes),
                   help="Payload bytes of the readable buyer records, estimated")
-    row[1].metric("Expiring in 24 h", shown("expiring within 24 hours"))
-    row[2].metric("No TTL", shown("no TTL"))
-    row[3].metric("Corrupt / foreign", shown("corrupt, foreign or unreadable"))
+    storage[1].metric("Expiring in 24 h", shown("expiring within 24 hours"))
+    storage[2].metric("No TTL", shown("no TTL"))
+    storage[3].metric("Corrupt / foreign", shown("corrupt, foreign or unreadable"))
     drawn = sample.unique_rows
     model = build_overview(drawn, Filters(), memory.config)
     st.caption(f"The charts show the {model.buyers:,} buyers drawn: their shapes estimate "

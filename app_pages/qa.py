@@ -38,19 +38,19 @@ with st.form("seed_form"):
     seed = cols[1].number_input("Random seed", min_value=0, value=1, step=1,
                                 help="The same seed gives the same buyers")
     id_prefix = cols[2].text_input("Contact id prefix", value="qa-")
-    cols = st.columns(3)
-    hot = cols[0].slider("Hot share", 0, 100, 20, format="%d%%")
-    warm = cols[1].slider("Warm share", 0, 100, 45, format="%d%%")
-    cold = cols[2].slider("Cold share", 0, 100, 35, format="%d%%")
-    cols = st.columns(2)
-    history = cols[0].slider("History length (messages)", 2, 80, (2, 80))
+    shares = st.columns(3)
+    hot = shares[0].slider("Hot share", 0, 100, 20, format="%d%%")
+    warm = shares[1].slider("Warm share", 0, 100, 45, format="%d%%")
+    cold = shares[2].slider("Cold share", 0, 100, 35, format="%d%%")
+    ranges = st.columns(2)
+    history = ranges[0].slider("History length (messages)", 2, 80, (2, 80))
     policy_max = memory.config.ttl_days_max
     if policy_max > 1:
-        ttl_days = cols[1].slider("TTL (days)", 1, policy_max,
-                                  (memory.config.ttl_days, memory.config.ttl_days))
+        ttl_days = ranges[1].slider("TTL (days)", 1, policy_max,
+                                    (memory.config.ttl_days, memory.config.ttl_days))
     else:  # a one-day policy leaves nothing to choose (and a slider needs min < max)
         ttl_days = (1, 1)
-        cols[1].caption("TTL: 1 day (the policy allows no other)")
+        ranges[1].caption("TTL: 1 day (the policy allows no other)")
     submitted = st.form_submit_button("Seed buyers", type="primary",
                                       disabled=not access.can_seed)
 if submitted:
@@ -59,10 +59,12 @@ if submitted:
                           history_range=(int(history[0]), int(history[1])),
                           ttl_days_range=(int(ttl_days[0]), int(ttl_days[1])))
     bar = st.progress(0.0, text="Seeding…")
+
+    def show_seeded(done: int, total: int) -> None:
+        bar.progress(done / total, text=f"Seeded {done:,}/{total:,}")
+
     try:
-        result = seed_buyers(access, memory, options,
-                             lambda done, total: bar.progress(done / total,
-                                                              text=f"Seeded {done:,}/{total:,}"))
+        result = seed_buyers(access, memory, options, show_seeded)
         remember_flash("success", f"Seeded **{result.written:,}** QA buyers (seed "
                        f"{options.seed}, ids {code(f'{options.id_prefix}{options.seed}-…')}).")
         if result.kept_real:

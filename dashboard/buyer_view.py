@@ -17,7 +17,7 @@ import json
 import math
 import re
 from datetime import UTC, datetime, timedelta, tzinfo
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeGuard
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import streamlit as st
@@ -140,7 +140,7 @@ def duration_text(seconds: float) -> str:
     return f"{days} day{'s' if days != 1 else ''}" + (f" {hours} h" if hours else "")
 
 
-def _number(value: object) -> bool:
+def _number(value: object) -> TypeGuard[int | float]:
     return (isinstance(value, int | float) and not isinstance(value, bool)
             and math.isfinite(value))
 

@@ -47,6 +47,9 @@ TEMPERATURE_COLORS = {"hot": "#d62728", "warm": "#ff7f0e", "cold": "#1f77b4",
 OTHER_COLOR = "#9e9e9e"
 #: Codec labels come from a fixed set (the scan refuses unknown codecs), so their colours
 #: are fixed too; anything else is drawn as "other".
+#: What alt.layer(...).properties(...) is typed as.
+LayeredChart = alt.LayerChart | alt.FacetChart
+
 CODEC_COLORS = {"none": "#9ecae9", "zstd": "#4c78a8", "zstd+dict": "#54a24b",
                 "none+dict": "#72b7b2", OTHER: OTHER_COLOR}
 #: Colours handed out to the categories of a column in sorted order (no grey: grey is
@@ -197,11 +200,11 @@ def draw_ratio(data: pd.DataFrame) -> alt.Chart:
     ).properties(height=_HEIGHT)
 
 
-def stored_bytes_chart(frame: pd.DataFrame, threshold_bytes: int) -> alt.LayerChart:
+def stored_bytes_chart(frame: pd.DataFrame, threshold_bytes: int) -> LayeredChart:
     return draw_bytes(binned_pairs(frame), threshold_bytes)
 
 
-def draw_bytes(data: pd.DataFrame, threshold_bytes: int) -> alt.LayerChart:
+def draw_bytes(data: pd.DataFrame, threshold_bytes: int) -> LayeredChart:
     """The size grid's cells (from :func:`binned_pairs`) and the compression threshold."""
     counts = data["buyers"]
     legend = alt.Legend(title="buyers", format=COUNT_FORMAT, tickMinStep=1,
@@ -232,7 +235,7 @@ def draw_bytes(data: pd.DataFrame, threshold_bytes: int) -> alt.LayerChart:
 
 # expiry -----------------------------------------------------------------------------------
 
-def ttl_chart(frame: pd.DataFrame, config: MemoryConfig) -> alt.LayerChart:
+def ttl_chart(frame: pd.DataFrame, config: MemoryConfig) -> LayeredChart:
     """Buyers per day of remaining TTL, counted on a log-like (symlog) scale.
 
     With 20,000 buyers at day 30, a linear axis draws the 55 expiring this week as
@@ -243,7 +246,7 @@ def ttl_chart(frame: pd.DataFrame, config: MemoryConfig) -> alt.LayerChart:
     return draw_ttl(data, over_limit, config)
 
 
-def draw_ttl(data: pd.DataFrame, over_limit: bool, config: MemoryConfig) -> alt.LayerChart:
+def draw_ttl(data: pd.DataFrame, over_limit: bool, config: MemoryConfig) -> LayeredChart:
     """Days-until-expiry bars (from :func:`ttl_histogram`) over the policy markers."""
     limit = config.ttl_days_max + 30
     data = data.copy()
@@ -326,11 +329,11 @@ def category_chart(frame: pd.DataFrame, column: str, title: str,
 def draw_category(counts: pd.Series, column: str, title: str,
                   colors: Mapping[str, str] | None = None) -> alt.Chart:
     """Bars of buyers per label (from :func:`category_counts`), coloured from ``colors``."""
-    counts = counts.rename_axis(column).reset_index(name="buyers")
+    rows = counts.rename_axis(column).reset_index(name="buyers")
     palette = colors or {}
-    counts["color"] = [palette.get(label, OTHER_COLOR) for label in counts[column]]  # <= 12
-    tallest = int(counts["buyers"].max()) if len(counts) else 0
-    return alt.Chart(counts, title=title).mark_bar().encode(
+    rows["color"] = [palette.get(label, OTHER_COLOR) for label in rows[column]]  # <= 12
+    tallest = int(rows["buyers"].max()) if len(rows) else 0
+    return alt.Chart(rows, title=title).mark_bar().encode(
         y=alt.Y(f"{column}:N", title=None, sort="-x"),
         x=alt.X("buyers:Q", axis=count_axis("buyers", tallest)),
         color=alt.Color("color:N", scale=None, legend=None),
@@ -341,7 +344,7 @@ def draw_category(counts: pd.Series, column: str, title: str,
 QUALIFIED_COLORS = {"qualified": "#2ca02c", "not qualified": "#c7c7c7"}
 
 
-def qualified_chart(frame: pd.DataFrame) -> alt.LayerChart:
+def qualified_chart(frame: pd.DataFrame) -> LayeredChart:
     """The qualified share as a donut, readable without hovering.
 
     Each slice carries its share; the subtitle says how many of how many. Labels outside
@@ -350,7 +353,7 @@ def qualified_chart(frame: pd.DataFrame) -> alt.LayerChart:
     return draw_qualified(int(frame["is_qualified"].sum()), len(frame))
 
 
-def draw_qualified(qualified: int, total: int) -> alt.LayerChart:
+def draw_qualified(qualified: int, total: int) -> LayeredChart:
     """The donut of ``qualified`` of ``total`` buyers."""
     counts = pd.DataFrame({"qualification": ["not qualified", "qualified"],
                            "buyers": [total - qualified, qualified]})
@@ -399,7 +402,7 @@ def _with_message_labels(data: pd.DataFrame) -> pd.DataFrame:
     return data
 
 
-def history_chart(frame: pd.DataFrame, cap: int) -> alt.LayerChart:
+def history_chart(frame: pd.DataFrame, cap: int) -> LayeredChart:
     # A header can claim any count: larger ones are counted at the edge.
     limit = cap + 50
     data = history_histogram(frame["message_count"], step=HISTORY_STEP, limit=limit,
@@ -407,7 +410,7 @@ def history_chart(frame: pd.DataFrame, cap: int) -> alt.LayerChart:
     return draw_history(data, bool((frame["message_count"] > limit).any()), cap)
 
 
-def draw_history(data: pd.DataFrame, over_limit: bool, cap: int) -> alt.LayerChart:
+def draw_history(data: pd.DataFrame, over_limit: bool, cap: int) -> LayeredChart:
     """History-length bars (from :func:`history_histogram`) and the cap line."""
     limit = cap + 50
     data = _with_message_labels(data)

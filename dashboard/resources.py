@@ -150,7 +150,10 @@ def scan_inventory(settings: DashboardSettings, memory: SyncBuyerConversationMem
                 _scan_into(slot, memory, progress, estimating)
             finally:
                 bar.empty()
-        return slot.frame  # shared by every session: read it, never modify it
+        frame = slot.frame
+        if frame is None:  # _scan_into sets it or raises
+            raise RuntimeError("the inventory scan finished without a table")
+        return frame  # shared by every session: read it, never modify it
 
 
 def _scan_into(slot: _ScanSlot, memory: SyncBuyerConversationMemory,

@@ -74,7 +74,7 @@ def _cli_module(name: str, purpose: str) -> Any:
 class _Parser(argparse.ArgumentParser):
     """argparse exits with 2 on usage errors already; keep its message to one line."""
 
-    def error(self, message: str) -> Any:  # type: ignore[override]
+    def error(self, message: str) -> Any:
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
 
 
@@ -425,7 +425,8 @@ def _draw_count(text: str) -> int:
     except extras.MissingExtra as exc:  # argparse's one line and exit 2, naming the extra
         raise argparse.ArgumentTypeError(str(exc)) from None
     try:
-        return sampling.check_draws(int(text))
+        draws: int = sampling.check_draws(int(text))
+        return draws
     except ValueError as exc:
         raise argparse.ArgumentTypeError(
             str(exc) if text.strip().lstrip("-").isdigit() else
@@ -817,9 +818,9 @@ def _topology_lines(found: topology.Topology | None) -> list[str]:
     if found.unlisted:
         lines.append(f"  … and {found.unlisted:,} more nodes, not listed (use --json for "
                      "the counts)")
-    for node in (*found.primaries, *found.replicas):
-        if node.problem:
-            lines.append(_row((f"  {node.address}: {node.problem}", WIDTH)))
+    for listed in found.nodes:
+        if listed.problem:
+            lines.append(_row((f"  {listed.address}: {listed.problem}", WIDTH)))
     if found.problem:
         lines.append(_row((f"  note: {found.problem}", WIDTH)))
     return [*lines, ""]
@@ -947,10 +948,11 @@ def _cmd_train(memory: SyncBuyerConversationMemory, args: argparse.Namespace) ->
 
 def _dictionary_use(memory: SyncBuyerConversationMemory) -> dictionary_use.DictionaryUse:
     """Which dictionaries the records name, from one walk of the keys (with a bar)."""
-    dictionary_use = _cli_module("dictionary_use", "the dictionaries commands")
+    module = _cli_module("dictionary_use", "the dictionaries commands")
     update, close = _progress_bar("keys")
     try:
-        return dictionary_use.dictionary_use(memory, progress=update)
+        use: dictionary_use.DictionaryUse = module.dictionary_use(memory, progress=update)
+        return use
     finally:
         close()
 

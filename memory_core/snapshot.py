@@ -29,7 +29,7 @@ import math
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -371,7 +371,7 @@ def _dict(value: Any, name: str, keys: set[str] | None = None) -> dict[str, Any]
     _check(isinstance(value, dict), f"{name} is not an object")
     if keys is not None:
         _check(set(value) == keys, f"{name} has other fields than expected")
-    return value
+    return cast(dict[str, Any], value)
 
 
 def _rows(value: Any, name: str, kinds: str, limit: int = MAX_ROWS) -> list[list[Any]]:
@@ -577,7 +577,7 @@ def read_snapshot(memory: SyncBuyerConversationMemory) -> Snapshot | None:
         log.warning("inventory snapshot not read: %s", type(exc).__name__)
         return None
     try:
-        return decode_snapshot(bytes(data))
+        return decode_snapshot(bytes(cast(bytes, data)))  # replies are never decoded
     except InvalidSnapshot as exc:
         log.warning("inventory snapshot ignored: %s", str(exc)[:200])
         return None
