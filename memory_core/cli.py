@@ -474,8 +474,8 @@ def _cmd_sampled_inventory(memory: SyncBuyerConversationMemory,
 def _cmd_inventory(memory: SyncBuyerConversationMemory, args: argparse.Namespace) -> int:
     if args.sample is not None:
         if args.verify or args.prometheus:
-            print("error: --sample reads only some records; --verify and --prometheus need "
-                  "them all", file=sys.stderr)
+            print("error: --sample reads only some records, --verify and --prometheus need "
+                  "them all: use one or the other", file=sys.stderr)
             return EXIT_USAGE
         return _cmd_sampled_inventory(memory, args)
     if args.seed is not None:

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from typing import Any
 
+import pandas as pd
 import pytest
 import redis
 
@@ -79,7 +80,9 @@ def test_a_sample_reads_records_as_the_scan_does(memory: SyncBuyerConversationMe
     common = drawn.index.intersection(scanned.index)
     assert len(common) == len(drawn)
     columns = ["status", "temperature", "stored_bytes", "original_bytes", "qa_seed"]
-    assert drawn.loc[common, columns].equals(scanned.loc[common, columns])
+    # the same values; the category lists differ when the draws missed a rare label
+    pd.testing.assert_frame_equal(drawn.loc[common, columns], scanned.loc[common, columns],
+                                  check_categorical=False)
 
 
 @pytest.mark.parametrize("draws", [0, MIN_DRAWS - 1, MAX_DRAWS + 1, True, "1000", 1.5])
