@@ -4,8 +4,8 @@ A chat history interleaves the same keys, a role, a 25-32 byte ISO timestamp and
 in every message. zstd sees each message's keys and timestamp as a short, costly match.
 Packed, the history becomes separate streams: the roles, the timestamps as integer
 deltas from the previous message, the texts, and whatever else messages carry. On the
-benchmark corpora that stores a state in 11-17 % fewer bytes than its JSON at the same
-zstd level (``benchmarks/bench_memory.py``; the README has today's figures).
+benchmark corpora that stores a state in 9-17 % fewer bytes than its JSON at the same
+zstd level (``benchmarks/bench_layout.py``; the README has today's figures).
 
 The packed bytes are one JSON array, so they start with ``[`` where a state's JSON
 starts with ``{``: a reader tells the two apart by the first byte, and records written
