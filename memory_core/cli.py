@@ -155,8 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
     stats = commands.add_parser("stats", help="settings in force, server memory and the "
                                 "health the bot processes publish")
     stats.add_argument("--json", action="store_true", help="print one JSON object instead")
-    stats.add_argument("--no-estimate", action="store_true",
-                       help="skip estimating what a fresh compression dictionary would save")
+    stats.add_argument("--quick", action="store_true",
+                       help="skip the dictionaries: their record counts walk every key, and "
+                            "the estimate of a fresh one samples 1,000 states")
 
     train = commands.add_parser("train-dictionary",
                                 help="train a zstd dictionary on stored states and use it")
@@ -887,33 +888,27 @@ def _cmd_stats(memory: SyncBuyerConversationMemory, args: argparse.Namespace) ->
     facts = admin.describe_store(memory)
     cost = admin.server_memory(memory)
     report = health.read_health(memory.client, memory.prefix)
-    snapshot = _cli_module("snapshot", "the stats command").read_snapshot(memory)
-    by_dictionary = snapshot.report["stored_bytes_by_dictionary"] if snapshot else None
-    status = None if args.no_estimate else _dictionary_status(memory)
+    use = None if args.quick else _dictionary_use(memory)
+    status = None if args.quick else _dictionary_status(memory)
     if args.json:
         memory_figures = dataclasses.asdict(cost)
         memory_figures.update(maxmemory_share=cost.maxmemory_share,
                               near_limit=cost.near_limit)
         found = facts.get("topology")
         server = {**facts, "topology": found.as_dict() if found is not None else None}
-        dictionary = status.as_dict() if status is not None else {}
-        dictionary["stored_bytes_by_dictionary"] = by_dictionary
-        dictionary["bytes_as_of"] = (snapshot.taken_at.isoformat(timespec="seconds")
-                                     if snapshot else None)
         _print_json({"settings": settings, "server": server, "memory": memory_figures,
-                     "health": _health_json(report), "dictionary": dictionary})
+                     "health": _health_json(report),
+                     "dictionaries": use.as_dict() if use is not None else None,
+                     "dictionary": status.as_dict() if status is not None else None})
         return EXIT_OK
     lines = ["Settings"] + [_row(("  " + name, 26), (_text(value, WIDTH - 27), WIDTH - 27))
                             for name, value in settings.items()]
     lines += ["", *_server_lines(facts, cost), "",
               *_topology_lines(facts.get("topology")),
-              *_health_lines(report, memory.config.health_publish_seconds), "",
-              *_status_lines(by_dictionary, status)]
-    if snapshot is None:
-        lines.append("  (bytes per dictionary: the inventory command counts them)")
-    else:
-        lines.append(f"  (bytes as of the dashboard's last full scan, "
-                     f"{_duration(snapshot.age_seconds())} ago)")
+              *_health_lines(report, memory.config.health_publish_seconds)]
+    if use is not None:
+        lines += ["", *_status_lines(use.stored_bytes_by_dictionary, status), "",
+                  *_dictionary_lines(use)]
     print("\n".join(lines))
     return EXIT_OK
 

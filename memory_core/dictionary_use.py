@@ -28,7 +28,12 @@ from memory_core import audit
 from memory_core import dictionaries as dicts
 from memory_core.admin import sample_records
 from memory_core.errors import REDIS_FAULTS, InvalidState, MemoryCoreError, StoreUnavailable
-from memory_core.inventory import ProgressCallback, scan_clients
+from memory_core.inventory import (
+    DICTIONARY_USE,
+    ProgressCallback,
+    bytes_by_dictionary,
+    scan_clients,
+)
 from memory_core.record import compression_input
 from memory_core.report import unique_chunks
 from memory_core.state import dump_json
@@ -58,6 +63,8 @@ class DictionaryUse:
     records_without: int  # buyer records compressed without a dictionary, or not at all
     #: Seconds since a dictionary was last made current; None when unknown.
     since_rotation: float | None
+    #: Stored bytes of readable records with the current dictionary, an older one, none.
+    stored_bytes_by_dictionary: dict[str, int]
 
     def removable(self) -> list[StoredDictionary]:
         return [d for d in self.dictionaries if d.records == 0 and not d.current]
@@ -66,7 +73,8 @@ class DictionaryUse:
         return {"dictionaries": [vars(d) for d in self.dictionaries],
                 "missing": {str(k): v for k, v in self.missing.items()},
                 "records_without_dictionary": self.records_without,
-                "seconds_since_rotation": self.since_rotation}
+                "seconds_since_rotation": self.since_rotation,
+                "stored_bytes_by_dictionary": self.stored_bytes_by_dictionary}
 
 
 def rotation_window(memory: SyncBuyerConversationMemory) -> float:
@@ -76,7 +84,8 @@ def rotation_window(memory: SyncBuyerConversationMemory) -> float:
 
 def dictionary_use(memory: SyncBuyerConversationMemory, *,
                    progress: ProgressCallback | None = None) -> DictionaryUse:
-    """Every stored dictionary with the records naming it (a full, streamed scan).
+    """Every stored dictionary with the records naming it, and the stored bytes with the
+    current dictionary, an older one and none (a full, streamed scan).
 
     Raises :class:`StoreUnavailable` if Redis cannot be reached.
     """
@@ -86,18 +95,21 @@ def dictionary_use(memory: SyncBuyerConversationMemory, *,
             dicts.current_dictionary_key(memory.prefix)))
         since = _since_rotation(memory)
         named: Counter[int] = Counter()
+        by_bytes: Counter[str] = Counter()
         without = 0
         total = int(memory.client.dbsize()) if progress else 0
         for chunk in unique_chunks(memory, progress=progress, estimated_total=total):
             ids = chunk["dictionary_id"]
             named.update(int(i) for i in ids[ids > 0])
             without += int(((ids == 0) & (chunk["status"] == "ok")).sum())
+            by_bytes.update(bytes_by_dictionary(chunk[chunk["status"] == "ok"]))
     except REDIS_FAULTS as exc:
         raise StoreUnavailable(f"Redis unreachable while counting dictionaries: {exc}") from exc
     listed = [StoredDictionary(i, size, named.get(i, 0), i == current)
               for i, size in sorted(stored.items())]
     missing = {i: n for i, n in sorted(named.items()) if i not in stored}
-    return DictionaryUse(listed, missing, without, since)
+    return DictionaryUse(listed, missing, without, since,
+                         {label: by_bytes[label] for label in DICTIONARY_USE})
 
 
 def _stored(memory: SyncBuyerConversationMemory) -> dict[int, int]:

@@ -595,7 +595,7 @@ def summarize_inventory(frame: pd.DataFrame, now: datetime | None = None) -> dic
         "undecryptable": int((frame["status"] == STATUS_UNDECRYPTABLE).sum()),
         "stored_bytes": stored,
         "original_bytes": original,
-        "stored_bytes_by_dictionary": _bytes_by_dictionary(ok),
+        "stored_bytes_by_dictionary": bytes_by_dictionary(ok),
         "compression_ratio": round(original / stored, 3) if stored else None,
         "ttl": {
             "no_ttl": int(ttl_days.isna().sum()),
@@ -606,7 +606,7 @@ def summarize_inventory(frame: pd.DataFrame, now: datetime | None = None) -> dic
     }
 
 
-def _bytes_by_dictionary(ok: pd.DataFrame) -> dict[str, int]:
+def bytes_by_dictionary(ok: pd.DataFrame) -> dict[str, int]:
     """Stored bytes of readable records per :data:`DICTIONARY_USE` label."""
     if "dictionary" not in ok:
         return dict.fromkeys(DICTIONARY_USE, 0)

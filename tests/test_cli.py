@@ -627,13 +627,29 @@ def test_stats_shows_the_dictionary_status(real_redis_url: str,
     _seed_buyers(memory, 60)
     capsys.readouterr()
     assert cli(real_redis_url, "stats", "--json") == 0
-    dictionary = json.loads(capsys.readouterr().out)["dictionary"]
-    assert dictionary["current_id"] is None and dictionary["estimated_saving"] > 0.3
-    assert dictionary["stored_bytes_by_dictionary"] is None  # no dashboard scan yet
+    stats = json.loads(capsys.readouterr().out)
+    assert stats["dictionary"]["current_id"] is None
+    assert stats["dictionary"]["estimated_saving"] > 0.3
+    assert stats["dictionaries"]["dictionaries"] == []
+    assert stats["dictionaries"]["records_without_dictionary"] == 60
+    stored = sum(memory.client.strlen(f"{PREFIX}:buyer-{i}") for i in range(60))
+    assert stats["dictionaries"]["stored_bytes_by_dictionary"] == {
+        "current": 0, "older": 0, "none": stored}
+    assert cli(real_redis_url, "train-dictionary", "--samples", "60") == 0
+    with SyncBuyerConversationMemory.from_url(real_redis_url) as bot:
+        current = bot.current_dictionary()
+        assert current is not None
+        _seed_buyers(bot, 10)  # saved again, with the new dictionary
+    capsys.readouterr()
     assert cli(real_redis_url, "stats") == 0
     out = capsys.readouterr().out
-    assert "saves use              none trained yet (run train-dictionary)" in out
-    assert "the inventory command counts them" in out
+    assert re.search(rf"saves use +dictionary {current.dict_id()}$", out, re.MULTILINE)
+    assert re.search(rf"^{current.dict_id()} +65,536 +10 +current$", out, re.MULTILINE)
+    assert "50 record(s) use no dictionary" in out
+    assert re.search(r"stored with it +[\d.,]+ \w+ +[\d.]+%$", out, re.MULTILINE)
+    assert cli(real_redis_url, "stats", "--quick", "--json") == 0
+    quick = json.loads(capsys.readouterr().out)
+    assert quick["dictionaries"] is None and quick["dictionary"] is None
 
 
 def test_inventory_prometheus_is_the_text_format(real_redis_url: str,
