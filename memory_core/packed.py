@@ -408,7 +408,9 @@ def _decode_times(clock: Any, times: list[Any], max_json_bytes: int) -> list[str
             else:
                 second, micro = divmod(within, _SECOND_US)
                 text = prefix + minutes_seconds[second]
-                append(f"{text}.{micro:06d}{suffix}" if micro else text + suffix)
+                # str(1_123_456)[1:] is "123456": twice as fast as a :06d format
+                append(f"{text}.{str(micro + _SECOND_US)[1:]}{suffix}" if micro
+                       else text + suffix)
         elif type(item) is str:
             append(item)
         else:
