@@ -189,6 +189,16 @@ def test_unknown_codec_raises() -> None:
         MemoryConfig(codec="lz4")
 
 
+def test_payload_layout_is_packed_unless_json_is_asked_for(tmp_path: Path) -> None:
+    assert MemoryConfig().packs_payloads
+    path = write_yaml(tmp_path, "buyer_bot:\n  conversation_memory:\n    payload_layout: json\n")
+    assert not load_config(path, env={}).packs_payloads
+    assert not load_config(env={"MEMORY_CORE_PAYLOAD_LAYOUT": "json"}).packs_payloads
+    with pytest.raises(ConfigError, match="payload_layout='columns' is not allowed; choose "
+                                          "one of packed, json"):
+        MemoryConfig(payload_layout="columns")
+
+
 def test_replace_validates_like_the_original() -> None:
     config = MemoryConfig()
     assert config.replace(ttl_days=60).ttl_days == 60

@@ -235,3 +235,27 @@ def test_plain_records_are_never_unpacked() -> None:
     fields[1], fields[3], fields[4] = b"none", str(len(body)).encode(), str(len(body)).encode()
     forged = b"BCM1" + b"\x1f".join(fields) + b"\n" + body
     assert isinstance(decode_state(forged, parse_summary(forged)), list)
+
+
+# in a store ------------------------------------------------------------------------------
+
+def test_either_layout_loads_what_the_other_saved(store_url: str) -> None:
+    """A rolling upgrade: bots writing json (for 1.0 readers) and packed share a store."""
+    from memory_core import MemoryConfig, SyncBuyerConversationMemory
+
+    state = history_of([(NOW + timedelta(seconds=13 * i)).isoformat() for i in range(30)])
+    state["buyer_temperature"] = "warm"
+    with SyncBuyerConversationMemory.from_url(
+            store_url, MemoryConfig(payload_layout="json")) as old, \
+            SyncBuyerConversationMemory.from_url(store_url) as new:
+        assert old.save_state("from-json", state) and new.save_state("from-packed", state)
+        for writer, contact_id, is_packed in ((old, "from-json", False),
+                                              (new, "from-packed", True)):
+            raw = writer.client.get(writer.key_for(contact_id)) or b""
+            assert packed.is_packed(decode_payload(raw, parse_summary(raw))) is is_packed
+        for reader in (old, new):
+            for contact_id in ("from-json", "from-packed"):
+                loaded = reader.load_state(contact_id)
+                assert loaded is not None
+                assert loaded["conversation_history"] == state["conversation_history"]
+                assert loaded["buyer_temperature"] == "warm"
