@@ -34,17 +34,37 @@ def chart_specs(at: AppTest) -> dict[str, tuple[dict[str, Any], list[pd.DataFram
     return found
 
 
-def signed_in_page(app: str, password: str, isolation: str) -> AppTest:
-    """``app`` run in AppTest and signed in with ``password``; ``isolation`` names a
-    secrets entry, so the developer's own secrets file is not read."""
-    from dashboard.signin import PASSWORD_KEY
-
+def isolated_app(app: str, isolation: str, **query: str) -> AppTest:
+    """``app`` in AppTest, not run yet; ``isolation`` names a secrets entry, so the
+    developer's own secrets file is not read; ``query`` goes into the URL."""
     at = AppTest.from_file(app, default_timeout=60)
     at.secrets[isolation] = "isolated"
-    at.run()
+    for name, value in query.items():
+        at.query_params[name] = value
+    return at
+
+
+def sign_in(at: AppTest, password: str) -> AppTest:
+    """Type a password into the sign-in form and press Sign in."""
+    from dashboard.signin import PASSWORD_KEY
+
     at.text_input(key=PASSWORD_KEY).input(password)
     next(b for b in at.button if b.label == "Sign in").click()
     at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def signed_in_page(app: str, password: str, isolation: str, page: str | None = None,
+                   **query: str) -> AppTest:
+    """``app`` run in AppTest (see :func:`isolated_app`), signed in with ``password``,
+    then switched to ``page`` when given."""
+    at = isolated_app(app, isolation, **query)
+    at.run()
+    sign_in(at, password)
+    if page is not None:
+        at.switch_page(page)
+        at.run()
     assert not at.exception, [e.value for e in at.exception]
     return at
 

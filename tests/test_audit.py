@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from apptest_tools import signed_in_page
 from streamlit.testing.v1 import AppTest
 
 from dashboard.actions import clear_buyer, reset_buyer_ttl, seed_buyers
 from dashboard.audit_view import AuditFilters, events_frame, filter_events
 from dashboard.auth import OPERATOR_PASSWORD_ENV, VIEWER_PASSWORD_ENV, Access
 from dashboard.settings import DashboardSettings
-from dashboard.signin import PASSWORD_KEY
 from memory_core.audit import AuditEvent, append_event, audit_key, read_events
 from memory_core.safetext import csv_bytes
 from memory_core.seeding import SeedOptions
@@ -58,19 +58,7 @@ def operator(url: str, *, allow_seeding: bool = False) -> Access:
 
 
 def signed_in(password: str, page: str | None = None, **query: str) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.secrets["dashboard_tests"] = "isolated"
-    for name, value in query.items():
-        at.query_params[name] = value
-    at.run()
-    at.text_input(key=PASSWORD_KEY).input(password)
-    next(b for b in at.button if b.label == "Sign in").click()
-    at.run()
-    if page is not None:
-        at.switch_page(page)
-        at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return signed_in_page(APP, password, "dashboard_tests", page, **query)
 
 
 def events(memory: SyncBuyerConversationMemory) -> list[AuditEvent]:

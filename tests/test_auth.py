@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from apptest_tools import walk
+from apptest_tools import isolated_app, sign_in, signed_in_page, walk
 from streamlit.testing.v1 import AppTest
 
 from dashboard import auth
@@ -95,11 +95,7 @@ def guarded(live: SyncBuyerConversationMemory, monkeypatch: pytest.MonkeyPatch
 
 
 def new_app(**query: str) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.secrets["dashboard_tests"] = "isolated"  # no developer secrets.toml
-    for name, value in query.items():
-        at.query_params[name] = value
-    return at
+    return isolated_app(APP, "dashboard_tests", **query)  # no developer secrets.toml
 
 
 def rendered(at: AppTest) -> str:
@@ -112,23 +108,8 @@ def labels(elements: Any) -> list[str]:
     return [e.label for e in elements]
 
 
-def sign_in(at: AppTest, password: str) -> AppTest:
-    at.text_input(key=PASSWORD_KEY).input(password)
-    next(b for b in at.button if b.label == "Sign in").click()
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
 def signed_in(password: str, page: str | None = None, **query: str) -> AppTest:
-    at = new_app(**query)
-    at.run()
-    sign_in(at, password)
-    if page is not None:
-        at.switch_page(page)
-        at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return signed_in_page(APP, password, "dashboard_tests", page, **query)
 
 
 def page_titles(at: AppTest) -> list[str]:

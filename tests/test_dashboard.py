@@ -26,7 +26,7 @@ import pandas as pd
 import pytest
 import redis
 import streamlit as st
-from apptest_tools import chart_specs, walk
+from apptest_tools import chart_specs, sign_in, walk
 from streamlit.testing.v1 import AppTest
 
 from dashboard.actions import (
@@ -42,7 +42,6 @@ from dashboard.buyer_view import SEARCH_KEY, when
 from dashboard.markdown import JOINER, code, md
 from dashboard.resources import last_scan
 from dashboard.settings import ALLOW_SEEDING_ENV, READ_ONLY_ENV, DashboardSettings, load_settings
-from dashboard.signin import PASSWORD_KEY
 from memory_core.audit import read_events
 from memory_core.errors import InvalidState, RevisionConflict
 from memory_core.seeding import SeedOptions, generate_buyers, generate_state
@@ -91,13 +90,6 @@ def new_app() -> AppTest:
     return at
 
 
-def sign_in(at: AppTest, password: str) -> AppTest:
-    """Type a password into the sign-in form and press Sign in."""
-    at.text_input(key=PASSWORD_KEY).input(password)
-    widget(at.button, "Sign in").click()
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
 
 
 def run_page(page: str | None = None, *, role: str | None = "operator",
