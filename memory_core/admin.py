@@ -137,12 +137,8 @@ def _extend_lookup(memory: SyncBuyerConversationMemory, contact_id: str) -> None
         return  # unreadable here: nothing to index by
     if record is None:
         return
-    commands = lookup.index_commands(memory.prefix, secret, contact_id, record.state,
-                                     memory.config.ttl_seconds)
-    with memory.client.pipeline(transaction=False) as pipe:
-        for command in commands:
-            pipe.execute_command(*command)
-        pipe.execute()
+    lookup.run_commands(memory.client, lookup.index_commands(
+        memory.prefix, secret, contact_id, record.state, memory.config.ttl_seconds))
 
 
 def current_revision(memory: SyncBuyerConversationMemory, contact_id: str) -> int | None:

@@ -104,6 +104,16 @@ def index_commands(prefix: str, secret: bytes, contact_id: str, state: dict[str,
             for t in sorted(state_tokens(secret, state))]
 
 
+def run_commands(client: Any, commands: list[Command]) -> None:
+    """Send lookup commands in one pipeline (each touches one key: fine on a cluster)."""
+    if not commands:
+        return
+    with client.pipeline(transaction=False) as pipe:
+        for command in commands:
+            pipe.execute_command(*command)
+        pipe.execute()
+
+
 def unindex_commands(prefix: str, secret: bytes, contact_id: str, before: dict[str, Any],
                      after: dict[str, Any]) -> list[Command]:
     """Commands that forget the phone or email a state no longer has."""

@@ -252,10 +252,7 @@ def reindex_lookup(memory: SyncBuyerConversationMemory, *, actor: str = "operato
                     memory.prefix, secret, contact_id, record.state,
                     record.ttl_seconds or memory.config.ttl_max_seconds)
                 if commands:
-                    with memory.client.pipeline(transaction=False) as pipe:
-                        for command in commands:
-                            pipe.execute_command(*command)
-                        pipe.execute()
+                    lookup.run_commands(memory.client, commands)
                     report.indexed += 1
                 else:
                     report.without_contact_details += 1
