@@ -51,11 +51,10 @@ _STREAM_OF_KEY = {"role": _ROLES, "content": _TEXTS, "timestamp": _TIMES}
 _NOT_AN_OBJECT = -1
 _SECOND_US = 1_000_000
 _HOUR_US = 3600 * _SECOND_US
-#: The fewest JSON bytes a message's timestamp takes (``"timestamp":""``). Unpacking
-#: refuses more timestamps than the claimed JSON size could hold, so a delta of one byte
-#: cannot turn into 25-40 bytes of text without limit: at most about three times the
-#: claimed size is ever built.
-MIN_TIMESTAMP_JSON_BYTES = 14
+#: The fewest JSON bytes a delta's timestamp takes ("2026-01-01T00:00:00+00:00" quoted).
+#: Unpacking refuses more deltas than the claimed JSON size could hold (beside the keys
+#: of every message), so a delta of one byte cannot turn into 27 bytes without limit.
+MIN_DELTA_JSON_BYTES = 27
 _NAIVE_EPOCH = datetime(1970, 1, 1)
 #: The lengths of "2026-11-30T09:15:00+00:00" and "2026-11-30T09:15:00.123456+00:00".
 _WHOLE_SECONDS_CHARS, _MICROSECONDS_CHARS = 25, 32
@@ -308,9 +307,16 @@ def _unpacked(document: Any, max_json_bytes: int) -> dict[str, Any]:
         if not isinstance(value, list):
             raise CorruptRecord(f"packed state's {name} are not a list")
     compiled = [_compiled_shape(shape) for shape in shapes]
-    timestamps = _decode_times(clock, times, max_json_bytes)
+    per_shape = _check_counts(compiled, shape_ids, (extras, roles, texts, times))
+    # A shape's keys are stored once and stand in every message using it: the JSON they
+    # stand for must fit the size the record claims, or a few hundred planted bytes
+    # would load as a state of gigabytes.
+    keys_json = sum(count * (2 + sum(len(key) + 3 for key in keys))
+                    for (keys, _), count in zip(compiled, per_shape, strict=True))
+    if keys_json > max_json_bytes:
+        raise CorruptRecord("packed state stands for more JSON than its size allows")
+    timestamps = _decode_times(clock, times, max_json_bytes - keys_json)
     columns = (extras, roles, texts, timestamps)
-    _check_counts(compiled, shape_ids, columns)
     rest[HISTORY_FIELD] = _history(compiled, shape_ids, columns)
     return rest
 
@@ -329,15 +335,16 @@ def _compiled_shape(shape: Any) -> tuple[tuple[str, ...], tuple[int, ...]]:
 
 
 def _check_counts(compiled: list[tuple[tuple[str, ...], tuple[int, ...]]],
-                  shape_ids: list[Any], columns: tuple[list[Any], ...]) -> None:
-    """Every stream holds exactly the values its messages' shapes take from it."""
+                  shape_ids: list[Any], columns: tuple[list[Any], ...]) -> list[int]:
+    """The messages of each shape, once every stream holds exactly the values its
+    messages' shapes take from it."""
     if len(compiled) == 1 and shape_ids.count(0) == len(shape_ids):  # the common case
         uses = [0, 0, 0, 0]
         for stream in compiled[0][1]:
             uses[stream] += len(shape_ids)
         if uses != [len(column) for column in columns]:
             raise CorruptRecord("packed state's streams do not match its messages")
-        return
+        return [len(shape_ids)]
     uses = [0, 0, 0, 0]
     per_shape = [0] * len(compiled)
     for shape_id in shape_ids:
@@ -352,6 +359,7 @@ def _check_counts(compiled: list[tuple[tuple[str, ...], tuple[int, ...]]],
             uses[stream] += count
     if uses != [len(column) for column in columns]:
         raise CorruptRecord("packed state's streams do not match its messages")
+    return per_shape
 
 
 def _history(compiled: list[tuple[tuple[str, ...], tuple[int, ...]]], shape_ids: list[int],
@@ -380,7 +388,9 @@ def _fast_shape(streams: tuple[int, ...]) -> bool:
     return bool(streams) and _EXTRAS not in streams and len(set(streams)) == len(streams)
 
 
-def _decode_times(clock: Any, times: list[Any], max_json_bytes: int) -> list[str]:
+def _decode_times(clock: Any, times: list[Any], budget: int) -> list[str]:
+    """The timestamps' texts; ``budget`` is the JSON bytes the record claims that are left
+    for them: each delta becomes at least a quoted 25-character timestamp."""
     if clock is None:
         if not all(type(item) is str for item in times):
             raise CorruptRecord("packed state has timestamp deltas but no clock")
@@ -388,7 +398,7 @@ def _decode_times(clock: Any, times: list[Any], max_json_bytes: int) -> list[str
     unit, offset_us = clock  # ValueError/TypeError for anything but a pair
     if unit not in (1, _SECOND_US) or type(offset_us) is not int:
         raise CorruptRecord("packed state has a malformed clock")
-    if len(times) * MIN_TIMESTAMP_JSON_BYTES > max_json_bytes:
+    if sum(map(int.__instancecheck__, times)) * MIN_DELTA_JSON_BYTES > budget:
         raise CorruptRecord("packed state holds more timestamps than its size allows")
     suffix = _offset_suffix(offset_us)
     minutes_seconds = _MINUTES_SECONDS

@@ -161,7 +161,7 @@ def test_a_damaged_packing_is_corrupt(change: Any, reason: str) -> None:
 
 def test_deltas_cannot_expand_beyond_the_claimed_size() -> None:
     """One-byte deltas become 25-byte timestamps: no more of them than the JSON size the
-    record claims could hold (each takes at least ``"timestamp":""``, 14 bytes)."""
+    record claims could hold, beside each message's keys."""
     document = _sound()
     count = 100_000
     document[3] = [0] * count
@@ -169,21 +169,47 @@ def test_deltas_cannot_expand_beyond_the_claimed_size() -> None:
     document[6] = [1] * count
     document[7] = [""] * count
     data = orjson.dumps(document)
+    keys = 2 + sum(len(key) + 3 for key in ("role", "content", "timestamp"))  # {"role":...}
+    least = count * (keys + packed.MIN_DELTA_JSON_BYTES)
     with pytest.raises(CorruptRecord, match="more timestamps than its size allows"):
-        packed.unpack(data, count * packed.MIN_TIMESTAMP_JSON_BYTES - 1)
-    state = packed.unpack(data, count * packed.MIN_TIMESTAMP_JSON_BYTES)
+        packed.unpack(data, least - 1)
+    state = packed.unpack(data, least)
     assert len(state["conversation_history"]) == count
+    assert len(orjson.dumps(state["conversation_history"])) >= least
 
 
-@settings(max_examples=300, deadline=None)
-@given(st.lists(_json_value, min_size=9, max_size=9))
-def test_random_arrays_are_refused_cleanly(document: list[Any]) -> None:
-    document[0] = 1
+def test_a_shape_cannot_stand_for_more_json_than_claimed() -> None:
+    """A key stored once stands in every message of its shape: 60,000 messages with a
+    400 KB key would be 24 GB of JSON from a record of a few hundred bytes."""
+    count = 60_000
+    document = [1, {"conversation_history": 0}, [[["k" * 400_000, 0]]], [0] * count, [],
+                None, [], [], [0] * count]
+    data = orjson.dumps(document)
+    with pytest.raises(CorruptRecord, match="stands for more JSON than its size allows"):
+        packed.unpack(data, 1024 * 1024)
+
+
+@settings(max_examples=500, deadline=None)
+@given(where=st.integers(2, 8), how=st.sampled_from(["replace", "item", "append"]),
+       position=st.integers(0, 10), value=_json_value)
+def test_damaged_sound_packings_are_refused_cleanly(where: int, how: str, position: int,
+                                                    value: Any) -> None:
+    """One part of a sound packing damaged (replaced, one of its items replaced, or one
+    item added): a CorruptRecord or a state, never another exception."""
+    document = _sound()
+    part = document[where]
+    if how == "replace" or not isinstance(part, list):
+        document[where] = value
+    elif how == "item" and part:
+        part[position % len(part)] = value
+    else:
+        part.insert(position % (len(part) + 1), value)
     try:
         state = packed.unpack(orjson.dumps(document), 10_000)
     except CorruptRecord:
         return
     assert isinstance(state, dict)
+    orjson.dumps(state)  # whatever loads can be stored again
 
 
 @pytest.mark.parametrize("data", [b"[", b"[1,", b"\xff", b"[1]" * 3, b"[]"])
