@@ -36,7 +36,7 @@ OUTCOME_KEY = "_dictionary_training_outcome"
 OUTCOME_SECONDS = 120.0
 
 
-def dictionary_section(status: DictionaryStatus | None, by_dictionary: dict[str, int],
+def dictionary_section(status: DictionaryStatus | None, by_dictionary: dict[str, int] | None,
                        access: Access, memory: SyncBuyerConversationMemory, *,
                        polling: bool = False) -> None:
     """The dictionary saves use, stored bytes by dictionary, the estimate, the button.
@@ -49,10 +49,13 @@ def dictionary_section(status: DictionaryStatus | None, by_dictionary: dict[str,
                     help="The trained zstd dictionary saves compress with now (as of the "
                          "scan). A dictionary makes small states compress several times "
                          "better; every record names the one it was written with.")
-        columns = st.columns(3)
-        for column, share in zip(columns, byte_shares(by_dictionary), strict=True):
-            column.metric(share.label, share.value, delta=share.share_text,
-                          delta_color="off", delta_arrow="off", help=share.help)
+        if by_dictionary is None:  # a snapshot stored by an earlier version
+            st.caption("Bytes per dictionary: shown after the next full scan.")
+        else:
+            columns = st.columns(3)
+            for column, share in zip(columns, byte_shares(by_dictionary), strict=True):
+                column.metric(share.label, share.value, delta=share.share_text,
+                              delta_color="off", delta_arrow="off", help=share.help)
         st.caption(estimate_text(status))
         _outcome(polling)
         if access.can_write and offers_training(status, access.settings.train_min_saving):

@@ -18,7 +18,8 @@ so the caller falls back to a scan.
 A snapshot may also carry :class:`DictionaryStatus`: the compression dictionary saves used
 at the scan and what a freshly trained one would save, estimated once per scan (training
 on sampled states takes about a second), so the overview shows it without estimating on
-every page. It is optional: a snapshot stored before it existed still decodes (without it).
+every page. It is optional: a snapshot stored before it existed still decodes (without it),
+and so does one stored before the report had its bytes by dictionary (read as None).
 """
 
 from __future__ import annotations
@@ -399,20 +400,27 @@ _REPORT_LABELS = ("by_status", "by_temperature", "by_persona", "by_journey_stage
                   "by_codec", "by_key_id", "by_schema_version")
 
 
+#: Report fields a snapshot of an earlier version lacks: read as None.
+_REPORT_LATER = ("stored_bytes_by_dictionary",)
+
+
 def _report(value: Any) -> dict[str, Any]:
-    fields = _dict(value, "report", {"generated_at", "compression_ratio", "ttl",
-                                     "stored_bytes_by_dictionary", *_REPORT_COUNTS,
-                                     *_REPORT_LABELS})
+    fields = _dict(value, "report")
+    required = {"generated_at", "compression_ratio", "ttl", *_REPORT_COUNTS, *_REPORT_LABELS}
+    _check(required <= set(fields) <= required | set(_REPORT_LATER),
+           "report has other fields than expected")
     report: dict[str, Any] = {"generated_at": _text(fields["generated_at"], "generated_at")}
     report.update({name: _int(fields[name], name) for name in _REPORT_COUNTS})
     report.update({name: _counts(fields[name], name) for name in _REPORT_LABELS})
     ratio = fields["compression_ratio"]
     report["compression_ratio"] = None if ratio is None else float(
         _num(ratio, "compression_ratio"))
-    by_dictionary = _dict(fields["stored_bytes_by_dictionary"], "stored_bytes_by_dictionary",
-                          set(DICTIONARY_USE))
-    report["stored_bytes_by_dictionary"] = {
-        label: _int(by_dictionary[label], label) for label in DICTIONARY_USE}
+    report["stored_bytes_by_dictionary"] = None
+    if "stored_bytes_by_dictionary" in fields:
+        by_dictionary = _dict(fields["stored_bytes_by_dictionary"],
+                              "stored_bytes_by_dictionary", set(DICTIONARY_USE))
+        report["stored_bytes_by_dictionary"] = {
+            label: _int(by_dictionary[label], label) for label in DICTIONARY_USE}
     ttl = _dict(fields["ttl"], "ttl", {"no_ttl", "expiring_24h", "days_remaining"})
     report["ttl"] = {"no_ttl": _int(ttl["no_ttl"], "no_ttl"),
                      "expiring_24h": _int(ttl["expiring_24h"], "expiring_24h"),

@@ -26,6 +26,7 @@ from dashboard import resources
 from dashboard.auth import OPERATOR_PASSWORD_ENV, VIEWER_PASSWORD_ENV
 from dashboard.overview_model import Filters, build_overview, figures_from_snapshot
 from dashboard.settings import load_settings
+from memory_core.config import MemoryConfig
 from memory_core.dictionary_use import DictionaryStatus
 from memory_core.inventory import scan_summaries, summarize_inventory
 from memory_core.snapshot import (
@@ -224,6 +225,19 @@ def test_the_dictionary_estimate_round_trips(memory: SyncBuyerConversationMemory
     snapshot = read_snapshot(memory)
     assert snapshot is not None and snapshot.dictionary == status
     assert snapshot.report["buyers"] == 3
+
+
+def test_a_snapshot_stored_by_the_previous_version_still_draws() -> None:
+    """The fixture was written by the code before bytes by dictionary existed (git
+    dda627a): after an upgrade the first overview draws it instead of scanning first."""
+    stored = (Path(__file__).parent / "fixtures" /
+              "snapshot-before-dictionary-bytes.bin").read_bytes()
+    assert b"stored_bytes_by_dictionary" not in stored
+    snapshot = decode_snapshot(stored)
+    assert snapshot.report["buyers"] == 12
+    assert snapshot.report["stored_bytes_by_dictionary"] is None
+    assert snapshot.dictionary is None
+    assert figures_from_snapshot(snapshot, MemoryConfig()) is not None
 
 
 def test_a_snapshot_without_the_estimate_still_decodes(
