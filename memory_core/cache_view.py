@@ -14,14 +14,17 @@ runbook written for redis-cli reads the same here.
 Decisions, for the people who read these answers:
 
 * **Which keys.** A key that starts with the memory's prefix and a colon
-  (``buyer_conversation_memory:`` by default, ``cache_key_prefix``) is used as given:
-  the buyer keys, and the memory's own keys under the prefix. Anything else is read as a
+  (``buyer_conversation_memory:`` by default, ``cache_key_prefix``) or a dot is used as
+  given: the buyer keys, and the memory's own keys beside them (``<prefix>.zdict:current``,
+  ``<prefix>.snapshot``, ``<prefix>.audit``, ``<prefix>.lookup:...``, ``<prefix>.health:...``).
+  Anything else is read as a
   contact id, so ``ttl("c-42")`` asks about ``buyer_conversation_memory:c-42`` (an id no
   bot could save is refused with :class:`~memory_core.errors.InvalidContactId`, before
   Redis is asked). No key outside the prefix is ever named: ``exists("session:1")``
   asks about the buyer ``session:1`` and is 0 unless that buyer is saved. Another
   application's keys are for redis-cli, with its own credentials. (A contact id that
-  itself starts with the prefix and a colon is read as a full key: pass its full key.)
+  itself starts with the prefix and a colon or a dot is read as a full key: pass its
+  full key.)
 * **Read-only.** The view sends EXISTS, TTL and PTTL (:data:`COMMANDS`) and has no
   other public attribute: no write, no value read, no way to the client.
 * **Faults raise.** Unlike the bot's calls, which log and degrade, these raise
@@ -64,14 +67,15 @@ def cache_key(prefix: str, key: object) -> bytes:
     could save).
     """
     head = f"{prefix}:"
+    own = (head, f"{prefix}.")  # buyers, and the memory's other keys (.zdict:, .audit, ...)
     if isinstance(key, bytes):
-        if key.startswith(head.encode()):
+        if key.startswith(tuple(h.encode() for h in own)):
             return key
         key = key.decode("utf-8", "surrogateescape")  # an id: refused if not valid UTF-8
     elif not isinstance(key, str):
         raise InvalidContactId(f"key must be a string, a key under {head} or a contact id; "
                                f"got {type(key).__name__}")
-    if key.startswith(head):
+    if key.startswith(own):
         return key.encode("utf-8", "surrogateescape")
     return f"{head}{validate_contact_id(key)}".encode()
 

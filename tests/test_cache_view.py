@@ -21,6 +21,8 @@ from memory_core import (
     SyncBuyerConversationMemory,
 )
 from memory_core.cache_view import COMMANDS, AsyncCacheView, SyncCacheView, cache_key
+from memory_core.dictionaries import current_dictionary_key
+from memory_core.snapshot import snapshot_key
 
 PREFIX = "buyer_conversation_memory"
 DAY = 86_400
@@ -133,12 +135,18 @@ def test_the_prefix_is_the_memory_own(store_url: str, raw: redis.Redis) -> None:
         assert memory.cache.exists("bot2:c-1") == memory.cache.exists("c-1") == 1
 
 
-def test_the_memory_own_keys_under_the_prefix_can_be_asked_about(
+def test_the_memory_own_keys_beside_the_buyers_can_be_asked_about(
         memory: SyncBuyerConversationMemory, raw: redis.Redis) -> None:
-    raw.set(f"{PREFIX}:dictionary:current", b"3")
-    assert memory.cache.exists(f"{PREFIX}:dictionary:current") == 1
-    assert memory.cache.exists(f"{PREFIX}:dictionary:current".encode()) == 1
-    assert memory.cache.ttl(f"{PREFIX}:dictionary:current") == -1
+    """The dictionary pointer, the snapshot, the audit stream...: <prefix>.<name>."""
+    pointer = current_dictionary_key(PREFIX)
+    raw.set(pointer, b"3")
+    raw.set(snapshot_key(PREFIX), b"x", ex=600)
+    assert pointer.startswith(f"{PREFIX}.")
+    assert memory.cache.exists(pointer) == 1
+    assert memory.cache.exists(pointer.encode()) == 1
+    assert memory.cache.ttl(pointer) == -1
+    assert 590 <= memory.cache.ttl(snapshot_key(PREFIX)) <= 600
+    assert memory.cache.exists(f"{PREFIX}.audit") == 0  # nothing audited yet
 
 
 @pytest.mark.parametrize("bad", ["", "two words", "tab\there", "x" * 1000, b"\xff\xfe", 42,
