@@ -68,15 +68,7 @@ def byte_shares(by_dictionary: dict[str, int]) -> list[ByteShare]:
 
 def current_text(status: DictionaryStatus | None) -> str:
     """The dictionary saves use now, in words."""
-    if status is None:
-        return "not known yet"
-    if status.reason == "disabled":
-        return "none: dictionaries are off (use_dictionary)"
-    if status.current_id is not None:
-        return f"dictionary {status.current_id}"
-    if status.reason == "unavailable":
-        return "not known: Redis did not answer"
-    return "none trained yet"
+    return "not known yet" if status is None else status.saves_use
 
 
 def estimate_text(status: DictionaryStatus | None) -> str:

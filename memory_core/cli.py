@@ -521,8 +521,9 @@ def _status_lines(by_dictionary: dict[str, int] | None, status: Any) -> list[str
     wide = WIDTH - what - 3  # sentences, not table cells
     lines = ["COMPRESSION DICTIONARY"]
     if status is not None:
-        current = (f"dictionary {status.current_id}" if status.current_id
-                   else "none trained yet (run train-dictionary)")
+        current = status.saves_use
+        if current == "none trained yet":
+            current += " (run train-dictionary)"
         lines.append(_row(("  saves use", what), (current, wide)))
     if by_dictionary is not None:
         whole = sum(by_dictionary.values())
@@ -908,7 +909,7 @@ def _cmd_stats(memory: SyncBuyerConversationMemory, args: argparse.Namespace) ->
               *_health_lines(report, memory.config.health_publish_seconds)]
     if use is not None:
         lines += ["", *_status_lines(use.stored_bytes_by_dictionary, status), "",
-                  *_dictionary_lines(use)]
+                  *_dictionary_lines(use, memory.config.use_dictionary)]
     print("\n".join(lines))
     return EXIT_OK
 
@@ -952,7 +953,7 @@ def _dictionary_use(memory: SyncBuyerConversationMemory) -> dictionary_use.Dicti
         close()
 
 
-def _dictionary_lines(use: dictionary_use.DictionaryUse) -> list[str]:
+def _dictionary_lines(use: dictionary_use.DictionaryUse, use_dictionary: bool) -> list[str]:
     lines = [_row(("DICTIONARY", 12), ("BYTES", 12, True), ("RECORDS", 12, True), ("", 10))]
     for found in use.dictionaries:
         lines.append(_row((str(found.dictionary_id), 12), (f"{found.stored_bytes:,}", 12, True),
@@ -960,7 +961,9 @@ def _dictionary_lines(use: dictionary_use.DictionaryUse) -> list[str]:
                           ("current" if found.current else "unused" if not found.records
                            else "", 10)))
     if not use.dictionaries:
-        lines.append("  no dictionary stored: run train-dictionary once states are stored")
+        lines.append("  no dictionary stored" + (
+            ": run train-dictionary once states are stored" if use_dictionary
+            else " (and this config uses none: use_dictionary is false)"))
     lines.append(f"{use.records_without:,} record(s) use no dictionary")
     for dictionary_id, count in use.missing.items():
         lines.append(f"{count:,} record(s) name dictionary {dictionary_id}, which is not "
@@ -973,7 +976,7 @@ def _cmd_dictionaries(memory: SyncBuyerConversationMemory, args: argparse.Namesp
     if args.json:
         _print_json(use.as_dict())
     else:
-        print("\n".join(_dictionary_lines(use)))
+        print("\n".join(_dictionary_lines(use, memory.config.use_dictionary)))
     return EXIT_OK
 
 

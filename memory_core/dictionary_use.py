@@ -52,7 +52,7 @@ class StoredDictionary:
     dictionary_id: int
     stored_bytes: int
     records: int  # records whose header names it
-    current: bool  # the one writers use
+    current: bool  # one writers use: the store's pointer, or the id this config pins
 
 
 @dataclass(frozen=True)
@@ -91,8 +91,11 @@ def dictionary_use(memory: SyncBuyerConversationMemory, *,
     """
     try:
         stored = _stored(memory)
-        current = dicts.parse_dictionary_id(memory.client.get(
+        pointer = dicts.parse_dictionary_id(memory.client.get(
             dicts.current_dictionary_key(memory.prefix)))
+        # what the scan labels "current" (this config may pin one), and what unpinned
+        # bots follow: both are in use, neither may be pruned
+        current = {pointer, memory.config.dictionary_id or None} - {None}
         since = _since_rotation(memory)
         named: Counter[int] = Counter()
         by_bytes: Counter[str] = Counter()
@@ -105,7 +108,7 @@ def dictionary_use(memory: SyncBuyerConversationMemory, *,
             by_bytes.update(bytes_by_dictionary(chunk[chunk["status"] == "ok"]))
     except REDIS_FAULTS as exc:
         raise StoreUnavailable(f"Redis unreachable while counting dictionaries: {exc}") from exc
-    listed = [StoredDictionary(i, size, named.get(i, 0), i == current)
+    listed = [StoredDictionary(i, size, named.get(i, 0), i in current)
               for i, size in sorted(stored.items())]
     missing = {i: n for i, n in sorted(named.items()) if i not in stored}
     return DictionaryUse(listed, missing, without, since,
@@ -255,6 +258,17 @@ class DictionaryStatus:
     @property
     def estimated(self) -> bool:
         return self.reason is None and self.measured > 0 and self.current_bytes > 0
+
+    @property
+    def saves_use(self) -> str:
+        """The dictionary saves use now, in words (the CLI and the dashboard say it so)."""
+        if self.reason == "disabled":
+            return "none: dictionaries are off (use_dictionary)"
+        if self.current_id is not None:
+            return f"dictionary {self.current_id}"
+        if self.reason == "unavailable":
+            return "not known: Redis did not answer"
+        return "none trained yet"
 
     @property
     def why_not(self) -> str:

@@ -687,3 +687,18 @@ def test_inventory_prometheus_refuses_what_it_cannot_print(
         code = exited.code  # type: ignore[assignment]
     assert code == 2
     assert capsys.readouterr().out == ""  # nothing half-printed for the collector
+
+
+def test_stats_says_when_dictionaries_are_off(real_redis_url: str,
+                                              memory: SyncBuyerConversationMemory,
+                                              capsys: pytest.CaptureFixture[str],
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    _seed_buyers(memory, 30)
+    monkeypatch.setenv("MEMORY_CORE_USE_DICTIONARY", "false")
+    capsys.readouterr()
+    assert cli(real_redis_url, "stats") == 0
+    out = capsys.readouterr().out
+    assert re.search(r"saves use +none: dictionaries are off \(use_dictionary\)$", out,
+                     re.MULTILINE)
+    assert "run train-dictionary" not in out
+    assert re.search(r"a fresh dictionary +no estimate: saves use no dictionary here", out)

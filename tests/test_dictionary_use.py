@@ -159,3 +159,23 @@ def test_a_rotation_time_key_of_another_type_is_ignored(
         memory: SyncBuyerConversationMemory) -> None:
     memory.client.hset(dicts.rotated_at_key(memory.prefix), mapping={"a": "b"})
     assert dictionary_use(memory).since_rotation is None
+
+
+def test_a_pinned_dictionary_counts_as_current_and_is_never_pruned(store_url: str) -> None:
+    """With dictionary_id pinned, saves use that one; the store's pointer names another
+    that unpinned bots follow: both are current, the bytes say so, neither is pruned."""
+    from memory_core.config import MemoryConfig
+
+    with SyncBuyerConversationMemory.from_url(store_url) as memory:
+        first, second = two_generations(memory)
+    pinned_config = MemoryConfig(dictionary_id=first)
+    with SyncBuyerConversationMemory.from_url(store_url, pinned_config) as pinned:
+        clear_qa_seeds(pinned, actor="test")  # no record names either dictionary now
+        rotated_long_ago(pinned)
+        seed_buyers(pinned, 5, seed=4, id_prefix="pinned-")  # saved with the pinned one
+        use = dictionary_use(pinned)
+        assert {d.dictionary_id: d.current for d in use.dictionaries} == {first: True,
+                                                                          second: True}
+        assert use.stored_bytes_by_dictionary["current"] > 0  # the pinned one's records
+        assert use.removable() == []
+        assert prune_dictionaries(pinned, use, actor="ops-test") == []
