@@ -77,7 +77,10 @@ class _StoreCollector(Collector):
 
     namespace: str
     buckets: Sequence[float]
-    memories: dict[str, Memory] = field(default_factory=dict)
+    #: Held weakly: a memory the bot drops stops being scraped (and can be collected)
+    #: even without unregister_metrics; its histogram series stay until then.
+    memories: weakref.WeakValueDictionary[str, Memory] = field(
+        default_factory=weakref.WeakValueDictionary)
     histograms: dict[str, Histogram] = field(init=False)
 
     def __post_init__(self) -> None:

@@ -369,3 +369,19 @@ def test_keyspace_exposition_refuses_a_bad_prefix_and_what_is_not_a_report() -> 
 def quiet_logs(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
     caplog.set_level(logging.INFO, logger="memory_core")
     yield
+
+
+def test_a_dropped_memory_is_not_kept_alive_by_its_metrics(fake_url: str) -> None:
+    import gc
+    import weakref
+
+    registry = CollectorRegistry()
+    memory = SyncBuyerConversationMemory.from_url(fake_url)
+    register_metrics(memory, registry, store="dropped")
+    assert registry.get_sample_value("memory_core_calls_total", {"store": "dropped"}) == 0
+    alive = weakref.ref(memory)
+    memory.close()
+    del memory
+    gc.collect()
+    assert alive() is None
+    assert registry.get_sample_value("memory_core_calls_total", {"store": "dropped"}) is None
