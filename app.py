@@ -74,7 +74,7 @@ def _sidebar(access: Access, memory: SyncBuyerConversationMemory,
             f"- TTL **{config.ttl_days} days** (policy {config.ttl_days_min}–"
             f"{config.ttl_days_max})\n"
             f"- Compression over **{config.compress_threshold_bytes:,} B** "
-            f"({config.codec}, level {config.zstd_level})\n"
+            f"({config.codec}, level {config.zstd_level}, {config.payload_layout} layout)\n"
             f"- History cap **{config.max_history_messages}** messages\n"
             f"- Dictionary: **{md(facts.get('dictionary_id') or 'none')}**\n"
             f"- Encryption: {_encryption_text(config)}\n"

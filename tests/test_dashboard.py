@@ -1072,6 +1072,7 @@ def test_sidebar_names_the_live_redis(memory: SyncBuyerConversationMemory,
     port = real_redis_url.rsplit(":", 1)[1].split("/")[0]
     assert "**Live**" in sidebar and f"127.0.0.1:{port} db 0" in sidebar
     assert "TTL **30 days**" in sidebar
+    assert "Compression over **256 B** (zstd, level 3, packed layout)" in sidebar
     assert any("1 keys in this database" in c.value for c in at.sidebar.caption)
 
 
