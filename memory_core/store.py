@@ -908,6 +908,7 @@ class _MemoryLogic:
             "cache_key_prefix": self.prefix,
             "codec": self.config.codec,
             "zstd_level": self.config.zstd_level,
+            "payload_layout": self.config.payload_layout,
             "use_dictionary": self.config.use_dictionary,
             "dictionary_id": self._dictionaries.current_id or None,
             # key ids only: which key writes, which ones read; never key material
