@@ -27,11 +27,12 @@ import zstandard
 from memory_core import audit
 from memory_core import dictionaries as dicts
 from memory_core.admin import sample_records
-from memory_core.errors import REDIS_FAULTS, InvalidState, MemoryCoreError, StoreUnavailable
+from memory_core.errors import REDIS_FAULTS, InvalidState, StoreUnavailable
 from memory_core.inventory import (
     DICTIONARY_USE,
     ProgressCallback,
     bytes_by_dictionary,
+    current_dictionary_id,
     scan_clients,
 )
 from memory_core.record import compression_input
@@ -317,7 +318,6 @@ def dictionary_status(memory: SyncBuyerConversationMemory, *,
 def _current_id(memory: SyncBuyerConversationMemory) -> int | None:
     """The id of the dictionary saves use now; None for none, or when it cannot be read."""
     try:
-        current = memory.current_dictionary()
-    except (MemoryCoreError, *REDIS_FAULTS):
+        return current_dictionary_id(memory) or None
+    except (StoreUnavailable, *REDIS_FAULTS):
         return None
-    return current.dict_id() if current is not None else None

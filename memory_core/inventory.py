@@ -296,7 +296,7 @@ def summary_chunks(memory: SyncBuyerConversationMemory, batches: Iterable[Batch]
     """:func:`summaries_of` in frames of about ``chunk_rows`` rows (None: one frame), so a
     caller that folds them holds one chunk at a time; the last frame may be empty."""
     columns = _Columns(max_original_bytes=memory.config.max_state_bytes)
-    current_id = _current_dictionary_id(memory)
+    current_id = current_dictionary_id(memory)
     earlier = 0
     for keys, replies in batches:
         for index, key in enumerate(keys):
@@ -326,7 +326,7 @@ def _marked(memory: SyncBuyerConversationMemory, frame: pd.DataFrame,
     return frame
 
 
-def _current_dictionary_id(memory: SyncBuyerConversationMemory) -> int:
+def current_dictionary_id(memory: SyncBuyerConversationMemory) -> int:
     """The id of the dictionary saves compress with now; 0 when there is none (or the
     pointer names one that is missing: then no record is "current")."""
     try:
