@@ -16,9 +16,6 @@ from memory_core.dictionaries import MIN_TRAINING_SAMPLES
 from memory_core.dictionary_use import DictionaryStatus
 from memory_core.inventory import DICTIONARY_USE
 
-#: States a dictionary trained from the dashboard is trained on (as the CLI's default).
-TRAIN_SAMPLE = 2000
-
 #: How each :data:`DICTIONARY_USE` label is said on the page.
 BYTE_LABELS = {"current": "With the current dictionary", "older": "With an older dictionary",
                "none": "Without a dictionary"}

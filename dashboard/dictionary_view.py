@@ -14,7 +14,6 @@ import streamlit as st
 from dashboard.actions import ActionRefused, train_dictionary
 from dashboard.auth import Access
 from dashboard.dictionary_model import (
-    TRAIN_SAMPLE,
     byte_shares,
     current_text,
     estimate_text,
@@ -24,6 +23,7 @@ from dashboard.dictionary_model import (
 from dashboard.markdown import md
 from dashboard.resources import forget_scan
 from dashboard.settings import TRAIN_MIN_SAVING_ENV
+from memory_core.admin import TRAIN_SAMPLES
 from memory_core.dictionary_use import DictionaryStatus
 from memory_core.errors import InvalidState, StoreUnavailable
 from memory_core.store import SyncBuyerConversationMemory
@@ -72,7 +72,7 @@ def _train_button(access: Access, memory: SyncBuyerConversationMemory,
            else f"A new dictionary would save about {status.saving:.0%}")
     if not st.button(TRAIN_BUTTON, type="primary", icon=":material/model_training:",
                      key="train_dictionary",
-                     help=f"{why}. Trains on {TRAIN_SAMPLE:,} sampled stored states (their "
+                     help=f"{why}. Trains on {TRAIN_SAMPLES:,} sampled stored states (their "
                           "names, phones and emails replaced by placeholders) and makes "
                           "saves use it; older dictionaries stay, so every record still "
                           "loads. Audited under your sign-in."):
@@ -86,7 +86,7 @@ def _train_button(access: Access, memory: SyncBuyerConversationMemory,
             bar.progress(1.0, text="Training the dictionary…")
 
     try:
-        trained = train_dictionary(access, memory, sample_size=TRAIN_SAMPLE,
+        trained = train_dictionary(access, memory, sample_size=TRAIN_SAMPLES,
                                    progress=progress)
     except ActionRefused as exc:
         _remember("error", f"Not trained: {md(str(exc))}")

@@ -301,7 +301,12 @@ def sample_records(memory: SyncBuyerConversationMemory, sample_size: int,
     return records
 
 
-def train_dictionary_from_store(memory: SyncBuyerConversationMemory, *, sample_size: int = 2000,
+#: States a dictionary is trained on unless told otherwise (the dashboard's button too).
+TRAIN_SAMPLES = 2000
+
+
+def train_dictionary_from_store(memory: SyncBuyerConversationMemory, *,
+                                sample_size: int = TRAIN_SAMPLES,
                                 dict_size_bytes: int = dicts.DEFAULT_DICTIONARY_BYTES,
                                 actor: str = "operator",
                                 progress: ProgressCallback | None = None) -> TrainedDictionary:
