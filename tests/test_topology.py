@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -199,12 +200,17 @@ def cluster_nodes_text(port: int) -> bytes:
 
 def answer_cluster_nodes_with(monkeypatch: pytest.MonkeyPatch, text: bytes) -> list[str]:
     """Every node answers CLUSTER NODES with redis-py's parse of ``text`` (raising what
-    it raises), as a node holding that text would; returns the commands nodes were sent."""
+    it raises), as a node holding that text would; returns the commands nodes were sent
+    by this thread and topology's probe threads (a background thread an earlier test left
+    running, talking to another server, is not what the test is about)."""
     original: Callable[..., Any] = redis.Redis.execute_command
     sent: list[str] = []
+    test_thread = threading.current_thread()
 
     def execute_command(self: redis.Redis, *args: Any, **options: Any) -> Any:
-        sent.append(f"{args[0]} {self.connection_pool.connection_kwargs.get('port')}")
+        caller = threading.current_thread()
+        if caller is test_thread or caller.name.startswith("topology"):
+            sent.append(f"{args[0]} {self.connection_pool.connection_kwargs.get('port')}")
         if args and args[0] == "CLUSTER NODES":
             return parse_cluster_nodes(text)
         return original(self, *args, **options)
