@@ -342,16 +342,22 @@ Batch = tuple[list[bytes], list[Any]]
 
 
 def walk_batches(memory: SyncBuyerConversationMemory,
-                 batch_size: int = DEFAULT_BATCH) -> Iterator[Batch]:
+                 batch_size: int = DEFAULT_BATCH, match: str | None = None
+                 ) -> Iterator[Batch]:
     """Every key under the prefix with its replies, batch by batch, every node walked in
-    parallel (a key may come twice: SCAN repeats keys while Redis rehashes)."""
-    return _read_ahead(_walks(memory, batch_size))
+    parallel (a key may come twice: SCAN repeats keys while Redis rehashes).
+
+    ``match``: a narrower SCAN MATCH pattern (under the prefix) for Redis to filter keys
+    by; the caller still checks each key, as this only saves reading the others.
+    """
+    return _read_ahead(_walks(memory, batch_size, match or memory.scan_pattern))
 
 
-def _walks(memory: SyncBuyerConversationMemory, batch_size: int) -> list[Iterator[Batch]]:
-    """One walk per node to scan (each primary of a cluster): its SCAN batches of keys under
-    the prefix, each with its replies (header, PTTL, length)."""
-    return [_walk(client, cluster_node, memory.scan_pattern, batch_size)
+def _walks(memory: SyncBuyerConversationMemory, batch_size: int,
+           pattern: str) -> list[Iterator[Batch]]:
+    """One walk per node to scan (each primary of a cluster): its SCAN batches of keys
+    matching ``pattern``, each with its replies (header, PTTL, length)."""
+    return [_walk(client, cluster_node, pattern, batch_size)
             for client, cluster_node in scan_clients(memory.client)]
 
 
@@ -671,7 +677,7 @@ def contact_id_matches(contact_ids: pd.Series, pattern: str) -> np.ndarray:
     return found.fillna(False).to_numpy(dtype=bool)
 
 
-def _order_key(frame: pd.DataFrame, order: str) -> np.ndarray:
+def order_key(frame: pd.DataFrame, order: str) -> np.ndarray:
     """An ascending sort key per row for ``order``."""
     if order == ORDER_RECENT:
         return -frame["last_interaction_epoch"].to_numpy(dtype=np.int64)
@@ -700,4 +706,4 @@ def find_buyers(frame: pd.DataFrame, *, pattern: str = "",
     if without_ttl:
         keep = keep & (ttl_ms < 0)
     positions = np.flatnonzero(keep)
-    return positions[np.argsort(_order_key(frame, order)[positions], kind="stable")]
+    return positions[np.argsort(order_key(frame, order)[positions], kind="stable")]

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -143,11 +143,13 @@ class ReportFold:
 
 def unique_chunks(memory: SyncBuyerConversationMemory, *, chunk_rows: int = CHUNK_ROWS,
                   batch_size: int = DEFAULT_BATCH, progress: ProgressCallback | None = None,
-                  estimated_total: int = 0) -> Iterator[pd.DataFrame]:
-    """Every key's summary row once (SCAN's repeats dropped), chunk by chunk. Leaving
+                  estimated_total: int = 0, match: str | None = None
+                  ) -> Iterator[pd.DataFrame]:
+    """Every key's summary row once (SCAN's repeats dropped), chunk by chunk; ``match``
+    narrows the keys read (see :func:`~memory_core.inventory.walk_batches`). Leaving
     early stops the node readers. Redis faults are raised as they come."""
     seen = SeenKeys()
-    batches = walk_batches(memory, batch_size)
+    batches = walk_batches(memory, batch_size, match)
     try:
         for chunk in summary_chunks(memory, batches, progress, estimated_total, chunk_rows):
             yield chunk[seen.first_time(chunk["contact_id"])].reset_index(drop=True)
@@ -160,13 +162,16 @@ def unique_chunks(memory: SyncBuyerConversationMemory, *, chunk_rows: int = CHUN
 def scan_report(memory: SyncBuyerConversationMemory, *, batch_size: int = DEFAULT_BATCH,
                 chunk_rows: int = CHUNK_ROWS, progress: ProgressCallback | None = None,
                 verify: bool = False, verify_progress: ProgressCallback | None = None,
-                fold: ReportFold | None = None) -> tuple[dict[str, Any], pd.DataFrame]:
+                fold: ReportFold | None = None,
+                each_chunk: Callable[[pd.DataFrame], None] | None = None
+                ) -> tuple[dict[str, Any], pd.DataFrame]:
     """:func:`~memory_core.inventory.summarize_inventory` of every key under the prefix
     and the problem keys (at most ``fold.max_problems``), without holding every row.
 
     The same rows as :func:`~memory_core.inventory.scan_summaries` (``verify`` decodes
     every record too), so the same report. Raises :class:`StoreUnavailable` if Redis
-    cannot be reached.
+    cannot be reached. ``each_chunk`` is handed every chunk (with derived columns) too,
+    for a caller folding more than the report (:mod:`memory_core.breakdown`).
     """
     fold = fold or ReportFold()
     started_ms = time.time_ns() // 1_000_000
@@ -182,7 +187,10 @@ def scan_report(memory: SyncBuyerConversationMemory, *, batch_size: int = DEFAUL
                         verify_progress(before + done, max(estimated_total, before + done))
                 verify_payloads(memory, chunk, counted)
                 verified += len(chunk)
-            fold.add(with_derived_columns(chunk, started_ms), now)
+            chunk = with_derived_columns(chunk, started_ms)
+            fold.add(chunk, now)
+            if each_chunk is not None:
+                each_chunk(chunk)
     except REDIS_FAULTS as exc:
         raise StoreUnavailable(f"Redis unreachable during scan: {exc}") from exc
     return fold.result(now)

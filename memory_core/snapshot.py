@@ -77,6 +77,9 @@ SOON_STEP_HOURS = 6
 PAIR_BINS = 30  # 30 x 30 cells x 5 codec labels stays under Altair's 5,000-row limit
 PAIR_EDGE_QUANTILE = 0.995  # the grid ends here; larger buyers go in the last cell
 RATIO_BINS = 30
+#: Fine steps of a compression ratio per unit: the ratio chart's bin width, ceil(top)/30,
+#: is always a whole number of them.
+RATIO_STEPS = 2 * RATIO_BINS
 HISTORY_STEP = 5
 PAIR_COLUMNS = ("codec", "original_bytes", "stored_bytes", "original_min", "original_max",
                 "stored_min", "stored_max", "buyers", "compression_ratio")
@@ -96,13 +99,20 @@ def codec_labels(values: pd.Series) -> pd.Series:
 
 
 def histogram(values: pd.Series, bins: np.ndarray, groups: pd.Series | None,
-              group_name: str) -> pd.DataFrame:
-    """Counts per bin (and group), empty bins left out: a small frame drawn as bars."""
+              group_name: str, weights: pd.Series | None = None) -> pd.DataFrame:
+    """Counts per bin (and group), empty bins left out: a small frame drawn as bars.
+
+    ``weights``: how many buyers each value stands for (binned inputs folded by
+    :mod:`memory_core.breakdown`); one each when None.
+    """
     frames = []
+    weights = pd.Series(1, index=values.index) if weights is None else weights
     grouped = [("all", values)] if groups is None else [
         (str(name), values[groups == name]) for name in groups.dropna().unique()]
     for name, group in grouped:
-        counts, edges = np.histogram(group.dropna(), bins=bins)
+        group = group.dropna()
+        counts, edges = np.histogram(group, bins=bins, weights=weights[group.index])
+        counts = counts.astype(np.int64)
         frames.append(pd.DataFrame({"bin_start": edges[:-1], "bin_end": edges[1:],
                                     group_name: name, "buyers": counts}))
     result = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
@@ -110,12 +120,30 @@ def histogram(values: pd.Series, bins: np.ndarray, groups: pd.Series | None,
     return result[result["buyers"] > 0].reset_index(drop=True)
 
 
+def ratio_steps(ratios: np.ndarray) -> np.ndarray:
+    """Each compression ratio in whole :data:`RATIO_STEPS` (the fine bins a folded scan
+    counts; the ratio chart's bins are a whole number of them)."""
+    steps: np.ndarray = np.floor(ratios * RATIO_STEPS).astype(np.int64)
+    return steps
+
+
+def ratio_bins(steps: pd.Series, codecs: pd.Series, top: float,
+               weights: pd.Series | None = None) -> pd.DataFrame:
+    """Buyers per compression-ratio bin and codec: 30 bins from 0 to ``ceil(top)`` (the
+    largest ratio, at least 1), counted from fine steps so a table and a folded scan put
+    a ratio on an edge in the same bin."""
+    top = float(np.ceil(max(top, 1.0)))
+    middles = ((steps.astype(np.float64) + 0.5) / RATIO_STEPS).clip(upper=top)
+    return histogram(middles, np.linspace(0, top, RATIO_BINS + 1), codecs, "codec", weights)
+
+
 def ratio_histogram(frame: pd.DataFrame) -> pd.DataFrame:
     """Buyers per compression-ratio bin and codec (30 bins from 0 to the largest ratio)."""
-    ratios = frame["compression_ratio"]
-    top = max(float(ratios.max()) if len(ratios.dropna()) else 1.0, 1.0)
-    bins = np.linspace(0, np.ceil(top), RATIO_BINS + 1)
-    return histogram(ratios, bins, codec_labels(frame["codec"]), "codec")
+    rated = frame[np.isfinite(frame["compression_ratio"].to_numpy(dtype=np.float64))]
+    ratios = rated["compression_ratio"].to_numpy(dtype=np.float64)
+    return ratio_bins(pd.Series(ratio_steps(ratios), index=rated.index),
+                      codec_labels(rated["codec"]),
+                      float(ratios.max()) if len(ratios) else 1.0)
 
 
 def ttl_histogram(ttl_days: pd.Series, config: MemoryConfig) -> tuple[pd.DataFrame, bool]:
@@ -180,20 +208,24 @@ def binned_pairs(frame: pd.DataFrame, bins: int = PAIR_BINS) -> pd.DataFrame:
 
 
 def history_histogram(values: pd.Series, *, step: int, limit: int,
-                      at_least: int) -> pd.DataFrame:
+                      at_least: int, weights: pd.Series | None = None) -> pd.DataFrame:
     """Message counts in bins of ``step`` closed on the right: 46-50 ends at 50.
 
     Counts are whole numbers, so the bin holding exactly the cap ends at the cap line
     instead of starting there. The first bin also holds 0. Values over ``limit`` are
     counted at it. Columns: bin_start, bin_end, buyers (empty bins left out).
     """
-    clipped = values.dropna().clip(upper=limit).to_numpy()
+    present = values.dropna()
+    clipped = present.clip(upper=limit).to_numpy()
     top = max(float(clipped.max()) if len(clipped) else 0.0, float(at_least))
     edges = np.arange(0, top + step, step)
     if edges[-1] < top:
         edges = np.append(edges, edges[-1] + step)
     index = np.maximum(np.searchsorted(edges, clipped, side="left") - 1, 0)
-    counts = np.bincount(index, minlength=len(edges) - 1)[:len(edges) - 1]
+    counts = np.bincount(index, minlength=len(edges) - 1,
+                         weights=None if weights is None else
+                         weights[present.index].to_numpy(dtype=np.float64)
+                         )[:len(edges) - 1].astype(np.int64)
     data = pd.DataFrame({"bin_start": edges[:-1], "bin_end": edges[1:], "buyers": counts})
     return data[data["buyers"] > 0].reset_index(drop=True)
 
@@ -201,7 +233,11 @@ def history_histogram(values: pd.Series, *, step: int, limit: int,
 def category_counts(values: pd.Series) -> pd.Series:
     """Buyers per label, most common first; past :data:`MAX_CATEGORIES` the rest is one
     "other (N values)" entry, so a free-text column draws (and stores) a bounded chart."""
-    counts = value_counts_text(values)
+    return capped_categories(value_counts_text(values))
+
+
+def capped_categories(counts: pd.Series) -> pd.Series:
+    """Buyers per label (most common first) cut as :func:`category_counts` cuts them."""
     if len(counts) > MAX_CATEGORIES:
         rest = counts.iloc[MAX_CATEGORIES - 1:]
         counts = pd.concat([counts.iloc[:MAX_CATEGORIES - 1], pd.Series(
@@ -269,16 +305,25 @@ def build_snapshot(frame: pd.DataFrame, config: MemoryConfig, *, taken_at: datet
                    ) -> Snapshot:
     """The aggregate of a scan's table: counts and bins only, no row of any buyer."""
     buyers = frame[frame["status"] == STATUS_OK]
-    report = summarize_inventory(frame, now=taken_at)
+    charts = chart_inputs(buyers, config)
+    every = {column: label_ranks(buyers[column]) for column in RANKED_COLUMNS}
+    return snapshot_of(summarize_inventory(frame, now=taken_at), charts, every,
+                       taken_at=taken_at, scan_seconds=scan_seconds, dictionary=dictionary)
+
+
+def snapshot_of(report: dict[str, Any], charts: ChartInputs,
+                every_rank: dict[str, dict[str, int]], *, taken_at: datetime,
+                scan_seconds: float, dictionary: DictionaryStatus | None = None) -> Snapshot:
+    """A snapshot of a whole-store report and its chart inputs (a table's or a folded
+    scan's); ``every_rank``: each label's rank among every label of its column."""
+    report = dict(report)
     for name, value in report.items():
         if name.startswith("by_"):
             report[name] = dict(list(value.items())[:MAX_LABELS])
-    charts = chart_inputs(buyers, config)
-    ranks = {}
-    for column in RANKED_COLUMNS:
-        every = label_ranks(buyers[column])
-        ranks[column] = {label: every[label] for label in charts.categories[column].index
-                         if label in every}
+    ranks = {column: {label: every_rank[column][label]
+                      for label in charts.categories[column].index
+                      if label in every_rank[column]}
+             for column in RANKED_COLUMNS}
     return Snapshot(taken_at=taken_at, scan_seconds=float(scan_seconds), report=report,
                     charts=charts, ranks=ranks, dictionary=dictionary)
 
@@ -546,8 +591,14 @@ def store_snapshot(memory: SyncBuyerConversationMemory, frame: pd.DataFrame, *,
     Redis refused or a newer one is there; never raises for a Redis fault (the scan
     itself already succeeded).
     """
-    snapshot = build_snapshot(frame, memory.config, taken_at=taken_at,
-                              scan_seconds=scan_seconds, dictionary=dictionary)
+    return keep_snapshot(memory, build_snapshot(
+        frame, memory.config, taken_at=taken_at, scan_seconds=scan_seconds,
+        dictionary=dictionary))
+
+
+def keep_snapshot(memory: SyncBuyerConversationMemory, snapshot: Snapshot) -> Snapshot | None:
+    """Store ``snapshot`` as the newest, as :func:`store_snapshot` does."""
+    taken_at = snapshot.taken_at
     data = encode_snapshot(snapshot)
     if len(data) > MAX_SNAPSHOT_BYTES:  # cannot happen with the caps above; never store it
         log.warning("inventory snapshot of %d bytes not stored (limit %d)", len(data),

@@ -51,7 +51,7 @@ def test_a_key_scan_returns_twice_is_counted_once(
         memory: SyncBuyerConversationMemory, monkeypatch: pytest.MonkeyPatch) -> None:
     seed_demo_store(memory, count=30)
     once = list(streamed.walk_batches(memory))
-    monkeypatch.setattr(streamed, "walk_batches", lambda memory, size: iter(once + once))
+    monkeypatch.setattr(streamed, "walk_batches", lambda *_: iter(once + once))
     report, _ = scan_report(memory, chunk_rows=4)
     assert comparable(report) == comparable(summarize_inventory(scan_summaries(memory)))
 

@@ -1,0 +1,98 @@
+"""A buyer list read from Redis as it streams: the first rows of any query, and its count.
+
+The overview keeps the first rows of its default lists (:mod:`memory_core.breakdown`);
+a list for a filter, a contact-id search or an expiry window in another order is read
+here instead, with memory bounded by ``limit`` rows and one scan chunk, whatever the
+store's size. A search narrows the keys Redis sends with SCAN MATCH where Redis's glob
+means what the search means (ASCII text, no character class); every key read is still
+checked against the search itself.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from memory_core.breakdown import (
+    EVERY_BUYER,
+    LIST_ROWS,
+    ROW_COLUMNS,
+    BuyerFilter,
+    first_in_order,
+)
+from memory_core.errors import REDIS_FAULTS, StoreUnavailable
+from memory_core.inventory import (
+    MAX_PATTERN_CHARS,
+    ORDER_RECENT,
+    ProgressCallback,
+    contact_id_matches,
+    is_glob,
+    order_key,
+    with_derived_columns,
+)
+from memory_core.report import unique_chunks
+from memory_core.store import SyncBuyerConversationMemory
+
+
+@dataclass(frozen=True)
+class Listing:
+    """The first rows of a buyer list, in its order, and how many buyers matched."""
+
+    rows: pd.DataFrame  # ROW_COLUMNS, at most the limit asked for
+    matching: int
+
+
+def scan_match(memory: SyncBuyerConversationMemory, pattern: str) -> str | None:
+    """A SCAN MATCH pattern for the keys a contact-id search can match, or None to read
+    every key (a class ``[...]``, a backslash or non-ASCII text: Redis's glob would not
+    mean what :func:`~memory_core.inventory.contact_id_matches` means)."""
+    if not pattern or not pattern.isascii() or "\\" in pattern or "[" in pattern:
+        return None
+    return f"{memory.prefix}:{pattern}" if is_glob(pattern) else f"{memory.prefix}:*{pattern}*"
+
+
+def list_buyers(memory: SyncBuyerConversationMemory, chosen: BuyerFilter = EVERY_BUYER, *,
+                pattern: str = "", expires_within_seconds: float | None = None,
+                without_ttl: bool = False, order: str = ORDER_RECENT,
+                limit: int | None = LIST_ROWS,
+                progress: ProgressCallback | None = None) -> Listing:
+    """The buyers matching the filter, the search and the expiry window, in ``order``
+    (ties newest first), cut to ``limit`` rows after sorting (None: every match).
+
+    Raises ValueError for a search longer than
+    :data:`~memory_core.inventory.MAX_PATTERN_CHARS`, StoreUnavailable when Redis cannot
+    be reached.
+    """
+    if len(pattern) > MAX_PATTERN_CHARS:
+        raise ValueError(f"a contact id search is at most {MAX_PATTERN_CHARS} characters, "
+                         f"not {len(pattern)}")
+    order_key(pd.DataFrame(columns=list(ROW_COLUMNS)), order)  # an unknown order: ValueError
+    match = scan_match(memory, pattern)
+    started_ms = time.time_ns() // 1_000_000
+    kept: list[pd.DataFrame] = []
+    matching = 0
+    try:
+        total = int(memory.client.dbsize()) if progress and match is None else 0
+        for chunk in unique_chunks(memory, match=match, estimated_total=total,
+                                   progress=progress if match is None else None):
+            chunk = with_derived_columns(chunk, started_ms)
+            keep = chosen.mask(chunk) & contact_id_matches(chunk["contact_id"], pattern)
+            ttl_ms = chunk["ttl_ms"].to_numpy(dtype=np.int64)
+            if expires_within_seconds is not None:
+                keep = keep & (ttl_ms >= 0) & (ttl_ms < expires_within_seconds * 1000)
+            if without_ttl:
+                keep = keep & (ttl_ms < 0)
+            matching += int(keep.sum())
+            rows = chunk.loc[keep, list(ROW_COLUMNS)]
+            if limit is None:
+                kept.append(rows)
+            else:
+                kept = [first_in_order(pd.concat([*kept, rows]), order, limit)]
+    except REDIS_FAULTS as exc:
+        raise StoreUnavailable(f"Redis unreachable while listing buyers: {exc}") from exc
+    found = pd.concat(kept) if kept else pd.DataFrame(columns=list(ROW_COLUMNS))
+    return Listing(rows=first_in_order(found, order, len(found) or 1).reset_index(drop=True),
+                   matching=matching)
