@@ -21,19 +21,17 @@ from dashboard.overview_model import (
     Figures,
     Filters,
     OverviewModel,
-    build_overview,
     describe_list,
-    list_buyers,
+    figures_of_rows,
 )
 from dashboard.resources import (
     POLL_SECONDS,
     SCAN_CACHE_SECONDS,
     OverviewSource,
+    buyer_list,
     forget_scan,
-    last_scan,
     open_memory,
     overview_model,
-    overview_options,
     overview_source,
     sample_inventory,
 )
@@ -140,7 +138,12 @@ def buyers_section(model: OverviewModel) -> None:
                               help="Every match is sorted first, then the list is cut at "
                                    f"{TABLE_ROWS:,} rows")
     query = BuyerQuery(pattern=pattern, expires=expires, order=ORDERS[order])
-    listed = list_buyers(model, query)
+    try:
+        with st.spinner("Reading the buyers of this list from Redis…"):
+            listed = buyer_list(settings, memory, model, query)
+    except StoreUnavailable as exc:
+        st.error(f"Listing buyers failed: {md(str(exc))}. Use Refresh to try again.")
+        return
     searched = ""
     if pattern:
         how = "matching the glob" if is_glob(pattern) else "containing"
@@ -164,14 +167,14 @@ def buyers_section(model: OverviewModel) -> None:
                 "Last interaction (UTC)", format="YYYY-MM-DD HH:mm", timezone="UTC"),
             "qa_seed": st.column_config.CheckboxColumn("QA seed"),
         })
-    scan = last_scan(settings)
-    stamp = f"-{scan[0]:%Y%m%dT%H%MZ}" if scan else ""
+    stamp = f"-{model.scan.taken_at:%Y%m%dT%H%MZ}"
     st.download_button(
         "Download CSV",
         data=lambda: csv_bytes(listed.export()),  # no cell runs as a formula
         file_name=f"buyers{stamp}.csv", mime="text/csv", icon=":material/download:",
         help=f"All {listed.matching:,} buyers of this list, in its order, with readable "
-             "columns and UTC timestamps; built when you click, not on every refresh")
+             "columns and UTC timestamps; read from Redis when you click, not on every "
+             "refresh")
 
 
 def problems_section(model: OverviewModel) -> None:
@@ -184,8 +187,8 @@ def problems_section(model: OverviewModel) -> None:
                      "contact_id": "Contact id", "status": "Status", "problem": "Problem",
                      "stored_bytes": st.column_config.NumberColumn("Stored (bytes)",
                                                                    format="%,d")})
-    if len(model.problems) > TABLE_ROWS:
-        st.caption(f"Showing the first {TABLE_ROWS:,} of {len(model.problems):,} keys: the "
+    if model.problem_count > TABLE_ROWS:
+        st.caption(f"Showing the first {TABLE_ROWS:,} of {model.problem_count:,} keys: the "
                    "list is capped.")
 
 
@@ -258,13 +261,11 @@ def from_snapshot(source: OverviewSource) -> None:
 
 def from_scan(source: OverviewSource) -> None:
     """The fresh scan: filters, numbers, charts, the buyer list and the problem keys."""
-    frame = source.frame
-    assert frame is not None
-    scan = last_scan(settings)
-    if scan is not None:
-        st.caption(f"Scanned {len(frame):,} keys at {scan[0]:%H:%M:%S} UTC in {scan[1]:.1f} s; "
-                   f"cached for up to {SCAN_CACHE_SECONDS} s.")
-    options = overview_options(settings, frame)
+    scan = source.scan
+    assert scan is not None
+    st.caption(f"Scanned {scan.report['total']:,} keys at {scan.taken_at:%H:%M:%S} UTC in "
+               f"{scan.seconds:.1f} s; cached for up to {SCAN_CACHE_SECONDS} s.")
+    options = scan.breakdown.options()
     with st.container(border=True):
         cols = st.columns([2, 3, 3, 2])
         filters = Filters(
@@ -272,10 +273,9 @@ def from_scan(source: OverviewSource) -> None:
             personas=tuple(cols[1].multiselect("Persona", options["persona"])),
             stages=tuple(cols[2].multiselect("Journey stage", options["journey_stage"])),
             hide_qa=cols[3].toggle("Hide QA seeds", value=False))
-    model = overview_model(settings, memory, frame, filters)
+    model = overview_model(settings, memory, scan, filters)
     figures_section(model, fresh=True)
-    whole = overview_model(settings, memory, frame, Filters())  # the store, not the filter
-    dictionary_section(source.dictionary, whole.report["stored_bytes_by_dictionary"],
+    dictionary_section(source.dictionary, scan.report["stored_bytes_by_dictionary"],
                        access, memory)
     charts_section(model)
     buyers_section(model)
@@ -328,7 +328,7 @@ def from_sample(draws: int) -> None:
     storage[2].metric("No TTL", shown("no TTL"))
     storage[3].metric("Corrupt / foreign", shown("corrupt, foreign or unreadable"))
     drawn = sample.unique_rows
-    model = build_overview(drawn, Filters(), memory.config)
+    model = figures_of_rows(drawn, memory.config)
     st.caption(f"The charts show the {model.buyers:,} buyers drawn: their shapes estimate "
                "the store's, their counts are the sample's.")
     charts_section(model)
@@ -347,7 +347,7 @@ def first_source() -> OverviewSource | None:
 
 draws = sample_draws() if sampled else None
 source = None if draws else first_source()
-refreshing = source is not None and source.frame is None and not source.error
+refreshing = source is not None and source.scan is None and not source.error
 
 
 @st.fragment(run_every=POLL_SECONDS if refreshing else SCAN_CACHE_SECONDS if auto else None)
@@ -356,7 +356,7 @@ def overview() -> None:
     current = first_source()
     if current is None:
         return
-    if current.frame is None:
+    if current.scan is None:
         from_snapshot(current)
     elif refreshing:
         st.rerun()  # the scan finished: draw it, and stop polling every second

@@ -51,7 +51,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_inventory import fill, scan_in_child
+from bench_inventory import fill, overview_in_child
 from playwright.sync_api import Browser, Page, sync_playwright
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
@@ -260,7 +260,7 @@ def scale_main(args: argparse.Namespace) -> None:
     try:
         for buyers in sizes:
             fill(server.url, buyers, with_yardstick=False)
-            scan = scan_in_child(server.url, 1000, snapshot=True)
+            scan = overview_in_child(server.url, snapshot=True)
             first_page = buyers in args.first_page_buyers
             runs = []  # a fresh dashboard process each; the last also measures sessions
             for run in range(args.first_page_repeats if first_page else 1):

@@ -49,13 +49,25 @@ started = time.perf_counter()
 frame = scan_summaries(memory, batch_size={batch})
 report = summarize_inventory(frame)
 seconds = time.perf_counter() - started
-if {snapshot}:  # keep the aggregate, as a dashboard's scan does
-    from datetime import UTC, datetime
-    from memory_core.snapshot import store_snapshot
-    store_snapshot(memory, frame, taken_at=datetime.now(UTC), scan_seconds=seconds)
 print(json.dumps({{"seconds": seconds, "rows": len(frame),
                   "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                   "frame_mb": frame.memory_usage(deep=True).sum() / 2**20}}))
+"""
+
+
+_OVERVIEW_CHILD = """
+import json, resource, sys, time
+sys.path.insert(0, {root!r})
+from memory_core import SyncBuyerConversationMemory
+from memory_core.breakdown import scan_overview
+memory = SyncBuyerConversationMemory.from_url({url!r})
+scan = scan_overview(memory)
+if {snapshot}:  # keep the aggregate, as a dashboard's scan does
+    from memory_core.snapshot import keep_snapshot
+    keep_snapshot(memory, scan.snapshot())
+print(json.dumps({{"seconds": scan.seconds, "rows": scan.report["total"],
+                  "cells": len(scan.breakdown.cells),
+                  "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
 """
 
 
@@ -121,10 +133,19 @@ def fill(url: str, buyers: int, with_yardstick: bool) -> None:
     client.close()
 
 
-def scan_in_child(url: str, batch: int, snapshot: bool = False) -> dict[str, float]:
-    """Scan and summarise in a fresh process; ``snapshot``: also store the overview's
-    snapshot (``<prefix>.snapshot``) of that scan, as a dashboard would."""
-    code = _SCAN_CHILD.format(root=str(ROOT), url=url, batch=batch, snapshot=snapshot)
+def scan_in_child(url: str, batch: int) -> dict[str, float]:
+    """Scan into a table (a row per key) and summarise it, in a fresh process."""
+    code = _SCAN_CHILD.format(root=str(ROOT), url=url, batch=batch)
+    output = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                            text=True).stdout
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def overview_in_child(url: str, snapshot: bool = False) -> dict[str, float]:
+    """The dashboard's exact overview scan (folded per filter cell, no row per buyer) in
+    a fresh process; ``snapshot``: also store its snapshot (``<prefix>.snapshot``), as a
+    dashboard does."""
+    code = _OVERVIEW_CHILD.format(root=str(ROOT), url=url, snapshot=snapshot)
     output = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
                             text=True).stdout
     return json.loads(output.strip().splitlines()[-1])

@@ -49,7 +49,14 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import redis
-from bench_inventory import encoded_pool, fill, report_in_child, scan_in_child, write_buyers
+from bench_inventory import (
+    encoded_pool,
+    fill,
+    overview_in_child,
+    report_in_child,
+    scan_in_child,
+    write_buyers,
+)
 from redis.crc import key_slot
 
 from memory_core import MemoryConfig, SyncBuyerConversationMemory
@@ -181,7 +188,11 @@ def measure_size(target: Target, buyers: int, batch: int) -> dict[str, Any]:
     streamed = report_in_child(server.url, batch)
     result.update(report_seconds=round(streamed["seconds"], 2),
                   report_peak_rss_mb=round(streamed["maxrss_mb"]))
-    for rows in (result["rows"], int(streamed["rows"])):
+    overview = overview_in_child(server.url)
+    result.update(overview_seconds=round(overview["seconds"], 2),
+                  overview_peak_rss_mb=round(overview["maxrss_mb"]),
+                  overview_cells=int(overview["cells"]))
+    for rows in (result["rows"], int(streamed["rows"]), int(overview["rows"])):
         if rows != buyers:
             raise RuntimeError(f"the scan found {rows:,} keys, not {buyers:,}")
     return result
@@ -198,6 +209,7 @@ def _dbsize(port: int) -> int:
 def print_inventory_header() -> None:
     print(f"{'topology':>10} {'buyers':>10} {'fill s':>7} {'scan+summary s':>15} "
           f"{'peak RSS MB':>12} {'table MB':>9} {'CLI report s':>13} {'its RSS MB':>11} "
+          f"{'overview s':>11} {'its RSS MB':>11} "
           f"{'used_memory MB':>15} {'B/buyer':>8} {'replicas B/buyer':>17}")
 
 
@@ -207,6 +219,8 @@ def print_inventory_row(row: dict[str, Any]) -> None:
           f"{row['scan_seconds']:>15.2f} {row['peak_rss_mb']:>12,} {row['table_mb']:>9.1f} "
           f"{row.get('report_seconds', float('nan')):>13.2f} "
           f"{row.get('report_peak_rss_mb', 0):>11,} "
+          f"{row.get('overview_seconds', float('nan')):>11.2f} "
+          f"{row.get('overview_peak_rss_mb', 0):>11,} "
           f"{row['used_memory_bytes'] / 2**20:>15,.0f} {row['bytes_per_buyer']:>8,.0f} "
           f"{'-' if replicas is None else f'{replicas:,.0f}':>17}", flush=True)
 

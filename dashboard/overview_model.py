@@ -1,16 +1,21 @@
 """Everything the overview draws, computed once per scan and filter choice.
 
-The page is re-run on every interaction and by every session; with 100k buyers the
-filtering, counting and chart building take a few hundred milliseconds, so the result is
-built here as plain data and cached by (scan, filters) in :mod:`dashboard.resources`.
+The exact overview comes from a folded scan (:class:`memory_core.breakdown.OverviewScan`):
+counts per filter cell and fine bins, never a row per buyer, so a filter recounts every
+figure from a few thousand numbers (cached by (scan, filters) in
+:mod:`dashboard.resources`).
 
-The buyer list under the charts (search, expiry window, order) is cheap by comparison,
-vectorised over the cached rows on each run: :func:`list_buyers` sorts every match
-before cutting to :data:`TABLE_ROWS`, and says how many it shows of how many.
+The buyer list under the charts shows at most :data:`TABLE_ROWS` buyers, sorted before the
+cut: the scan keeps the first rows of each order (the list as the page opens, and the
+soonest-expiring buyers of any expiry window); any other list (a filter, a search, an
+expiry window in another order) is read from Redis again by
+:func:`memory_core.listing.list_buyers`, keeping only its first rows. The CSV reads every
+match when it is asked for.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -19,30 +24,25 @@ import numpy as np
 import pandas as pd
 
 from dashboard import charts
-from memory_core.admin import frame_for_export
+from memory_core.breakdown import LIST_ROWS, BreakdownFold, BuyerFilter, OverviewScan
 from memory_core.config import MemoryConfig
 from memory_core.inventory import (
     ORDER_EXPIRING,
     ORDER_LARGEST,
     ORDER_RECENT,
-    PROBLEM_STATUSES,
+    STATUS_LEGACY,
     STATUS_OK,
     display_id,
-    find_buyers,
-    problem_records,
-    summarize_inventory,
 )
-from memory_core.snapshot import Snapshot, chart_inputs
+from memory_core.listing import Listing
+from memory_core.listing import list_buyers as read_buyer_list
+from memory_core.snapshot import Snapshot
+from memory_core.store import SyncBuyerConversationMemory
 
-TABLE_ROWS = 1000
-FILTER_COLUMNS = ("temperature", "persona", "journey_stage")
-#: Columns of a buyer the list and its CSV need (the export columns and the expiry).
-_ROW_COLUMNS = ("contact_id", "status", "temperature", "persona", "journey_stage",
-                "message_count", "stored_bytes", "original_bytes", "compression_ratio",
-                "codec", "key_id", "ttl_days", "ttl_ms", "expires_at", "last_interaction",
-                "last_interaction_epoch", "revision", "qa_seed")
-#: Columns whose colours are handed out from the unfiltered labels.
-_COLOURED_COLUMNS = ("persona", "journey_stage", "schema_version")
+TABLE_ROWS = LIST_ROWS
+
+#: The operator's filters; an empty tuple means 'all'.
+Filters = BuyerFilter
 
 #: The buyer list's orders, as the page offers them.
 ORDERS = {"Most recent first": ORDER_RECENT, "Soonest expiry first": ORDER_EXPIRING,
@@ -64,31 +64,28 @@ EXPIRY_WINDOWS: dict[str, tuple[float | None, bool]] = {
 
 
 @dataclass(frozen=True)
-class Filters:
-    """The operator's choice; an empty tuple means 'all'."""
+class Figures:
+    """The overview's numbers and charts: a folded scan's for a filter, or a snapshot's."""
 
-    temperatures: tuple[str, ...] = ()
-    personas: tuple[str, ...] = ()
-    stages: tuple[str, ...] = ()
-    hide_qa: bool = False
-
-
-@dataclass(frozen=True)
-class OverviewModel:
     buyers: int
     report: dict[str, Any]
     unreadable: int
     legacy: int
-    problems: pd.DataFrame
     charts: dict[str, dict[str, Any]]  # Vega-Lite specs, data inline; draw copies
     bytes_note: str  # what the original-vs-stored chart shows, under it
-    table: pd.DataFrame  # every matching buyer, newest first, export columns
-    shown: pd.DataFrame  # the first TABLE_ROWS of it, as the table shows them
     #: Readable buyers in the whole store, whatever the filters: 0 means an empty store,
     #: not a filter that matches nobody.
     stored_buyers: int
-    #: ``table`` plus what the buyer list sorts and filters on (TTL, expiry time).
-    rows: pd.DataFrame
+
+
+@dataclass(frozen=True)
+class OverviewModel(Figures):
+    """A fresh scan's figures for a filter, and what its buyer list needs."""
+
+    problems: pd.DataFrame  # keys that are no readable buyer, at most MAX_PROBLEMS
+    problem_count: int  # every such key, listed or not
+    scan: OverviewScan
+    filters: BuyerFilter
 
 
 @dataclass(frozen=True)
@@ -106,77 +103,20 @@ class BuyerList:
 
     shown: pd.DataFrame  # at most TABLE_ROWS rows, display columns
     matching: int  # rows matching the query, all of them in the CSV
-    positions: np.ndarray  # of every match in ``rows``, in the chosen order
-    rows: pd.DataFrame  # the model's rows, shared: read only
+    #: Every match, in order, as the CSV has it: read from Redis when called.
+    export: Callable[[], pd.DataFrame]
 
     @property
     def capped(self) -> bool:
         return self.matching > len(self.shown)
 
-    def export(self) -> pd.DataFrame:
-        """Every match, in order, as the CSV has it (built when asked, not on each run)."""
-        return export_frame(self.rows.iloc[self.positions])
 
-
-def filter_options(frame: pd.DataFrame) -> dict[str, list[str]]:
-    """Values each filter can take, from the readable records."""
-    buyers = frame[frame["status"] == STATUS_OK]
-    return {column: sorted(buyers[column].astype(str).unique()) for column in FILTER_COLUMNS}
-
-
-def apply_filters(frame: pd.DataFrame, filters: Filters) -> pd.DataFrame:
-    """Buyers (readable records) matching the filters."""
-    rows = frame[frame["status"] == STATUS_OK]
-    for column, chosen in zip(FILTER_COLUMNS, (filters.temperatures, filters.personas,
-                                               filters.stages), strict=True):
-        if chosen:
-            rows = rows[rows[column].astype(str).isin(chosen)]
-    if filters.hide_qa:
-        rows = rows[~rows["qa_seed"]]
-    return rows
-
-
-def colour_maps(frame: pd.DataFrame) -> dict[str, dict[str, str]]:
-    """Colour per label of each charted column, from every readable buyer (no filter)."""
-    buyers = frame[frame["status"] == STATUS_OK]
-    maps = {column: charts.category_colors(buyers[column]) for column in _COLOURED_COLUMNS}
-    maps["temperature"] = charts.TEMPERATURE_COLORS
-    maps["codec"] = charts.CODEC_COLORS
-    return maps
-
-
-def build_charts(buyers: pd.DataFrame, config: MemoryConfig,
-                 colours: dict[str, dict[str, str]] | None = None
-                 ) -> dict[str, dict[str, Any]]:
-    """Every chart's spec; ``colours`` from :func:`colour_maps` of the unfiltered table."""
-    if buyers.empty:
-        return {}
-    colours = colours if colours is not None else colour_maps(buyers)
-    return charts.draw_charts(chart_inputs(buyers, config), config, colours)
-
-
-@dataclass(frozen=True)
-class Figures:
-    """The overview's numbers and charts without any buyer row: drawn from a snapshot.
-
-    The same names as :class:`OverviewModel`, so the page draws either one the same way.
-    """
-
-    buyers: int
-    report: dict[str, Any]
-    unreadable: int
-    legacy: int
-    charts: dict[str, dict[str, Any]]
-    bytes_note: str
-    stored_buyers: int
-
-
-def snapshot_colours(snapshot: Snapshot) -> dict[str, dict[str, str]]:
-    """Colours of the snapshot's labels, handed out by their rank as :func:`colour_maps`
-    does from a table: a label has the same colour from a snapshot and from a scan."""
+def colours_of(ranks: dict[str, dict[str, int]]) -> dict[str, dict[str, str]]:
+    """Colours of the charted labels, handed out by their rank among every label of the
+    column (sorted): a label keeps its colour under any filter, scan or snapshot."""
     palette = charts.CATEGORY_PALETTE
-    maps = {column: {label: palette[rank % len(palette)] for label, rank in ranks.items()}
-            for column, ranks in snapshot.ranks.items()}
+    maps = {column: {label: palette[rank % len(palette)] for label, rank in labels.items()}
+            for column, labels in ranks.items()}
     maps["temperature"] = charts.TEMPERATURE_COLORS
     maps["codec"] = charts.CODEC_COLORS
     return maps
@@ -189,25 +129,40 @@ def figures_from_snapshot(snapshot: Snapshot, config: MemoryConfig) -> Figures:
     return Figures(
         buyers=buyers, report=report, unreadable=int(report["corrupt"]),
         legacy=int(report["legacy"]),
-        charts=charts.draw_charts(snapshot.charts, config, snapshot_colours(snapshot))
+        charts=charts.draw_charts(snapshot.charts, config, colours_of(snapshot.ranks))
         if buyers else {},
         bytes_note=bytes_note(config), stored_buyers=buyers)
 
 
-def build_overview(frame: pd.DataFrame, filters: Filters, config: MemoryConfig) -> OverviewModel:
-    buyers = apply_filters(frame, filters)
-    problems = problem_records(frame)
-    unreadable = int(problems["status"].isin(PROBLEM_STATUSES).sum())
-    rows = buyers[list(_ROW_COLUMNS)]
-    rows = rows.iloc[find_buyers(rows, order=ORDER_RECENT)]  # the list's default order
-    table = frame_for_export(rows)
+def build_overview(scan: OverviewScan, filters: Filters, config: MemoryConfig) -> OverviewModel:
+    """The figures of a folded scan for ``filters`` (a few thousand numbers summed)."""
+    breakdown = scan.breakdown
+    report, inputs = breakdown.figures(filters)
+    whole = scan.report
     return OverviewModel(
-        buyers=len(buyers), report=summarize_inventory(buyers), unreadable=unreadable,
-        legacy=len(problems) - unreadable, problems=problems,
-        charts=build_charts(buyers, config, colour_maps(frame)),
-        bytes_note=bytes_note(config), table=table,
-        shown=display_rows(rows.head(TABLE_ROWS)),
-        stored_buyers=int((frame["status"] == STATUS_OK).sum()), rows=rows)
+        buyers=int(report["buyers"]), report=report, unreadable=int(whole["corrupt"]),
+        legacy=int(whole["legacy"]),
+        charts=charts.draw_charts(inputs, config, colours_of(breakdown.label_ranks()))
+        if inputs.buyers else {},
+        bytes_note=bytes_note(config), stored_buyers=int(whole["buyers"]),
+        problems=scan.problems, problem_count=int(whole["corrupt"]) + int(whole["legacy"]),
+        scan=scan, filters=filters)
+
+
+def figures_of_rows(rows: pd.DataFrame, config: MemoryConfig) -> Figures:
+    """The figures of a few scanned rows (a sample's drawn buyers), folded as a scan is."""
+    fold = BreakdownFold(config)
+    fold.add(rows)
+    breakdown = fold.result()
+    report, inputs = breakdown.figures()
+    problems = rows["status"] != STATUS_OK
+    legacy = int((rows["status"] == STATUS_LEGACY).sum())
+    return Figures(
+        buyers=int(report["buyers"]), report=report,
+        unreadable=int(problems.sum()) - legacy, legacy=legacy,
+        charts=charts.draw_charts(inputs, config, colours_of(breakdown.label_ranks()))
+        if inputs.buyers else {},
+        bytes_note=bytes_note(config), stored_buyers=int(report["buyers"]))
 
 
 def display_rows(rows: pd.DataFrame) -> pd.DataFrame:
@@ -218,34 +173,61 @@ def display_rows(rows: pd.DataFrame) -> pd.DataFrame:
         "contact_id": rows["contact_id"].map(display_id),
         "temperature": rows["temperature"].astype(str),
         "persona": rows["persona"].astype(str),
-        "message_count": rows["message_count"],
-        "stored_bytes": rows["stored_bytes"],
-        "compression_ratio": rows["compression_ratio"],
+        "message_count": rows["message_count"].astype(np.int64),
+        "stored_bytes": rows["stored_bytes"].astype(np.int64),
+        "compression_ratio": rows["compression_ratio"].astype(np.float64),
         "expires_in": charts.human_durations(
             pd.Series(np.where(ttl_seconds >= 0, ttl_seconds, np.nan), index=rows.index)
         ).where(ttl_seconds >= 0, "never (no TTL)"),
         "expires_at": rows["expires_at"],
         "last_interaction": rows["last_interaction"],
-        "qa_seed": rows["qa_seed"],
+        "qa_seed": rows["qa_seed"].astype(bool),
     }, index=rows.index)
 
 
-def list_buyers(model: OverviewModel, query: BuyerQuery) -> BuyerList:
+def kept_list(model: OverviewModel, query: BuyerQuery) -> Listing | None:
+    """The list from the rows the scan kept, when they hold it: no filter, no search, and
+    any expiry, no TTL, or a window of the soonest-expiring buyers. None otherwise."""
+    within, never = EXPIRY_WINDOWS[query.expires]
+    if model.filters.narrows or query.pattern or (
+            within is not None and query.order != ORDER_EXPIRING):
+        return None
+    breakdown = model.scan.breakdown
+    if never:
+        return Listing(rows=breakdown.first_rows(query.order, without_ttl=True),
+                       matching=int(model.report["ttl"]["no_ttl"]))
+    rows = breakdown.first_rows(query.order)
+    if within is None:
+        return Listing(rows=rows, matching=model.buyers)
+    ttl_ms = rows["ttl_ms"].to_numpy(dtype=np.int64)
+    return Listing(rows=rows[(ttl_ms >= 0) & (ttl_ms < within * 1000)],
+                   matching=breakdown.expiring_within(within))
+
+
+def list_buyers(memory: SyncBuyerConversationMemory, model: OverviewModel,
+                query: BuyerQuery) -> BuyerList:
     """The buyer list for ``query``: every match sorted first, then cut to TABLE_ROWS.
 
     Sorting before the cut is the point: the table once held the 1,000 newest buyers and
-    sorting that by TTL showed 1 of 5 expiring ones. Raises ValueError for a search over
-    :data:`memory_core.inventory.MAX_PATTERN_CHARS`.
+    sorting that by TTL showed 1 of 5 expiring ones. Lists the scan did not keep are read
+    from Redis (StoreUnavailable when it cannot be reached). Raises ValueError for a
+    search over :data:`memory_core.inventory.MAX_PATTERN_CHARS`.
     """
-    rows = model.rows
     within, never = EXPIRY_WINDOWS[query.expires]
-    positions = find_buyers(rows, pattern=query.pattern, expires_within_seconds=within,
-                            without_ttl=never, order=query.order)
-    if query == BuyerQuery() and len(positions) == len(rows):
-        shown = model.shown  # the default view: built once with the model
-    else:
-        shown = display_rows(rows.iloc[positions[:TABLE_ROWS]])
-    return BuyerList(shown=shown, matching=len(positions), positions=positions, rows=rows)
+    found = kept_list(model, query)
+    if found is None:
+        found = read_buyer_list(memory, model.filters, pattern=query.pattern,
+                                expires_within_seconds=within, without_ttl=never,
+                                order=query.order, limit=TABLE_ROWS)
+
+    def export() -> pd.DataFrame:
+        every = read_buyer_list(memory, model.filters, pattern=query.pattern,
+                                expires_within_seconds=within, without_ttl=never,
+                                order=query.order, limit=None)
+        return export_frame(every.rows)
+
+    return BuyerList(shown=display_rows(found.rows.head(TABLE_ROWS)),
+                     matching=found.matching, export=export)
 
 
 def _narrowing(query: BuyerQuery) -> str:
@@ -298,8 +280,8 @@ def export_frame(rows: pd.DataFrame) -> pd.DataFrame:
     out = rows[list(EXPORT_COLUMNS)].copy()
     out["compression_ratio"] = out["compression_ratio"].round(2)
     for column in ("expires_at", "last_interaction"):
-        out[column] = out[column].dt.strftime(_ISO_UTC).astype(object).where(
-            out[column].notna(), "")
+        times = pd.to_datetime(out[column], utc=True)  # an empty list has no dtype yet
+        out[column] = times.dt.strftime(_ISO_UTC).astype(object).where(times.notna(), "")
     for column in ("temperature", "persona", "journey_stage", "status", "codec", "key_id"):
         out[column] = out[column].astype(str)
     return out.rename(columns=EXPORT_COLUMNS)

@@ -19,14 +19,17 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.overview_model import (
+    BuyerList,
+    BuyerQuery,
     Figures,
     Filters,
     OverviewModel,
     build_overview,
     figures_from_snapshot,
-    filter_options,
+    list_buyers,
 )
 from dashboard.settings import DashboardSettings, load_settings
+from memory_core.breakdown import OverviewScan, scan_overview
 from memory_core.config import MemoryConfig, load_config
 from memory_core.connection import parse_target
 from memory_core.demo import seed_demo_store
@@ -34,7 +37,7 @@ from memory_core.dictionary_use import DictionaryStatus, dictionary_status
 from memory_core.errors import StoreUnavailable
 from memory_core.inventory import timed_scan
 from memory_core.sampling import Sample, check_draws, sample_summaries
-from memory_core.snapshot import Snapshot, read_snapshot, store_snapshot
+from memory_core.snapshot import Snapshot, keep_snapshot, read_snapshot
 from memory_core.store import SyncBuyerConversationMemory
 
 log = logging.getLogger(__name__)
@@ -64,10 +67,14 @@ class _ScanSlot:
     """The latest scan of one Redis; a lock so concurrent sessions share one scan."""
 
     lock: threading.Lock = field(default_factory=threading.Lock)
-    frame: pd.DataFrame | None = None
-    #: The overview of ``frame`` without filters, built by the scan itself: the first
-    #: page after a scan of a million buyers would otherwise spend 2-3 s building it.
+    #: The overview's scan, folded: counts per filter cell, no row per buyer.
+    overview: OverviewScan | None = None
+    #: Its figures without filters, built by the scan itself, so the first page after a
+    #: scan only draws them.
     unfiltered: OverviewModel | None = None
+    #: A row per key, for the pages that act on keys (QA seeds, problem keys): scanned
+    #: only when one of them is opened.
+    frame: pd.DataFrame | None = None
     scanned_at: datetime | None = None
     scan_seconds: float = 0.0
     #: The dictionary at the scan and a fresh one's estimated saving, made once by the
@@ -123,37 +130,63 @@ def _scan_slot(url: str, config_path: str | None) -> _ScanSlot:
         return slot
 
 
+def _progress_bar(show: bool) -> tuple[Callable[[int, int], None], Callable[[], None],
+                                         Callable[[], object]]:
+    """A progress bar for a scan in the page's thread: (progress, estimating, done). Only
+    for scans of more than 5,000 keys: a small store's scan takes a blink."""
+    bar = st.empty()
+    shown = [False]
+
+    def progress(done: int, total: int) -> None:
+        if show and total > 5000:
+            shown[0] = True
+            bar.progress(min(done / total, 1.0), text=f"Scanning keys: {done:,} of ~{total:,}")
+
+    def estimating() -> None:
+        if shown[0]:
+            bar.progress(1.0, text="Estimating what a new compression dictionary would "
+                                   "save…")
+
+    return progress, estimating, bar.empty
+
+
 def scan_inventory(settings: DashboardSettings, memory: SyncBuyerConversationMemory,
                    show_progress: bool = True) -> pd.DataFrame:
-    """The inventory table, from cache when fresh; a progress bar while a scan runs.
-
-    The frame is shared by every session until the next scan: treat it as read-only.
+    """A row per key (for the pages that act on keys), from cache when fresh; a progress
+    bar while a scan runs. Shared by every session until the next scan: read only.
     """
     slot = _scan_slot(settings.redis_url, settings.config_path)
     with slot.lock:
         if slot.frame is None:
-            bar = st.empty()
-            shown = [False]
+            progress, _, done = _progress_bar(show_progress)
+            try:
+                frame, seconds = timed_scan(memory, progress=progress)
+            finally:
+                done()
+            slot.frame = frame
+            _finished(slot, datetime.now(UTC), seconds)
+        return slot.frame
 
-            def progress(done: int, total: int) -> None:
-                if show_progress and total > 5000:
-                    shown[0] = True
-                    bar.progress(min(done / total, 1.0),
-                                 text=f"Scanning keys: {done:,} of ~{total:,}")
 
-            def estimating() -> None:
-                if shown[0]:  # a small store's scan and estimate take a blink: no bar
-                    bar.progress(1.0, text="Estimating what a new compression dictionary "
-                                           "would save…")
-
+def scan_for_overview(settings: DashboardSettings, memory: SyncBuyerConversationMemory
+                      ) -> OverviewScan:
+    """The overview's folded scan, from cache when fresh; a progress bar while it runs."""
+    slot = _scan_slot(settings.redis_url, settings.config_path)
+    with slot.lock:
+        if slot.overview is None:
+            progress, estimating, done = _progress_bar(True)
             try:
                 _scan_into(slot, memory, progress, estimating)
             finally:
-                bar.empty()
-        frame = slot.frame
-        if frame is None:  # _scan_into sets it or raises
-            raise RuntimeError("the inventory scan finished without a table")
-        return frame  # shared by every session: read it, never modify it
+                done()
+        if slot.overview is None:  # _scan_into sets it or raises
+            raise RuntimeError("the inventory scan finished without a result")
+        return slot.overview
+
+
+def _finished(slot: _ScanSlot, taken_at: datetime, seconds: float) -> None:
+    slot.scan_seconds, slot.scanned_at = seconds, taken_at
+    slot.finished_at = time.monotonic()
 
 
 def _scan_into(slot: _ScanSlot, memory: SyncBuyerConversationMemory,
@@ -161,17 +194,15 @@ def _scan_into(slot: _ScanSlot, memory: SyncBuyerConversationMemory,
                estimating: Callable[[], None] | None = None) -> None:
     """Scan (caller holds ``slot.lock``), estimate a fresh dictionary's saving once,
     keep both, and store them as the snapshot. The estimate never fails the scan."""
-    started = datetime.now(UTC)
-    frame, seconds = timed_scan(memory, progress=progress)
+    scan = scan_overview(memory, progress=progress)
     if estimating is not None:
         estimating()
     dictionary = dictionary_status(memory)
-    store_snapshot(memory, frame, taken_at=started, scan_seconds=seconds,
-                   dictionary=dictionary)
-    slot.unfiltered = build_overview(frame, Filters(), memory.config)
+    keep_snapshot(memory, scan.snapshot(dictionary))
+    slot.unfiltered = build_overview(scan, Filters(), memory.config)
     slot.dictionary = dictionary
-    slot.frame, slot.scan_seconds, slot.scanned_at = frame, seconds, datetime.now(UTC)
-    slot.finished_at = time.monotonic()
+    slot.overview = scan
+    _finished(slot, datetime.now(UTC), scan.seconds)
 
 
 #: A snapshot is drawn first only when the last scan took at least this long: a faster
@@ -185,7 +216,7 @@ POLL_SECONDS = 1.0
 class OverviewSource:
     """What the overview draws now: a fresh scan, or a snapshot while one runs."""
 
-    frame: pd.DataFrame | None  # the fresh scan; None while drawing from the snapshot
+    scan: OverviewScan | None  # the fresh scan; None while drawing from the snapshot
     snapshot: Snapshot | None = None
     figures: Figures | None = None
     progress: tuple[int, int] = (0, 0)
@@ -202,17 +233,17 @@ def overview_source(settings: DashboardSettings, memory: SyncBuyerConversationMe
     Raises StoreUnavailable when a scan in the foreground cannot reach Redis.
     """
     slot = _scan_slot(settings.redis_url, settings.config_path)
-    if slot.frame is not None:
-        return OverviewSource(frame=slot.frame, dictionary=slot.dictionary)
+    if slot.overview is not None:
+        return OverviewSource(scan=slot.overview, dictionary=slot.dictionary)
     snapshot, figures = _slot_snapshot(slot, settings, memory)
     if snapshot is None or figures is None or (
             snapshot.scan_seconds < BACKGROUND_AFTER_SECONDS and not slot.scanning):
-        frame = scan_inventory(settings, memory)
-        return OverviewSource(frame=frame, dictionary=slot.dictionary)
+        scan = scan_for_overview(settings, memory)
+        return OverviewSource(scan=scan, dictionary=slot.dictionary)
     _start_background_scan(slot, memory)
-    if slot.frame is not None:  # finished meanwhile
-        return OverviewSource(frame=slot.frame, dictionary=slot.dictionary)
-    return OverviewSource(frame=None, snapshot=snapshot, figures=figures,
+    if slot.overview is not None:  # finished meanwhile
+        return OverviewSource(scan=slot.overview, dictionary=slot.dictionary)
+    return OverviewSource(scan=None, snapshot=snapshot, figures=figures,
                           progress=slot.progress, error=slot.error,
                           dictionary=snapshot.dictionary)
 
@@ -246,7 +277,7 @@ def _start_background_scan(slot: _ScanSlot, memory: SyncBuyerConversationMemory)
     only fills the slot, which the page reads on its next run.
     """
     with slot.starting:
-        if slot.thread is not None or slot.frame is not None:
+        if slot.thread is not None or slot.overview is not None:
             return
 
         def progress(done: int, total: int) -> None:
@@ -255,7 +286,7 @@ def _start_background_scan(slot: _ScanSlot, memory: SyncBuyerConversationMemory)
         def run() -> None:
             try:
                 with slot.lock:
-                    if slot.frame is None:
+                    if slot.overview is None:
                         _scan_into(slot, memory, progress)
             except StoreUnavailable as exc:
                 slot.error = str(exc)
@@ -306,35 +337,34 @@ def sample_inventory(settings: DashboardSettings, memory: SyncBuyerConversationM
 
 
 @st.cache_resource(ttl=SCAN_CACHE_SECONDS, max_entries=64, show_spinner=False)
-def _overview_model(source: tuple[str, str | None, datetime | None], filters: Filters,
-                    _frame: pd.DataFrame, _config: MemoryConfig) -> OverviewModel:
-    return build_overview(_frame, filters, _config)
-
-
-@st.cache_resource(ttl=SCAN_CACHE_SECONDS, max_entries=8, show_spinner=False)
-def _filter_options(source: tuple[str, str | None, datetime | None],
-                    _frame: pd.DataFrame) -> dict[str, list[str]]:
-    return filter_options(_frame)
-
-
-def overview_options(settings: DashboardSettings, frame: pd.DataFrame) -> dict[str, list[str]]:
-    """Filter choices for this scan, computed once per scan."""
-    return _filter_options(_scan_source(settings), frame)
+def _overview_model(source: tuple[str, str | None, datetime], filters: Filters,
+                    _scan: OverviewScan, _config: MemoryConfig) -> OverviewModel:
+    return build_overview(_scan, filters, _config)
 
 
 def overview_model(settings: DashboardSettings, memory: SyncBuyerConversationMemory,
-                   frame: pd.DataFrame, filters: Filters) -> OverviewModel:
+                   scan: OverviewScan, filters: Filters) -> OverviewModel:
     """What the overview draws for this scan and these filters, computed once for all."""
     slot = _scan_slot(settings.redis_url, settings.config_path)
-    if filters == Filters() and slot.frame is frame and slot.unfiltered is not None:
+    if filters == Filters() and slot.overview is scan and slot.unfiltered is not None:
         return slot.unfiltered
-    return _overview_model(_scan_source(settings), filters, frame, memory.config)
+    return _overview_model((settings.redis_url, settings.config_path, scan.taken_at),
+                           filters, scan, memory.config)
 
 
-def _scan_source(settings: DashboardSettings) -> tuple[str, str | None, datetime | None]:
-    """Which scan a derived result belongs to: Redis, config, and when it was scanned."""
-    scan = last_scan(settings)
-    return settings.redis_url, settings.config_path, scan[0] if scan else None
+@st.cache_resource(ttl=SCAN_CACHE_SECONDS, max_entries=32, show_spinner=False)
+def _buyer_list(source: tuple[str, str | None, datetime], filters: Filters,
+                query: BuyerQuery, _memory: SyncBuyerConversationMemory,
+                _model: OverviewModel) -> BuyerList:
+    return list_buyers(_memory, _model, query)
+
+
+def buyer_list(settings: DashboardSettings, memory: SyncBuyerConversationMemory,
+               model: OverviewModel, query: BuyerQuery) -> BuyerList:
+    """The buyer list for this scan, filters and query, read once for every session
+    within the cache period (a list the scan did not keep reads Redis again)."""
+    return _buyer_list((settings.redis_url, settings.config_path, model.scan.taken_at),
+                       model.filters, query, memory, model)
 
 
 def remember_flash(kind: FlashKind, message: str) -> None:

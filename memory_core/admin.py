@@ -20,7 +20,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-import pandas as pd
 import redis
 import yaml
 import zstandard
@@ -508,14 +507,6 @@ def seed_generated(memory: SyncBuyerConversationMemory, items: Iterable[SaveItem
     _audit(memory, actor, "seed", "done",
            detail=f"{written} generated, {len(kept)} real kept")
     return SeedWrite(written, tuple(kept))
-
-
-def frame_for_export(frame: pd.DataFrame) -> pd.DataFrame:
-    """The inventory table with the columns an operator exports (no PII is in it)."""
-    columns = ["contact_id", "status", "temperature", "persona", "journey_stage",
-               "message_count", "stored_bytes", "original_bytes", "compression_ratio",
-               "codec", "key_id", "ttl_days", "last_interaction", "revision", "qa_seed"]
-    return frame[columns]
 
 
 def describe_store(memory: SyncBuyerConversationMemory) -> dict[str, Any]:

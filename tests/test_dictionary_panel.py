@@ -15,7 +15,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import pytest
 import streamlit as st
 from apptest_tools import signed_in_page
@@ -43,6 +42,7 @@ from dashboard.settings import (
 )
 from memory_core import admin, dictionary_use
 from memory_core.audit import read_events
+from memory_core.breakdown import OverviewScan
 from memory_core.dictionaries import current_dictionary_key, parse_dictionary_id
 from memory_core.dictionary_use import DictionaryStatus, SavingEstimate, dictionary_status
 from memory_core.errors import ConfigError, InvalidState, StoreUnavailable
@@ -359,14 +359,14 @@ def test_training_is_refused_to_a_viewer_and_in_read_only_mode(
 # the snapshot: a fresh process shows the last scan's estimate ---------------------------------
 
 class HeldScan:
-    """timed_scan held until released: a scan of a huge store."""
+    """scan_overview held until released: a scan of a huge store."""
 
     def __init__(self) -> None:
         self.release = threading.Event()
-        self.real = resources.timed_scan
+        self.real = resources.scan_overview
 
     def __call__(self, memory: SyncBuyerConversationMemory, **kwargs: Any
-                 ) -> tuple[pd.DataFrame, float]:
+                 ) -> OverviewScan:
         assert self.release.wait(30)
         return self.real(memory, **kwargs)
 
@@ -381,7 +381,7 @@ def test_a_fresh_process_shows_the_snapshots_estimate_while_the_scan_runs(
                           scan_seconds=30.0, dictionary=status) is not None
     st.cache_resource.clear()  # a new dashboard process
     held = HeldScan()
-    monkeypatch.setattr(resources, "timed_scan", held)
+    monkeypatch.setattr(resources, "scan_overview", held)
 
     at = run_page("operator")
     assert "refreshing…" in captions(at)
@@ -412,7 +412,7 @@ def test_an_old_snapshot_without_the_estimate_says_it_comes_with_the_next_scan(
                           scan_seconds=30.0) is not None
     st.cache_resource.clear()
     held = HeldScan()
-    monkeypatch.setattr(resources, "timed_scan", held)
+    monkeypatch.setattr(resources, "scan_overview", held)
     try:
         at = run_page("operator")
         assert not at.exception

@@ -33,6 +33,7 @@ from dashboard.overview_model import (
     describe_list,
     list_buyers,
 )
+from memory_core.breakdown import scan_overview
 from memory_core.inventory import (
     ORDER_EXPIRING,
     ORDER_LARGEST,
@@ -101,16 +102,16 @@ def seed_with_a_few_expiring(memory: SyncBuyerConversationMemory, recent: int = 
 def test_expiring_buyers_older_than_the_newest_thousand_are_all_listed_soonest_first(
         memory: SyncBuyerConversationMemory) -> None:
     soon = seed_with_a_few_expiring(memory)
-    model = build_overview(scan_summaries(memory), Filters(), memory.config)
+    model = build_overview(scan_overview(memory), Filters(), memory.config)
     assert model.report["ttl"]["expiring_24h"] == 5
-    newest = list_buyers(model, BuyerQuery())
+    newest = list_buyers(memory, model, BuyerQuery())
     assert newest.matching == 1_200 and len(newest.shown) == TABLE_ROWS and newest.capped
     assert not set(soon) & set(newest.shown["contact_id"])  # the old table's blind spot
 
-    expiring = list_buyers(model, BuyerQuery(expires=EXPIRES_24H, order=ORDER_EXPIRING))
+    expiring = list_buyers(memory, model, BuyerQuery(expires=EXPIRES_24H, order=ORDER_EXPIRING))
     assert list(expiring.shown["contact_id"]) == soon  # all 5, the count's 5, soonest first
     assert list(expiring.shown["expires_in"].str.split().str[0]) == ["59", "1", "2", "3", "4"]
-    by_ttl = list_buyers(model, BuyerQuery(order=ORDER_EXPIRING))
+    by_ttl = list_buyers(memory, model, BuyerQuery(order=ORDER_EXPIRING))
     assert list(by_ttl.shown["contact_id"][:5]) == soon  # sorted first, then cut
     assert len(by_ttl.shown) == TABLE_ROWS
 
@@ -120,7 +121,7 @@ def test_expiring_buyers_older_than_the_newest_thousand_are_all_listed_soonest_f
     text = describe_list(expiring, BuyerQuery(expires=EXPIRES_24H), model.buyers)
     assert text == "Showing all 5 buyers expiring within 24 hours (of 1,200), newest first."
     both = BuyerQuery(pattern="leaving-[0-2]", expires=EXPIRES_NEVER)
-    assert describe_list(list_buyers(model, both), both, model.buyers) == (
+    assert describe_list(list_buyers(memory, model, both), both, model.buyers) == (
         "No buyer matching the search and without a TTL (of 1,200).")
 
 
@@ -128,12 +129,12 @@ def test_no_ttl_window_lists_the_keys_that_never_expire(
         memory: SyncBuyerConversationMemory) -> None:
     assert memory.save_many([(f"c-{i}", state(i), None, None) for i in range(6)]) == 6
     memory.client.persist(memory.key_for("c-4"))
-    model = build_overview(scan_summaries(memory), Filters(), memory.config)
-    listed = list_buyers(model, BuyerQuery(expires=EXPIRES_NEVER))
+    model = build_overview(scan_overview(memory), Filters(), memory.config)
+    listed = list_buyers(memory, model, BuyerQuery(expires=EXPIRES_NEVER))
     assert list(listed.shown["contact_id"]) == ["c-4"]
     assert list(listed.shown["expires_in"]) == ["never (no TTL)"]
     assert listed.shown["expires_at"].isna().all()
-    last = list_buyers(model, BuyerQuery(order=ORDER_EXPIRING)).shown
+    last = list_buyers(memory, model, BuyerQuery(order=ORDER_EXPIRING)).shown
     assert last["contact_id"].iloc[-1] == "c-4"  # no TTL sorts after every TTL
 
 
@@ -143,15 +144,15 @@ def test_largest_records_come_first_and_search_takes_substrings_and_globs(
     items.append(("vip-[x]", state(99, messages=1), None, None))
     assert memory.save_many(items) == 31
     frame = scan_summaries(memory)
-    model = build_overview(frame, Filters(), memory.config)
-    largest = list_buyers(model, BuyerQuery(order=ORDER_LARGEST)).shown
+    model = build_overview(scan_overview(memory), Filters(), memory.config)
+    largest = list_buyers(memory, model, BuyerQuery(order=ORDER_LARGEST)).shown
     assert largest["stored_bytes"].is_monotonic_decreasing
     assert largest["contact_id"].iloc[0] == frame.loc[frame["stored_bytes"].idxmax(),
                                                       "contact_id"]
     assert largest["stored_bytes"].iloc[0] > largest["stored_bytes"].iloc[-1]
 
     def ids(pattern: str) -> list[str]:
-        return sorted(list_buyers(model, BuyerQuery(pattern=pattern)).shown["contact_id"])
+        return sorted(list_buyers(memory, model, BuyerQuery(pattern=pattern)).shown["contact_id"])
 
     assert ids("-02") == [f"contact-2026-{i:03d}" for i in range(20, 30)]
     assert ids("contact-2026-00?") == [f"contact-2026-{i:03d}" for i in range(10)]
@@ -160,7 +161,7 @@ def test_largest_records_come_first_and_search_takes_substrings_and_globs(
     assert ids("*[[]x]") == ["vip-[x]"]
     assert ids("CONTACT") == []  # case-sensitive, as Redis keys are
     with pytest.raises(ValueError, match="at most 200"):
-        list_buyers(model, BuyerQuery(pattern="x" * 201))
+        list_buyers(memory, model, BuyerQuery(pattern="x" * 201))
 
 
 def test_contact_id_search_is_vectorised_and_safe_on_repeated_stars() -> None:
@@ -196,8 +197,8 @@ def test_csv_has_readable_columns_rounded_ratios_and_utc_expiry_timestamps(
     assert memory.save_state("=HYPERLINK(1)", state(7, persona="=cmd|'/c calc'!A1"))
     memory.client.persist(memory.key_for("=HYPERLINK(1)"))
     before = datetime.now(UTC)
-    model = build_overview(scan_summaries(memory), Filters(), memory.config)
-    listed = list_buyers(model, BuyerQuery(order=ORDER_EXPIRING))
+    model = build_overview(scan_overview(memory), Filters(), memory.config)
+    listed = list_buyers(memory, model, BuyerQuery(order=ORDER_EXPIRING))
     rows = pd.read_csv(io.BytesIO(csv_bytes(listed.export())), keep_default_na=False)
     assert list(rows.columns) == list(EXPORT_COLUMNS.values())
     assert list(rows["Contact id"][:2]) == soon

@@ -7,6 +7,7 @@ in the background; whatever is planted at the key, the page falls back to a scan
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from collections.abc import Iterator
@@ -14,7 +15,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import pytest
 import redis
 import streamlit as st
@@ -26,6 +26,7 @@ from dashboard import resources
 from dashboard.auth import OPERATOR_PASSWORD_ENV, VIEWER_PASSWORD_ENV
 from dashboard.overview_model import Filters, build_overview, figures_from_snapshot
 from dashboard.settings import load_settings
+from memory_core.breakdown import OverviewScan, scan_overview
 from memory_core.config import MemoryConfig
 from memory_core.dictionary_use import DictionaryStatus
 from memory_core.inventory import scan_summaries, summarize_inventory
@@ -36,6 +37,7 @@ from memory_core.snapshot import (
     build_snapshot,
     decode_snapshot,
     encode_snapshot,
+    keep_snapshot,
     read_snapshot,
     snapshot_key,
     store_snapshot,
@@ -66,11 +68,12 @@ def seed(memory: SyncBuyerConversationMemory, count: int, first: int = 0) -> lis
 
 
 def scan_and_store(memory: SyncBuyerConversationMemory, scan_seconds: float = 30.0,
-                   taken_at: datetime | None = None) -> pd.DataFrame:
-    frame = scan_summaries(memory)
-    assert store_snapshot(memory, frame, taken_at=taken_at or datetime.now(UTC),
-                          scan_seconds=scan_seconds) is not None
-    return frame
+                   taken_at: datetime | None = None) -> OverviewScan:
+    """The dashboard's scan and its snapshot, stored as if taken then and that long."""
+    scan = dataclasses.replace(scan_overview(memory), seconds=scan_seconds,
+                               taken_at=taken_at or datetime.now(UTC))
+    assert keep_snapshot(memory, scan.snapshot()) is not None
+    return scan
 
 
 def run_page() -> AppTest:
@@ -86,15 +89,15 @@ def without_time(report: dict[str, Any]) -> dict[str, Any]:
 
 
 class SlowScan:
-    """timed_scan held until released, counting calls: a scan of a huge store."""
+    """scan_overview held until released, counting calls: a scan of a huge store."""
 
     def __init__(self) -> None:
         self.release = threading.Event()
         self.calls = 0
-        self.real = resources.timed_scan
+        self.real = resources.scan_overview
 
     def __call__(self, memory: SyncBuyerConversationMemory, **kwargs: Any
-                 ) -> tuple[pd.DataFrame, float]:
+                 ) -> OverviewScan:
         self.calls += 1
         assert self.release.wait(30)
         return self.real(memory, **kwargs)
@@ -106,7 +109,8 @@ def test_snapshot_round_trip_has_the_scans_figures_and_no_contact_id_or_pii(
         memory: SyncBuyerConversationMemory, real_raw: redis.Redis) -> None:
     ids = seed(memory, 60)
     memory.client.set(memory.key_for("contact-secret-broken"), b"\x00 not a record")
-    frame = scan_and_store(memory)
+    scan = scan_and_store(memory)
+    frame = scan_summaries(memory)
     stored = real_raw.get(snapshot_key(memory.prefix))
     assert stored is not None and stored.startswith(MAGIC) and len(stored) < 64 * 1024
     assert 0 < real_raw.ttl(snapshot_key(memory.prefix)) <= 7 * 86_400
@@ -123,7 +127,7 @@ def test_snapshot_round_trip_has_the_scans_figures_and_no_contact_id_or_pii(
     assert without_time(snapshot.report) == without_time(summarize_inventory(frame))
     assert snapshot.report["corrupt"] == 1 and snapshot.report["buyers"] == 60
     figures = figures_from_snapshot(snapshot, memory.config)
-    model = build_overview(frame, Filters(), memory.config)
+    model = build_overview(scan, Filters(), memory.config)
     assert figures.charts == model.charts  # the same specs, data and colours
     assert (figures.buyers, figures.unreadable, figures.legacy, figures.stored_buyers) == (
         model.buyers, model.unreadable, model.legacy, model.stored_buyers)
@@ -310,7 +314,7 @@ def test_a_fresh_process_draws_the_snapshot_at_once_and_refreshes_it_in_the_back
     seed(memory, 10, first=40)  # written after the snapshot: only a new scan counts them
     st.cache_resource.clear()  # a new dashboard process
     slow = SlowScan()
-    monkeypatch.setattr(resources, "timed_scan", slow)
+    monkeypatch.setattr(resources, "scan_overview", slow)
 
     at = run_page()
     assert metrics(at)["Buyers"] == "40"  # the snapshot's, while the scan is held
@@ -352,9 +356,9 @@ def test_the_scan_builds_the_unfiltered_overview_so_the_next_page_does_not(
     built: list[Filters] = []
     real = resources.build_overview
 
-    def counting(frame: pd.DataFrame, filters: Filters, config: Any) -> Any:
+    def counting(scan: OverviewScan, filters: Filters, config: Any) -> Any:
         built.append(filters)
-        return real(frame, filters, config)
+        return real(scan, filters, config)
 
     monkeypatch.setattr(resources, "build_overview", counting)
     at.run()
@@ -387,7 +391,7 @@ def test_a_failed_background_scan_keeps_the_snapshot_and_says_so(
     def broken(memory: SyncBuyerConversationMemory, **kwargs: Any) -> Any:
         raise StoreUnavailable("Redis unreachable during scan: [planted](https://x)")
 
-    monkeypatch.setattr(resources, "timed_scan", broken)
+    monkeypatch.setattr(resources, "scan_overview", broken)
     at = run_page()
     thread = resources.background_scan(load_settings())
     assert thread is not None
