@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import heapq
 import json
 
 import streamlit as st
@@ -21,10 +20,10 @@ from dashboard.buyer_view import (
 from dashboard.erasure_view import show_pii_search, show_receipt
 from dashboard.markdown import md
 from dashboard.resources import (
+    id_matches,
     open_memory,
     reload_after_write,
     remember_flash,
-    scan_inventory,
     show_flash,
 )
 from dashboard.signin import read_only_note, require
@@ -67,10 +66,7 @@ def confirm_clear(contact_id: str, revision: int | None) -> None:
 
 def find_matches(prefix: str) -> tuple[list[str], int]:
     """The first contact ids (sorted) starting with ``prefix``, and how many there are."""
-    frame = scan_inventory(settings, memory, show_progress=False)
-    ids = frame.loc[frame["contact_id"].str.startswith(prefix, na=False)
-                    & (frame["contact_id"] != prefix), "contact_id"]
-    return heapq.nsmallest(MAX_MATCHES, ids), len(ids)  # no full sort of a million ids
+    return id_matches(settings, memory, prefix, MAX_MATCHES)
 
 
 def reset_ttl_clicked(contact_id: str, revision: int | None) -> None:
@@ -133,7 +129,11 @@ if record is None and pii is not None:
     show_pii_search(access, memory, *pii)
     st.stop()
 if record is None:
-    matches, total = find_matches(contact_id)
+    try:
+        matches, total = find_matches(contact_id)
+    except StoreUnavailable as exc:
+        st.error(f"Cannot search contact ids: {md(str(exc))}")
+        st.stop()
     if matches:
         st.write(f"No buyer with exactly this id; {total:,} start with it"
                  + (f" (the first {len(matches):,} are listed: type more of the id)"

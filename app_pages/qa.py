@@ -8,9 +8,9 @@ from dashboard.actions import ActionRefused, remove_qa_seeds, seed_buyers, seed_
 from dashboard.markdown import code, md
 from dashboard.resources import (
     open_memory,
+    qa_seeds,
     reload_after_write,
     remember_flash,
-    scan_inventory,
     show_flash,
 )
 from dashboard.signin import require
@@ -97,11 +97,11 @@ if upload is not None and st.button("Seed from file", disabled=not access.can_se
 
 st.subheader("Remove QA seeds")
 try:
-    frame = scan_inventory(settings, memory, show_progress=False)  # cached, shared
+    with st.spinner("Finding the QA-seeded buyers…"):
+        seeded = qa_seeds(settings, memory)  # cached, shared
 except StoreUnavailable as exc:
     st.error(md(str(exc)))
     st.stop()
-seeded = frame.loc[frame["qa_seed"], "contact_id"].tolist()
 st.write(f"**{len(seeded):,}** QA-seeded buyers are stored now. Real buyers are never touched.")
 if seeded and access.can_write:
     confirmed = st.checkbox(f"Yes, delete all {len(seeded):,} QA-seeded buyers")

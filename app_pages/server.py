@@ -2,25 +2,24 @@
 
 from __future__ import annotations
 
-import pandas as pd
 import streamlit as st
 
 from dashboard.actions import ActionRefused
 from dashboard.auth import current_access
 from dashboard.markdown import code, md
-from dashboard.resources import forget_scan, last_scan, open_memory, scan_inventory
+from dashboard.resources import forget_scan, open_memory, scan_for_overview
 from dashboard.server_view import (
     PROBLEM_KEYS_LISTED,
     delete_problem_key,
     inspect_key,
     problem_keys,
-    sample_ids,
     show_cost,
     show_health,
     show_inspection,
 )
 from dashboard.signin import read_only_note, require
 from memory_core.admin import ServerMemory, server_memory
+from memory_core.breakdown import OverviewScan
 from memory_core.errors import InvalidState, RevisionConflict, StoreUnavailable
 from memory_core.health import HealthReport, read_health
 from memory_core.store import SyncBuyerConversationMemory
@@ -42,9 +41,10 @@ def cached_health(url: str, config_path: str | None,
 
 @st.cache_data(ttl=60, show_spinner=False)
 def cached_cost(url: str, config_path: str | None, scan_stamp: object,
-                _memory: SyncBuyerConversationMemory, _frame: pd.DataFrame) -> ServerMemory:
+                _memory: SyncBuyerConversationMemory, _scan: OverviewScan) -> ServerMemory:
     """Per scan: a new scan (after any write) measures again."""
-    return server_memory(_memory, buyer_keys=len(_frame), sample_ids=sample_ids(_frame))
+    return server_memory(_memory, buyer_keys=int(_scan.report["total"]),
+                         sample_ids=_scan.breakdown.sample_ids)
 
 
 @st.fragment(run_every=HEALTH_REFRESH_SECONDS)
@@ -76,10 +76,8 @@ st.caption("The bot processes' own counters, the Redis server's memory, and the 
 health_panel()
 
 try:
-    frame = scan_inventory(settings, memory)
-    scan = last_scan(settings)
-    cost = cached_cost(settings.redis_url, settings.config_path, scan[0] if scan else None,
-                       memory, frame)
+    scan = scan_for_overview(settings, memory)  # the overview's, shared
+    cost = cached_cost(settings.redis_url, settings.config_path, scan.taken_at, memory, scan)
 except StoreUnavailable as exc:
     st.error(md(str(exc)))
     st.stop()
@@ -95,13 +93,14 @@ if outcome is not None:
         st.success(f"Deleted the key of {code(text)}.")
     else:
         st.info(f"The key of {code(text)} was already gone.")
-keys = problem_keys(frame)
+keys = problem_keys(scan)
 if keys.empty:
     st.success("Every key under the prefix is a readable buyer record.")
     st.stop()
 listed = keys.head(PROBLEM_KEYS_LISTED)
-st.caption(f"{len(keys):,} key(s) hold no readable buyer"
-           + (f"; the first {len(listed):,} are listed" if len(keys) > len(listed) else "")
+unreadable = int(scan.report["total"]) - int(scan.report["buyers"])  # listed or not
+st.caption(f"{unreadable:,} key(s) hold no readable buyer"
+           + (f"; the first {len(listed):,} are listed" if unreadable > len(listed) else "")
            + ". Legacy, undecryptable and missing-dictionary records are buyers this process "
              "cannot show: they can be inspected, not deleted here.")
 st.dataframe(listed[["key", "status", "problem", "stored_bytes"]], hide_index=True,

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal, NoReturn
 
-import pandas as pd
 import streamlit as st
 
 from dashboard.overview_model import (
@@ -29,13 +28,14 @@ from dashboard.overview_model import (
     list_buyers,
 )
 from dashboard.settings import DashboardSettings, load_settings
+from memory_core.admin import qa_seed_ids
 from memory_core.breakdown import OverviewScan, scan_overview
 from memory_core.config import MemoryConfig, load_config
 from memory_core.connection import parse_target
 from memory_core.demo import seed_demo_store
 from memory_core.dictionary_use import DictionaryStatus, dictionary_status
 from memory_core.errors import StoreUnavailable
-from memory_core.inventory import timed_scan
+from memory_core.listing import ids_starting_with
 from memory_core.sampling import Sample, check_draws, sample_summaries
 from memory_core.snapshot import Snapshot, keep_snapshot, read_snapshot
 from memory_core.store import SyncBuyerConversationMemory
@@ -72,9 +72,8 @@ class _ScanSlot:
     #: Its figures without filters, built by the scan itself, so the first page after a
     #: scan only draws them.
     unfiltered: OverviewModel | None = None
-    #: A row per key, for the pages that act on keys (QA seeds, problem keys): scanned
-    #: only when one of them is opened.
-    frame: pd.DataFrame | None = None
+    #: The QA-seeded buyers' ids, read when the QA page is opened.
+    qa_seeds: list[str] | None = None
     scanned_at: datetime | None = None
     scan_seconds: float = 0.0
     #: The dictionary at the scan and a fresh one's estimated saving, made once by the
@@ -150,22 +149,29 @@ def _progress_bar(show: bool) -> tuple[Callable[[int, int], None], Callable[[], 
     return progress, estimating, bar.empty
 
 
-def scan_inventory(settings: DashboardSettings, memory: SyncBuyerConversationMemory,
-                   show_progress: bool = True) -> pd.DataFrame:
-    """A row per key (for the pages that act on keys), from cache when fresh; a progress
-    bar while a scan runs. Shared by every session until the next scan: read only.
-    """
+def qa_seeds(settings: DashboardSettings, memory: SyncBuyerConversationMemory) -> list[str]:
+    """The QA-seeded buyers' ids, read once per scan period for every session (only the
+    seeds' ids are held). Raises StoreUnavailable."""
     slot = _scan_slot(settings.redis_url, settings.config_path)
     with slot.lock:
-        if slot.frame is None:
-            progress, _, done = _progress_bar(show_progress)
-            try:
-                frame, seconds = timed_scan(memory, progress=progress)
-            finally:
-                done()
-            slot.frame = frame
-            _finished(slot, datetime.now(UTC), seconds)
-        return slot.frame
+        if slot.qa_seeds is None:
+            slot.qa_seeds = qa_seed_ids(memory)
+            if slot.finished_at is None:
+                _finished(slot, datetime.now(UTC), 0.0)
+        return slot.qa_seeds
+
+
+@st.cache_resource(ttl=SCAN_CACHE_SECONDS, max_entries=64, show_spinner=False)
+def _id_matches(url: str, config_path: str | None, prefix: str, limit: int,
+                _memory: SyncBuyerConversationMemory) -> tuple[list[str], int]:
+    return ids_starting_with(_memory, prefix, limit)
+
+
+def id_matches(settings: DashboardSettings, memory: SyncBuyerConversationMemory,
+               prefix: str, limit: int) -> tuple[list[str], int]:
+    """The first ``limit`` contact ids (sorted) starting with ``prefix`` and how many
+    there are, from SCAN MATCH (no table of every key); shared for the scan period."""
+    return _id_matches(settings.redis_url, settings.config_path, prefix, limit, memory)
 
 
 def scan_for_overview(settings: DashboardSettings, memory: SyncBuyerConversationMemory
@@ -321,6 +327,7 @@ def forget_scan() -> None:
     with _SLOTS_LOCK:
         _slots().clear()
     _sample.clear()
+    _id_matches.clear()
 
 
 @st.cache_resource(ttl=SCAN_CACHE_SECONDS, max_entries=4, show_spinner=False)

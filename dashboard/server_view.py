@@ -24,8 +24,9 @@ from dashboard.auth import Access
 from dashboard.charts import human_bytes, human_durations
 from dashboard.markdown import code, md
 from memory_core import admin, audit
+from memory_core.breakdown import OverviewScan
 from memory_core.health import HealthReport
-from memory_core.inventory import STATUS_OK, display_id, problem_records
+from memory_core.inventory import display_id
 from memory_core.safetext import printable
 from memory_core.store import SyncBuyerConversationMemory
 
@@ -138,15 +139,6 @@ def show_health(report: HealthReport) -> None:
 
 # cost ---------------------------------------------------------------------------------
 
-def sample_ids(frame: pd.DataFrame, count: int = admin.MEMORY_SAMPLE_KEYS) -> list[str]:
-    """A stable sample of readable buyers to measure with MEMORY USAGE (a million rows
-    are sampled by position, not copied into a list first)."""
-    ids = frame["contact_id"][frame["status"] == STATUS_OK]
-    if len(ids) <= count:
-        return ids.tolist()
-    return ids.sample(n=count, random_state=0).tolist()
-
-
 def show_cost(cost: admin.ServerMemory) -> None:
     """The server's own memory figures, the cost per buyer and the share of maxmemory."""
     st.subheader("What does this cost?")
@@ -192,17 +184,17 @@ def _bytes(count: float | None) -> str:
 
 # keys that are not buyer records ------------------------------------------------------
 
-def problem_keys(frame: pd.DataFrame) -> pd.DataFrame:
-    """The keys a scan found that hold no readable buyer, escaped for the screen."""
-    rows = problem_records(frame)
-    shown = pd.DataFrame({
-        "contact_id": frame.loc[frame["status"] != STATUS_OK, "contact_id"].tolist(),
+def problem_keys(scan: OverviewScan) -> pd.DataFrame:
+    """The keys a scan found that hold no readable buyer (the first
+    :data:`~memory_core.report.MAX_PROBLEMS`), escaped for the screen."""
+    rows = scan.problems
+    return pd.DataFrame({
+        "contact_id": list(scan.problem_ids),
         "key": [printable(i, 200) for i in rows["contact_id"]],
         "status": rows["status"].astype(str).tolist(),
         "problem": [printable(str(p), 300) for p in rows["problem"]],
         "stored_bytes": rows["stored_bytes"].tolist(),
     })
-    return shown
 
 
 #: A preview shown again by a rerun is not a new audit entry (as for PII reveals).

@@ -160,9 +160,14 @@ def current_revision(memory: SyncBuyerConversationMemory, contact_id: str) -> in
 
 
 def qa_seed_ids(memory: SyncBuyerConversationMemory) -> list[str]:
-    """Contact ids of every QA-seeded record now in Redis."""
-    frame = scan_summaries(memory)
-    ids: list[str] = frame.loc[frame["qa_seed"], "contact_id"].tolist()
+    """Contact ids of every QA-seeded record now in Redis, read as the scan streams: only
+    the seeds' ids are held, never a row per buyer."""
+    ids: list[str] = []
+    try:
+        for chunk in unique_chunks(memory):
+            ids += chunk.loc[chunk["qa_seed"].to_numpy(dtype=bool), "contact_id"].tolist()
+    except REDIS_FAULTS as exc:
+        raise StoreUnavailable.from_fault(exc) from exc
     return ids
 
 

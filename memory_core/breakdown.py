@@ -75,6 +75,8 @@ MAX_OTHER_LABELS = 1000
 OTHER_LABELS = "(other labels)"
 #: Rows of each order kept for the buyer list.
 LIST_ROWS = 1000
+#: Readable buyers' ids drawn at random while folding (to measure what a key costs).
+SAMPLE_IDS = 100
 #: Fine size bins per doubling, above :data:`_EXACT_SIZES` bytes.
 SIZE_STEPS = 16
 _EXACT_SIZES = 2 * SIZE_STEPS
@@ -207,6 +209,11 @@ class BreakdownFold:
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     first: dict[tuple[str, bool], pd.DataFrame] = field(default_factory=dict)
     capped: bool = False  # some buyers were counted under OTHER_LABELS
+    #: A uniform sample of readable buyers' ids: the :data:`SAMPLE_IDS` with the lowest
+    #: random priority (bottom-k sampling; a fixed seed, so a rescan draws alike).
+    sample: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(
+        {"priority": pd.Series(dtype=np.float64), "contact_id": pd.Series(dtype=object)}))
+    random: np.random.Generator = field(default_factory=lambda: np.random.default_rng(0))
 
     def add(self, chunk: pd.DataFrame) -> None:
         """Count one scan chunk (with derived columns); its rows are not kept."""
@@ -220,6 +227,9 @@ class BreakdownFold:
             held = self.tables.get(name)
             self.tables[name] = part if held is None else _fold(
                 table, pd.concat([held, part], ignore_index=True))
+        drawn = pd.DataFrame({"priority": self.random.random(len(ok)),
+                              "contact_id": ok["contact_id"].to_numpy(dtype=object)})
+        self.sample = pd.concat([self.sample, drawn]).nsmallest(SAMPLE_IDS, "priority")
         rows = ok[list(ROW_COLUMNS)]
         no_ttl = rows[rows["ttl_ms"].to_numpy() < 0]
         for order in BUYER_ORDERS:
@@ -334,7 +344,8 @@ class BreakdownFold:
         first = {key: self.first.get(key, pd.DataFrame(columns=list(ROW_COLUMNS)))
                  for key in ((o, n) for o in BUYER_ORDERS for n in (False, True))}
         return Breakdown(config=self.config, cells=cells, tables=tables, first=first,
-                         capped=self.capped)
+                         capped=self.capped,
+                         sample_ids=tuple(str(i) for i in self.sample["contact_id"]))
 
 
 @dataclass(frozen=True)
@@ -346,6 +357,7 @@ class Breakdown:
     tables: dict[str, pd.DataFrame]
     first: dict[tuple[str, bool], pd.DataFrame]  # (order, without TTL only) -> rows
     capped: bool  # some labels or combinations were counted under OTHER_LABELS
+    sample_ids: tuple[str, ...] = ()  # a uniform sample of readable buyers
 
     @property
     def buyers(self) -> int:
@@ -542,6 +554,7 @@ class OverviewScan:
     breakdown: Breakdown
     report: dict[str, Any]  # of every key, shaped as summarize_inventory's
     problems: pd.DataFrame  # keys that are no readable buyer, at most MAX_PROBLEMS
+    problem_ids: tuple[str, ...]  # their contact ids as read, to inspect or delete one
     taken_at: datetime  # when the scan started (UTC)
     seconds: float
 
@@ -562,7 +575,9 @@ def scan_overview(memory: SyncBuyerConversationMemory, *,
     taken_at = datetime.now(UTC)
     started = time.perf_counter()
     cells = BreakdownFold(memory.config)
+    fold = fold or ReportFold()
     report, problems = scan_report(memory, progress=progress, fold=fold,
                                    chunk_rows=chunk_rows, each_chunk=cells.add)
     return OverviewScan(breakdown=cells.result(), report=report, problems=problems,
-                        taken_at=taken_at, seconds=time.perf_counter() - started)
+                        problem_ids=tuple(fold.problem_ids), taken_at=taken_at,
+                        seconds=time.perf_counter() - started)

@@ -10,8 +10,11 @@ checked against the search itself.
 
 from __future__ import annotations
 
+import heapq
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -31,9 +34,10 @@ from memory_core.inventory import (
     contact_id_matches,
     is_glob,
     order_key,
+    scan_clients,
     with_derived_columns,
 )
-from memory_core.report import unique_chunks
+from memory_core.report import SeenKeys, unique_chunks
 from memory_core.store import SyncBuyerConversationMemory
 
 
@@ -96,3 +100,42 @@ def list_buyers(memory: SyncBuyerConversationMemory, chosen: BuyerFilter = EVERY
     found = pd.concat(kept) if kept else pd.DataFrame(columns=list(ROW_COLUMNS))
     return Listing(rows=first_in_order(found, order, len(found) or 1).reset_index(drop=True),
                    matching=matching)
+
+
+def glob_escaped(text: str) -> str:
+    """``text`` matched literally by Redis's glob (SCAN MATCH)."""
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+
+
+def ids_starting_with(memory: SyncBuyerConversationMemory, prefix: str,
+                      limit: int) -> tuple[list[str], int]:
+    """The first ``limit`` contact ids (sorted) that start with ``prefix`` and are longer,
+    and how many there are: SCAN MATCH ``<prefix>*``, so Redis sends only those keys.
+    Raises StoreUnavailable when Redis cannot be reached."""
+    pattern = f"{memory.prefix}:{glob_escaped(prefix)}*"
+    found: list[str] = []
+    seen = SeenKeys()  # SCAN may return a key twice while Redis rehashes
+    count = 0
+    try:
+        for client, _ in scan_clients(memory.client):
+            for keys in _batched(client.scan_iter(
+                    match=pattern.encode("utf-8", "surrogateescape"), count=1000)):
+                ids = pd.Series([memory.contact_id_for(key) for key in keys], dtype=object)
+                ids = ids[ids.str.startswith(prefix) & (ids != prefix)]
+                ids = ids[seen.first_time(ids)]
+                count += len(ids)
+                found = heapq.nsmallest(limit, [*found, *ids])
+    except REDIS_FAULTS as exc:
+        raise StoreUnavailable(f"Redis unreachable while searching ids: {exc}") from exc
+    return found, count
+
+
+def _batched(keys: Iterator[Any], size: int = 1000) -> Iterator[list[Any]]:
+    batch: list[Any] = []
+    for key in keys:
+        batch.append(key)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

@@ -29,6 +29,7 @@ from memory_core.errors import REDIS_FAULTS, StoreUnavailable
 from memory_core.inventory import (
     DEFAULT_BATCH,
     DICTIONARY_USE,
+    STATUS_OK,
     ProgressCallback,
     problem_records,
     summarize_inventory,
@@ -96,6 +97,9 @@ class ReportFold:
     expiring_24h: int = 0
     problems: list[pd.DataFrame] = field(default_factory=list)
     problems_kept: int = 0
+    #: The kept problem keys' contact ids as read (the report shows them escaped): what a
+    #: page that inspects or deletes one of them needs.
+    problem_ids: list[str] = field(default_factory=list)
 
     def add(self, frame: pd.DataFrame, now: datetime) -> None:
         """Add one chunk (with derived columns) to the totals."""
@@ -115,6 +119,8 @@ class ReportFold:
             if len(found):
                 self.problems.append(found)
                 self.problems_kept += len(found)
+                self.problem_ids += frame.loc[frame["status"] != STATUS_OK,
+                                              "contact_id"].head(room).tolist()
 
     def _count(self, counts: Counter[str], part: dict[str, int]) -> None:
         for label, number in part.items():

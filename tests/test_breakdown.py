@@ -21,6 +21,7 @@ from memory_core.breakdown import (
     LIST_ROWS,
     MAX_FILTER_LABELS,
     OTHER_LABELS,
+    SAMPLE_IDS,
     BreakdownFold,
     BuyerFilter,
     scan_overview,
@@ -38,7 +39,7 @@ from memory_core.inventory import (
     scan_summaries,
     summarize_inventory,
 )
-from memory_core.listing import list_buyers, scan_match
+from memory_core.listing import ids_starting_with, list_buyers, scan_match
 from memory_core.seeding import SeedOptions, generate_buyers
 from memory_core.snapshot import chart_inputs
 from memory_core.store import SyncBuyerConversationMemory
@@ -279,3 +280,26 @@ def test_a_search_narrows_the_scan_only_where_redis_glob_means_the_same(
         list_buyers(store, pattern="x" * 201)
     with pytest.raises(ValueError, match="unknown order"):
         list_buyers(store, order="sideways")
+
+
+def test_ids_starting_with_reads_only_matching_keys_and_counts_each_once(
+        store: SyncBuyerConversationMemory) -> None:
+    for contact_id in ("odd*[id]?", "odd*[id]?-2", "odd*x", "odd"):
+        assert store.save_state(contact_id, {"buyer_temperature": "warm"})
+    found, count = ids_starting_with(store, "contact-2026-0", 5)
+    assert count == 60 and found == [f"contact-2026-{n:03d}" for n in range(5)]
+    # glob characters in the prefix are matched literally; the prefix itself is no match
+    assert ids_starting_with(store, "odd*[id]?", 10) == (["odd*[id]?-2"], 1)
+    assert ids_starting_with(store, "odd", 10) == (sorted(
+        ["odd*[id]?", "odd*[id]?-2", "odd*x"]), 3)
+    assert ids_starting_with(store, "nobody-", 10) == ([], 0)
+
+
+def test_the_fold_draws_a_sample_of_readable_buyers(
+        store: SyncBuyerConversationMemory) -> None:
+    scan = scan_overview(store, chunk_rows=50)
+    readable = set(scan_summaries(store).query("status == @STATUS_OK")["contact_id"])
+    drawn = scan.breakdown.sample_ids
+    assert len(drawn) == len(set(drawn)) == SAMPLE_IDS and set(drawn) <= readable
+    assert len(scan.problem_ids) == len(scan.problems) == 1
+    assert scan.problem_ids[0] == "broken"
