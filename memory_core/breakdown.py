@@ -189,10 +189,13 @@ _TABLES = {
 
 
 def _fold(table: _Table, frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows with the same keys added up (sums summed, smallest and largest kept)."""
     if frame.empty:
         return frame
-    return frame.groupby(list(table.keys), sort=False, as_index=False, observed=True).agg(
-        table.values)
+    grouped = frame.groupby(list(table.keys), sort=False, as_index=False, observed=True)
+    if set(table.values.values()) == {"sum"}:
+        return grouped.sum()  # the common case, without agg's per-column dispatch
+    return grouped.agg(table.values)
 
 
 @dataclass

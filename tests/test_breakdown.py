@@ -182,10 +182,10 @@ def test_what_the_fold_holds_grows_with_cells_and_bins_not_buyers() -> None:
 
     chunk = chunk_of(5000, some, config)
     fold.add(chunk.copy())
-    held = {name: len(table) for name, table in fold.tables.items()}
+    held = {name: len(table) for name, table in fold.result().tables.items()}
     for _ in range(9):  # ten times the buyers, in the very same bins: not one row more
         fold.add(chunk.copy())
-    assert {name: len(table) for name, table in fold.tables.items()} == held
+    assert {name: len(table) for name, table in fold.result().tables.items()} == held
     for seed in range(1, 20):  # other buyers: rows up to the cells x bins bound only
         fold.add(chunk_of(5000, some, config, seed))
     result = fold.result()
