@@ -148,7 +148,9 @@ def buyers_section(model: OverviewModel) -> None:
     if pattern:
         how = "matching the glob" if is_glob(pattern) else "containing"
         searched = f" Contact ids {how} {md(pattern)}."
-    st.caption(md(describe_list(listed, query, model.buyers)) + searched)
+    read = (f" Read from Redis at {listed.read_at:%H:%M:%S} UTC." if listed.read_at
+            else "")
+    st.caption(md(describe_list(listed, query, model.buyers)) + searched + read)
     st.dataframe(
         listed.shown, hide_index=True, width="stretch",
         column_config={
@@ -160,7 +162,8 @@ def buyers_section(model: OverviewModel) -> None:
             "stored_bytes": st.column_config.NumberColumn("Stored (bytes)", format="%,d"),
             "compression_ratio": st.column_config.NumberColumn("Ratio", format="%.2f×"),
             "expires_in": st.column_config.TextColumn(
-                "Expires in", help="Time left at the scan, in days, hours and minutes"),
+                "Expires in", help="Time left when the list was read, in days, hours "
+                                   "and minutes"),
             "expires_at": st.column_config.DatetimeColumn(
                 "Expires at (UTC)", format="YYYY-MM-DD HH:mm", timezone="UTC"),
             "last_interaction": st.column_config.DatetimeColumn(

@@ -342,12 +342,12 @@ def overview_chart_specs() -> dict[str, Any]:
     """The overview's chart specs for the demo store, as the page draws them."""
     from dashboard.overview_model import Filters, build_overview
     from memory_core import SyncBuyerConversationMemory
+    from memory_core.breakdown import scan_overview
     from memory_core.demo import seed_demo_store
-    from memory_core.inventory import scan_summaries
 
     with SyncBuyerConversationMemory.from_url("memory://bench-floor") as memory:
         seed_demo_store(memory)
-        return build_overview(scan_summaries(memory), Filters(), memory.config).charts
+        return build_overview(scan_overview(memory), Filters(), memory.config).charts
 
 
 def reload_seconds(port: int, charts: int, repeats: int) -> list[float]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -105,6 +106,8 @@ class BuyerList:
     matching: int  # rows matching the query, all of them in the CSV
     #: Every match, in order, as the CSV has it: read from Redis when called.
     export: Callable[[], pd.DataFrame]
+    #: When the rows were read from Redis; None: kept by the scan.
+    read_at: datetime | None = None
 
     @property
     def capped(self) -> bool:
@@ -215,7 +218,9 @@ def list_buyers(memory: SyncBuyerConversationMemory, model: OverviewModel,
     """
     within, never = EXPIRY_WINDOWS[query.expires]
     found = kept_list(model, query)
+    read_at = None
     if found is None:
+        read_at = datetime.now(UTC)
         found = read_buyer_list(memory, model.filters, pattern=query.pattern,
                                 expires_within_seconds=within, without_ttl=never,
                                 order=query.order, limit=TABLE_ROWS)
@@ -227,7 +232,7 @@ def list_buyers(memory: SyncBuyerConversationMemory, model: OverviewModel,
         return export_frame(every.rows)
 
     return BuyerList(shown=display_rows(found.rows.head(TABLE_ROWS)),
-                     matching=found.matching, export=export)
+                     matching=found.matching, export=export, read_at=read_at)
 
 
 def _narrowing(query: BuyerQuery) -> str:

@@ -277,6 +277,27 @@ def test_search_and_order_on_the_page(memory: SyncBuyerConversationMemory) -> No
     assert buyer_table(at).empty
 
 
+def test_a_searched_list_is_read_from_redis_and_says_when(
+        memory: SyncBuyerConversationMemory) -> None:
+    """The list as the page opens comes with the scan; a search reads Redis again (the
+    scan keeps no row per buyer), so it also finds a buyer saved since the scan."""
+    assert memory.save_many([(f"contact-{i:03d}", state(i), None, None)
+                             for i in range(12)]) == 12
+    at = run_page()
+    assert "Read from Redis" not in list_caption(at)
+    assert memory.save_state("contact-new", state(99))  # after the scan
+    assert "contact-new" not in set(buyer_table(at)["contact_id"])
+    one(at.text_input, "Search contact ids").input("new")
+    at.run()
+    assert list(buyer_table(at)["contact_id"]) == ["contact-new"]
+    assert re.search(r"Read from Redis at \d\d:\d\d:\d\d UTC", list_caption(at))
+    one(at.text_input, "Search contact ids").input("")
+    one(at.selectbox, "Order").set_value("Largest stored first")
+    at.run()  # kept by the scan: the buyer saved since is not in it until a refresh
+    assert "contact-new" not in set(buyer_table(at)["contact_id"])
+    assert "Read from Redis" not in list_caption(at)
+
+
 def test_a_hostile_search_is_shown_as_text(memory: SyncBuyerConversationMemory) -> None:
     assert memory.save_state("contact-1", state(1))
     at = run_page()
