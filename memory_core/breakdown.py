@@ -237,6 +237,9 @@ class BreakdownFold:
         no_ttl = rows[rows["ttl_ms"].to_numpy() < 0]
         for order in BUYER_ORDERS:
             for without_ttl, candidates in ((False, rows), (True, no_ttl)):
+                # the chunk's own first rows, then those merged with the held ones: a
+                # concat of a thousand rows or two, not of the whole chunk
+                candidates = first_in_order(candidates, order, LIST_ROWS)
                 held = self.first.get((order, without_ttl))
                 if held is not None:
                     candidates = pd.concat([held, candidates])
