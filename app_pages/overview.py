@@ -269,6 +269,11 @@ def from_scan(source: OverviewSource) -> None:
     st.caption(f"Scanned {scan.report['total']:,} keys at {scan.taken_at:%H:%M:%S} UTC in "
                f"{scan.seconds:.1f} s; cached for up to {SCAN_CACHE_SECONDS} s.")
     options = scan.breakdown.options()
+    if scan.breakdown.capped:
+        st.caption(":material/warning: This store's headers carry more distinct "
+                   "personas, stages or temperatures than the overview tells apart: the "
+                   "rest are counted together as “(other labels)” in the charts, and a "
+                   "filter on a label does not count those buyers.")
     with st.container(border=True):
         cols = st.columns([2, 3, 3, 2])
         filters = Filters(

@@ -370,8 +370,9 @@ class Breakdown:
         return int(self.tables["totals"]["buyers"].sum())
 
     def options(self) -> dict[str, list[str]]:
-        """Values each filter can take, sorted."""
-        return {column: sorted({str(v) for v in self.cells[column]})
+        """Values each filter can take, sorted; never :data:`OTHER_LABELS`, which stands
+        for labels counted together, not a label a buyer carries."""
+        return {column: sorted({str(v) for v in self.cells[column]} - {OTHER_LABELS})
                 for column in FILTER_COLUMNS}
 
     def label_counts(self, column: str, selected: Sequence[int] | None = None) -> pd.Series:

@@ -33,7 +33,7 @@ from dashboard.overview_model import (
     describe_list,
     list_buyers,
 )
-from memory_core.breakdown import scan_overview
+from memory_core.breakdown import MAX_FILTER_LABELS, scan_overview
 from memory_core.inventory import (
     ORDER_EXPIRING,
     ORDER_LARGEST,
@@ -296,6 +296,17 @@ def test_a_searched_list_is_read_from_redis_and_says_when(
     at.run()  # kept by the scan: the buyer saved since is not in it until a refresh
     assert "contact-new" not in set(buyer_table(at)["contact_id"])
     assert "Read from Redis" not in list_caption(at)
+
+
+def test_more_personas_than_the_overview_tells_apart_are_counted_and_said(
+        memory: SyncBuyerConversationMemory) -> None:
+    assert memory.save_many([(f"c-{i}", state(i, persona=f"persona-{i:03d}"), None, None)
+                             for i in range(MAX_FILTER_LABELS + 20)]) == MAX_FILTER_LABELS + 20
+    at = run_page()
+    assert metrics(at)["Buyers"] == f"{MAX_FILTER_LABELS + 20:,}"  # every buyer counted
+    assert any("counted together" in c.value for c in at.main.caption)
+    personas = one(at.multiselect, "Persona").options
+    assert len(personas) == MAX_FILTER_LABELS and "(other labels)" not in personas
 
 
 def test_a_hostile_search_is_shown_as_text(memory: SyncBuyerConversationMemory) -> None:
