@@ -42,6 +42,8 @@ from memory_core.inventory import (
     DICTIONARY_USE,
     ORDER_RECENT,
     STATUS_OK,
+    TTL_BUCKET_DAYS,
+    TTL_BUCKET_NAMES,
     ProgressCallback,
     order_key,
 )
@@ -53,16 +55,17 @@ from memory_core.snapshot import (
     PAIR_COLUMNS,
     PAIR_EDGE_QUANTILE,
     SOON_HOURS,
-    SOON_STEP_HOURS,
     ChartInputs,
     Snapshot,
     capped_categories,
     codec_labels,
-    histogram,
+    expiring_counts,
+    grid_rows,
     history_histogram,
     ratio_bins,
     ratio_steps,
     snapshot_of,
+    ttl_histogram,
 )
 from memory_core.store import SyncBuyerConversationMemory
 
@@ -427,10 +430,10 @@ class Breakdown:
         days = self._summed("ttl", selected, ("day",))
         day = days["day"].to_numpy(dtype=np.int64)
         count = days["buyers"].to_numpy(dtype=np.int64)
-        edges = [0, 1, 7, 14, 30, 60, 90]
-        names = ["<1", "1-7", "7-14", "14-30", "30-60", "60-90", ">90"]
+        # whole days, so a bucket's whole-day edges split them exactly as the table's
         buckets = {name: int(count[(day >= low) & (day < high)].sum()) for name, low, high
-                   in zip(names, edges, [*edges[1:], 2**62], strict=True)}
+                   in zip(TTL_BUCKET_NAMES, TTL_BUCKET_DAYS, [*TTL_BUCKET_DAYS[1:], 2**62],
+                          strict=True)}
 
         def labelled(column: str) -> dict[str, int]:
             return {str(k): int(v) for k, v in self.label_counts(column, selected).items()}
@@ -470,15 +473,10 @@ class Breakdown:
         config = self.config
         totals = self._select("totals", selected)
         ttl = self._summed("ttl", selected, ("day", "over"))
-        dated = ttl[ttl["day"] >= 0]
-        top = max(float(dated["day"].max()) if len(dated) else 0.0, config.ttl_days_max)
-        ttl_bins = histogram(dated["day"].astype(np.float64), np.arange(0, top + 2, 1), None,
-                             "group", dated["buyers"])
-        soon = self._summed("soon", selected, ("hour",))
-        expiring = np.bincount(
-            soon["hour"].to_numpy(dtype=np.int64) // SOON_STEP_HOURS,
-            weights=soon["buyers"].to_numpy(dtype=np.float64),
-            minlength=SOON_HOURS // SOON_STEP_HOURS)[:SOON_HOURS // SOON_STEP_HOURS]
+        dated = ttl[ttl["day"] >= 0]  # whole days (clipped at the limit), exact bins
+        ttl_bins, _ = ttl_histogram(dated["day"].astype(np.float64), config, dated["buyers"])
+        soon = self._summed("soon", selected, ("hour",))  # whole hours: exact bins
+        expiring = expiring_counts(soon["hour"].astype(np.int64) * 3_600_000, soon["buyers"])
         ratio = self._summed("ratio", selected, ("codec", "step"))
         folded_ratios = ratio_bins(
             ratio["step"], ratio["codec"].astype(str),
@@ -487,9 +485,9 @@ class Breakdown:
         categories = {column: capped_categories(self.label_counts(column, selected))
                       for column in CATEGORY_COLUMNS}
         return ChartInputs(
-            ttl=ttl_bins[["bin_start", "bin_end", "buyers"]],
+            ttl=ttl_bins,
             ttl_over_limit=bool(ttl.loc[ttl["over"].astype(bool), "buyers"].sum()),
-            expiring=expiring.astype(np.int64), ratio=folded_ratios,
+            expiring=expiring, ratio=folded_ratios,
             pairs=self._pairs(selected), categories=categories,
             qualified=int(totals["qualified"].sum()), buyers=int(totals["buyers"].sum()),
             history=history_histogram(
@@ -521,24 +519,11 @@ class Breakdown:
         y_edges = edges(fine["y"], fine["stored_max"])
         mean_x = fine["original_sum"].to_numpy(dtype=np.float64) / weights
         mean_y = fine["stored_sum"].to_numpy(dtype=np.float64) / weights
-        fine = fine.assign(
-            gx=np.clip(np.searchsorted(x_edges, mean_x, side="right") - 1, 0, PAIR_BINS - 1),
-            gy=np.clip(np.searchsorted(y_edges, mean_y, side="right") - 1, 0, PAIR_BINS - 1))
-        cells = fine.groupby(["codec", "gx", "gy"], as_index=False).agg(
-            buyers=("buyers", "sum"), original_sum=("original_sum", "sum"),
-            stored_sum=("stored_sum", "sum"), original_min=("original_min", "min"),
-            original_max=("original_max", "max"), stored_min=("stored_min", "min"),
-            stored_max=("stored_max", "max"))
-        x, y = cells["gx"].to_numpy(), cells["gy"].to_numpy()
-        return pd.DataFrame({
-            "codec": cells["codec"].astype(str),
-            "original_bytes": ((x_edges[x] + x_edges[x + 1]) / 2).round(),
-            "stored_bytes": ((y_edges[y] + y_edges[y + 1]) / 2).round(),
-            "original_min": cells["original_min"], "original_max": cells["original_max"],
-            "stored_min": cells["stored_min"], "stored_max": cells["stored_max"],
-            "buyers": cells["buyers"],
-            "compression_ratio": cells["original_sum"] / cells["stored_sum"],
-        })
+        fine = fine.assign(  # each fine cell into the grid cell of its buyers' mean sizes
+            x=np.clip(np.searchsorted(x_edges, mean_x, side="right") - 1, 0, PAIR_BINS - 1),
+            y=np.clip(np.searchsorted(y_edges, mean_y, side="right") - 1, 0, PAIR_BINS - 1))
+        cells = fine.groupby(["codec", "x", "y"], as_index=False).agg(_TABLES["pairs"].values)
+        return grid_rows(cells, x_edges, y_edges)
 
     def first_rows(self, order: str, without_ttl: bool = False) -> pd.DataFrame:
         """The first :data:`LIST_ROWS` buyers of every buyer (or of those without a TTL)

@@ -569,6 +569,11 @@ def value_counts_text(values: pd.Series) -> pd.Series:
     return counts.groupby(level=0, sort=False).sum().sort_values(ascending=False, kind="stable")
 
 
+#: The report's TTL buckets: where each starts, in days, and its name.
+TTL_BUCKET_DAYS = (0, 1, 7, 14, 30, 60, 90)
+TTL_BUCKET_NAMES = ("<1", "1-7", "7-14", "14-30", "30-60", "60-90", ">90")
+
+
 def summarize_inventory(frame: pd.DataFrame, now: datetime | None = None) -> dict[str, Any]:
     """Counts for the whole table: what ``inventory --json`` prints and the overview shows."""
     now = now or datetime.now(UTC)
@@ -580,9 +585,8 @@ def summarize_inventory(frame: pd.DataFrame, now: datetime | None = None) -> dic
     def counts(column: str, rows: pd.DataFrame = ok) -> dict[str, int]:
         return {str(k): int(v) for k, v in value_counts_text(rows[column]).items()}
 
-    buckets = pd.cut(ttl_days.dropna(), bins=[0, 1, 7, 14, 30, 60, 90, float("inf")],
-                     labels=["<1", "1-7", "7-14", "14-30", "30-60", "60-90", ">90"],
-                     include_lowest=True, right=False)
+    buckets = pd.cut(ttl_days.dropna(), bins=[*TTL_BUCKET_DAYS, float("inf")],
+                     labels=list(TTL_BUCKET_NAMES), include_lowest=True, right=False)
     return {
         "generated_at": now.isoformat(timespec="seconds"),
         "total": len(frame),
@@ -677,16 +681,21 @@ def contact_id_matches(contact_ids: pd.Series, pattern: str) -> np.ndarray:
     return found.fillna(False).to_numpy(dtype=bool)
 
 
+def check_order(order: str) -> None:
+    """Raise ValueError naming the orders there are, for anything else."""
+    if order not in BUYER_ORDERS:
+        raise ValueError(f"unknown order {order!r}; one of {', '.join(BUYER_ORDERS)}")
+
+
 def order_key(frame: pd.DataFrame, order: str) -> np.ndarray:
     """An ascending sort key per row for ``order``."""
+    check_order(order)
     if order == ORDER_RECENT:
         return -frame["last_interaction_epoch"].to_numpy(dtype=np.int64)
     if order == ORDER_EXPIRING:
         ttl_ms = frame["ttl_ms"].to_numpy(dtype=np.int64)
         return np.where(ttl_ms < 0, np.iinfo(np.int64).max, ttl_ms)
-    if order == ORDER_LARGEST:
-        return -frame["stored_bytes"].to_numpy(dtype=np.int64)
-    raise ValueError(f"unknown order {order!r}; one of {', '.join(BUYER_ORDERS)}")
+    return -frame["stored_bytes"].to_numpy(dtype=np.int64)
 
 
 def find_buyers(frame: pd.DataFrame, *, pattern: str = "",

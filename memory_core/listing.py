@@ -31,9 +31,9 @@ from memory_core.inventory import (
     MAX_PATTERN_CHARS,
     ORDER_RECENT,
     ProgressCallback,
+    check_order,
     contact_id_matches,
     is_glob,
-    order_key,
     scan_clients,
     with_derived_columns,
 )
@@ -73,7 +73,7 @@ def list_buyers(memory: SyncBuyerConversationMemory, chosen: BuyerFilter = EVERY
     if len(pattern) > MAX_PATTERN_CHARS:
         raise ValueError(f"a contact id search is at most {MAX_PATTERN_CHARS} characters, "
                          f"not {len(pattern)}")
-    order_key(pd.DataFrame(columns=list(ROW_COLUMNS)), order)  # an unknown order: ValueError
+    check_order(order)
     match = scan_match(memory, pattern)
     started_ms = time.time_ns() // 1_000_000
     kept: list[pd.DataFrame] = []

@@ -146,25 +146,30 @@ def ratio_histogram(frame: pd.DataFrame) -> pd.DataFrame:
                       float(ratios.max()) if len(ratios) else 1.0)
 
 
-def ttl_histogram(ttl_days: pd.Series, config: MemoryConfig) -> tuple[pd.DataFrame, bool]:
+def ttl_histogram(ttl_days: pd.Series, config: MemoryConfig,
+                  weights: pd.Series | None = None) -> tuple[pd.DataFrame, bool]:
     """Buyers per day of remaining TTL, and whether some were over the edge (counted at it).
 
     A TTL set by hand can be years: those are counted at ``ttl_days_max + 30``.
+    ``weights``: buyers per value (a folded scan's whole days), one each when None.
     """
     limit = config.ttl_days_max + 30
     clipped = ttl_days.clip(upper=limit)
     top = max(float(clipped.max()) if len(clipped.dropna()) else 0.0, config.ttl_days_max)
-    data = histogram(clipped, np.arange(0, top + 2, 1), None, "group")
+    data = histogram(clipped, np.arange(0, top + 2, 1), None, "group", weights)
     return data[["bin_start", "bin_end", "buyers"]], bool((ttl_days > limit).any())
 
 
-def expiring_counts(ttl_ms: pd.Series) -> np.ndarray:
-    """Buyers expiring per :data:`SOON_STEP_HOURS` over the next :data:`SOON_HOURS`."""
+def expiring_counts(ttl_ms: pd.Series, weights: pd.Series | None = None) -> np.ndarray:
+    """Buyers expiring per :data:`SOON_STEP_HOURS` over the next :data:`SOON_HOURS`
+    (``weights``: buyers per value, one each when None)."""
     values = ttl_ms.to_numpy(dtype=np.int64)
-    hours = values[(values >= 0) & (values < SOON_HOURS * 3_600_000)] / 3_600_000
-    counts, _ = np.histogram(hours, bins=np.arange(0, SOON_HOURS + SOON_STEP_HOURS,
-                                                   SOON_STEP_HOURS))
-    return counts
+    soon = (values >= 0) & (values < SOON_HOURS * 3_600_000)
+    counts, _ = np.histogram(values[soon] / 3_600_000, bins=np.arange(
+        0, SOON_HOURS + SOON_STEP_HOURS, SOON_STEP_HOURS),
+        weights=None if weights is None else weights.to_numpy(dtype=np.float64)[soon])
+    result: np.ndarray = counts.astype(np.int64)
+    return result
 
 
 def binned_pairs(frame: pd.DataFrame, bins: int = PAIR_BINS) -> pd.DataFrame:
@@ -195,6 +200,13 @@ def binned_pairs(frame: pd.DataFrame, bins: int = PAIR_BINS) -> pd.DataFrame:
         stored_sum=("stored", "sum"), stored_min=("stored", "min"),
         stored_max=("stored", "max"), original_min=("original", "min"),
         original_max=("original", "max"))
+    return grid_rows(cells, x_edges, y_edges)
+
+
+def grid_rows(cells: pd.DataFrame, x_edges: np.ndarray, y_edges: np.ndarray) -> pd.DataFrame:
+    """The size chart's rows (:data:`PAIR_COLUMNS`) of grid cells counted per codec and
+    cell index ``x``/``y``, with their buyers, size sums, smallest and largest sizes: each
+    drawn at its cell's middle."""
     x, y = cells["x"].to_numpy(), cells["y"].to_numpy()
     return pd.DataFrame({
         "codec": cells["codec"].astype(str),

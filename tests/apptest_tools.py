@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -72,3 +73,21 @@ def signed_in_page(app: str, password: str, isolation: str, page: str | None = N
 def metrics(at: AppTest) -> dict[str, str]:
     """The page's headline numbers, by label."""
     return {m.label: m.value for m in at.main.metric}
+
+
+class HeldScan:
+    """The dashboard's scan (``dashboard.resources.scan_overview``) held until ``release``
+    is set, counting its calls: a scan of a huge store, for a test to watch the page
+    meanwhile. Install it with ``monkeypatch.setattr(resources, "scan_overview", held)``."""
+
+    def __init__(self) -> None:
+        from dashboard import resources
+
+        self.release = threading.Event()
+        self.calls = 0
+        self.real = resources.scan_overview
+
+    def __call__(self, memory: Any, **kwargs: Any) -> Any:
+        self.calls += 1
+        assert self.release.wait(30)
+        return self.real(memory, **kwargs)

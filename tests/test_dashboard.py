@@ -1217,3 +1217,9 @@ def test_hostile_header_labels_reach_charts_and_filters_only_as_data(
     assert IMAGE in widget(at.multiselect, "Persona").options  # options are plain text
     table = at.main.dataframe[0].value
     assert set(table["persona"]) == {IMAGE}  # dataframe cells are plain text too
+    # filtered, the list is read from Redis again: still data, never markup
+    widget(at.multiselect, "Persona").set_value([IMAGE]).run()
+    assert not at.exception
+    assert sorted(at.main.dataframe[0].value["contact_id"]) == [
+        f"contact-label-{index}" for index in range(3)]
+    assert all("](" not in caption.value for caption in at.main.caption)

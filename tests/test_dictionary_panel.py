@@ -9,7 +9,6 @@ scan calls it, to show it runs once per scan and never on a page run.
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Any
 
 import pytest
 import streamlit as st
-from apptest_tools import signed_in_page
+from apptest_tools import HeldScan, signed_in_page
 from conftest import buyer_state
 from streamlit.testing.v1 import AppTest
 
@@ -42,7 +41,6 @@ from dashboard.settings import (
 )
 from memory_core import admin, dictionary_use
 from memory_core.audit import read_events
-from memory_core.breakdown import OverviewScan
 from memory_core.dictionaries import current_dictionary_key, parse_dictionary_id
 from memory_core.dictionary_use import DictionaryStatus, SavingEstimate, dictionary_status
 from memory_core.errors import ConfigError, InvalidState, StoreUnavailable
@@ -357,19 +355,6 @@ def test_training_is_refused_to_a_viewer_and_in_read_only_mode(
 
 
 # the snapshot: a fresh process shows the last scan's estimate ---------------------------------
-
-class HeldScan:
-    """scan_overview held until released: a scan of a huge store."""
-
-    def __init__(self) -> None:
-        self.release = threading.Event()
-        self.real = resources.scan_overview
-
-    def __call__(self, memory: SyncBuyerConversationMemory, **kwargs: Any
-                 ) -> OverviewScan:
-        assert self.release.wait(30)
-        return self.real(memory, **kwargs)
-
 
 def test_a_fresh_process_shows_the_snapshots_estimate_while_the_scan_runs(
         memory: SyncBuyerConversationMemory, monkeypatch: pytest.MonkeyPatch,

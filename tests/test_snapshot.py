@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import Any
 import pytest
 import redis
 import streamlit as st
-from apptest_tools import metrics, signed_in_page
+from apptest_tools import HeldScan, metrics, signed_in_page
 from conftest import buyer_state
 from streamlit.testing.v1 import AppTest
 
@@ -86,21 +85,6 @@ def captions(at: AppTest) -> str:
 
 def without_time(report: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in report.items() if k != "generated_at"}
-
-
-class SlowScan:
-    """scan_overview held until released, counting calls: a scan of a huge store."""
-
-    def __init__(self) -> None:
-        self.release = threading.Event()
-        self.calls = 0
-        self.real = resources.scan_overview
-
-    def __call__(self, memory: SyncBuyerConversationMemory, **kwargs: Any
-                 ) -> OverviewScan:
-        self.calls += 1
-        assert self.release.wait(30)
-        return self.real(memory, **kwargs)
 
 
 # the snapshot itself --------------------------------------------------------------------------
@@ -313,7 +297,7 @@ def test_a_fresh_process_draws_the_snapshot_at_once_and_refreshes_it_in_the_back
     scan_and_store(memory, taken_at=taken)
     seed(memory, 10, first=40)  # written after the snapshot: only a new scan counts them
     st.cache_resource.clear()  # a new dashboard process
-    slow = SlowScan()
+    slow = HeldScan()
     monkeypatch.setattr(resources, "scan_overview", slow)
 
     at = run_page()
