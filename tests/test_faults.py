@@ -615,7 +615,10 @@ def test_hung_redis_costs_one_timeout_per_memory_and_recovers_by_itself(
 
     assert timings["sync sequential"] < 1.0, timings
     assert timings["async sequential"] < 1.0, timings
-    assert timings["async concurrent"] < 1.5, timings
+    # 200 loads in parallel each pay one timeout, plus their share of opening 200 sockets
+    # through the proxy thread: 0.7-0.85 s on an idle 2-core machine, 1.51 s seen once on a
+    # busy CI run. Waiting in turn would take 200 x 0.5 s; the allowance cannot hide that.
+    assert timings["async concurrent"] < 3 * config.socket_timeout_seconds + 1.0, timings
     # Within a couple of probe intervals of the fault's end.
     recovery_bound = 2 * config.failure_cooldown_seconds + config.socket_timeout_seconds
     for name in ("sync recovery", "async sequential recovery", "async concurrent recovery"):
