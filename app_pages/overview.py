@@ -271,9 +271,10 @@ def from_scan(source: OverviewSource) -> None:
     options = scan.breakdown.options()
     if scan.breakdown.capped:
         st.caption(":material/warning: This store's headers carry more distinct "
-                   "personas, stages or temperatures than the overview tells apart: the "
-                   "rest are counted together as “(other labels)” in the charts, and a "
-                   "filter on a label does not count those buyers.")
+                   "personas, stages or temperatures (or combinations of them) than the "
+                   "overview tells apart: the rest are counted together as “(other "
+                   "labels)” in the charts, and a filter on a persona or stage may miss "
+                   "those buyers. The buyer list reads Redis and finds them all.")
     with st.container(border=True):
         cols = st.columns([2, 3, 3, 2])
         filters = Filters(

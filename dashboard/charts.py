@@ -39,6 +39,7 @@ from memory_core.snapshot import (
     expiring_counts,
     history_histogram,
     ratio_histogram,
+    ttl_chart_days,
     ttl_histogram,
 )
 
@@ -248,7 +249,7 @@ def ttl_chart(frame: pd.DataFrame, config: MemoryConfig) -> LayeredChart:
 
 def draw_ttl(data: pd.DataFrame, over_limit: bool, config: MemoryConfig) -> LayeredChart:
     """Days-until-expiry bars (from :func:`ttl_histogram`) over the policy markers."""
-    limit = config.ttl_days_max + 30
+    limit = ttl_chart_days(config)
     data = data.copy()
     data["range"] = duration_ranges(data["bin_start"] * DAY_SECONDS,
                                     data["bin_end"] * DAY_SECONDS)

@@ -172,7 +172,8 @@ def display_rows(rows: pd.DataFrame) -> pd.DataFrame:
     """Rows as the table shows them: a link, a printable id, the time left in words."""
     ttl_seconds = rows["ttl_ms"].to_numpy(dtype=np.float64) / 1000
     return pd.DataFrame({
-        "open": "buyer?contact_id=" + rows["contact_id"].map(quote),
+        "open": "buyer?contact_id=" + rows["contact_id"].map(
+            lambda contact_id: quote(contact_id, errors="surrogateescape")),
         "contact_id": rows["contact_id"].map(display_id),
         "temperature": rows["temperature"].astype(str),
         "persona": rows["persona"].astype(str),

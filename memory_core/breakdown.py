@@ -47,7 +47,7 @@ from memory_core.inventory import (
     ProgressCallback,
     order_key,
 )
-from memory_core.report import CHUNK_ROWS, ReportFold, scan_report
+from memory_core.report import CHUNK_ROWS, OTHER_LABELS, ReportFold, scan_report
 from memory_core.snapshot import (
     CATEGORY_COLUMNS,
     HISTORY_STEP,
@@ -61,10 +61,12 @@ from memory_core.snapshot import (
     codec_labels,
     expiring_counts,
     grid_rows,
+    history_chart_messages,
     history_histogram,
     ratio_bins,
     ratio_steps,
     snapshot_of,
+    ttl_chart_days,
     ttl_histogram,
 )
 from memory_core.store import SyncBuyerConversationMemory
@@ -75,7 +77,6 @@ MAX_CELLS = 2000
 MAX_FILTER_LABELS = 200
 #: Distinct codec and schema labels told apart per column; the rest count together.
 MAX_OTHER_LABELS = 1000
-OTHER_LABELS = "(other labels)"
 #: Rows of each order kept for the buyer list.
 LIST_ROWS = 1000
 #: Readable buyers' ids drawn at random while folding (to measure what a key costs).
@@ -168,6 +169,13 @@ def first_in_order(rows: pd.DataFrame, order: str, limit: int) -> pd.DataFrame:
     return rows.iloc[ranked[:limit]]
 
 
+def _kept_ttl_days(config: MemoryConfig) -> int:
+    """Whole days of TTL told apart: up to the chart's edge (past it, the "over" flag)
+    and at least up to the report's last bucket, so a long TTL is bucketed as a table
+    buckets it."""
+    return max(ttl_chart_days(config), TTL_BUCKET_DAYS[-1])
+
+
 @dataclass(frozen=True)
 class _Table:
     """One folded table: its key columns and how each value column adds up."""
@@ -214,7 +222,8 @@ class BreakdownFold:
         default_factory=lambda: {column: set() for column in _COUNTED_LABELS})
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     first: dict[tuple[str, bool], pd.DataFrame] = field(default_factory=dict)
-    capped: bool = False  # some buyers were counted under OTHER_LABELS
+    #: Some buyers' persona, stage or temperature was counted under OTHER_LABELS.
+    capped: bool = False
     #: A uniform sample of readable buyers' ids: the :data:`SAMPLE_IDS` with the lowest
     #: random priority (bottom-k sampling; a fixed seed, so a rescan draws alike).
     sample: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(
@@ -233,8 +242,11 @@ class BreakdownFold:
             held = self.tables.get(name)
             self.tables[name] = part if held is None else _fold(
                 table, pd.concat([held, part], ignore_index=True))
-        drawn = pd.DataFrame({"priority": self.random.random(len(ok)),
-                              "contact_id": ok["contact_id"].to_numpy(dtype=object)})
+        drawn = pd.DataFrame({"priority": self.random.random(len(ok)),  # ids as objects:
+                              # a key's undecodable bytes are lone surrogates, which
+                              # pandas' string dtype refuses
+                              "contact_id": pd.Series(ok["contact_id"].to_numpy(dtype=object),
+                                                      dtype=object)})
         self.sample = pd.concat([self.sample, drawn]).nsmallest(SAMPLE_IDS, "priority")
         rows = ok[list(ROW_COLUMNS)]
         no_ttl = rows[rows["ttl_ms"].to_numpy() < 0]
@@ -248,21 +260,24 @@ class BreakdownFold:
                     candidates = pd.concat([held, candidates])
                 self.first[(order, without_ttl)] = first_in_order(candidates, order, LIST_ROWS)
 
-    def _capped_label(self, column: str, label: str, known: dict[str, set[str]],
+    @staticmethod
+    def _capped_label(column: str, label: str, known: dict[str, set[str]],
                       limit: int) -> str:
+        """The label, or OTHER_LABELS once ``limit`` others of the column were seen."""
         seen = known[column]
         if label in seen:
             return label
         if len(seen) < limit:
             seen.add(label)
             return label
-        self.capped = True
         return OTHER_LABELS
 
     def _cells_of(self, ok: pd.DataFrame) -> np.ndarray:
-        """Each row's cell id; a new combination past :attr:`max_cells` joins the
-        overflow cell. Works on label codes: Python runs once per distinct combination
-        in the chunk, not per row."""
+        """Each row's cell id. A new combination past :attr:`max_cells` joins its
+        temperature's overflow cell (persona and stage counted as OTHER_LABELS), so a
+        temperature filter still counts every buyer; there is one such cell per
+        temperature label and QA flag at most. Works on label codes: Python runs once
+        per distinct combination in the chunk, not per row."""
         columns = [_codes(ok[column]) for column in FILTER_COLUMNS]
         combined = ok["qa_seed"].to_numpy(dtype=bool).astype(np.int64)
         for codes, labels in columns:  # mixed radix: at most 2 x 50,001**3, well in int64
@@ -278,13 +293,12 @@ class BreakdownFold:
                       for column, label in zip(FILTER_COLUMNS, reversed(digits), strict=True)]
             key = (capped[0], capped[1], capped[2], bool(value))
             found = self.cells.get(key)
+            if found is None and len(self.cells) >= self.max_cells:
+                key = (capped[0], OTHER_LABELS, OTHER_LABELS, key[3])
+                found = self.cells.get(key)
             if found is None:
-                if len(self.cells) >= self.max_cells:
-                    self.capped = True
-                    key = (OTHER_LABELS, OTHER_LABELS, OTHER_LABELS, key[3])
-                    found = self.cells.get(key)
-                if found is None:
-                    found = self.cells[key] = len(self.cells)
+                found = self.cells[key] = len(self.cells)
+            self.capped = self.capped or OTHER_LABELS in key
             ids[index] = found
         result: np.ndarray = ids[inverse.reshape(-1)]
         return result
@@ -301,11 +315,12 @@ class BreakdownFold:
         codec = codec_labels(ok["codec"]).to_numpy(dtype=object)
         use = ok["dictionary"].to_numpy(dtype=object) if "dictionary" in ok \
             else np.full(len(ok), "none", dtype=object)
-        limit = config.ttl_days_max + 30
+        limit = ttl_chart_days(config)
+        kept_days = _kept_ttl_days(config)
         has_ttl = ttl_ms >= 0
         soon = has_ttl & (ttl_ms < SOON_HOURS * 3_600_000)
         rated = np.isfinite(ratio)
-        history_limit = config.max_history_messages + 50
+        history_limit = history_chart_messages(config)
         messages = ok["message_count"].to_numpy(dtype=np.int64)
         labels = []
         for column in _COUNTED_LABELS:
@@ -324,8 +339,8 @@ class BreakdownFold:
                 **{f"dictionary_{u}": np.where(use == u, stored, 0) for u in DICTIONARY_USE}}),
             "ttl": pd.DataFrame({
                 "cell": cell,
-                "day": np.where(has_ttl, np.floor(np.minimum(np.nan_to_num(ttl_days), limit)),
-                                -1).astype(np.int64),
+                "day": np.where(has_ttl, np.floor(np.minimum(np.nan_to_num(ttl_days),
+                                                             kept_days)), -1).astype(np.int64),
                 "over": has_ttl & (np.nan_to_num(ttl_days) > limit), "buyers": one}),
             "soon": pd.DataFrame({"cell": cell[soon], "hour": ttl_ms[soon] // 3_600_000,
                                   "buyers": one[soon]}),
@@ -459,7 +474,7 @@ class Breakdown:
     def expiring_within(self, seconds: float, selected: Sequence[int] | None = None) -> int:
         """Buyers whose TTL ends within ``seconds`` (whole hours or days: what the
         fine bins tell apart exactly)."""
-        if seconds % 86_400 == 0:
+        if seconds % 86_400 == 0 and seconds // 86_400 <= _kept_ttl_days(self.config):
             days = self._summed("ttl", selected, ("day",))
             return int(days.loc[(days["day"] >= 0) & (days["day"] < seconds // 86_400),
                                 "buyers"].sum())
@@ -492,7 +507,7 @@ class Breakdown:
             qualified=int(totals["qualified"].sum()), buyers=int(totals["buyers"].sum()),
             history=history_histogram(
                 history["messages"].astype(np.float64), step=HISTORY_STEP,
-                limit=config.max_history_messages + 50,
+                limit=history_chart_messages(config),
                 at_least=config.max_history_messages, weights=history["buyers"]),
             history_over_limit=bool(history.loc[history["over"].astype(bool),
                                                 "buyers"].sum()))
@@ -551,8 +566,11 @@ class OverviewScan:
     seconds: float
 
     def snapshot(self, dictionary: DictionaryStatus | None = None) -> Snapshot:
-        """The snapshot of this scan: the whole store's report and charts."""
-        return snapshot_of(self.report, self.breakdown.chart_inputs(),
+        """The snapshot of this scan: the whole store's report and charts, with the
+        figures the overview draws of its buyers as the fresh scan draws them (the
+        report's TTL counts take in unreadable keys too)."""
+        report = {**self.report, **self.breakdown.report()}
+        return snapshot_of(report, self.breakdown.chart_inputs(),
                            self.breakdown.label_ranks(), taken_at=self.taken_at,
                            scan_seconds=self.seconds, dictionary=dictionary)
 

@@ -540,6 +540,10 @@ def _mark_unknown_keys(memory: SyncBuyerConversationMemory, frame: pd.DataFrame)
         frame.loc[rows, "key_id"]])
 
 
+#: The last second pandas' datetimes hold (2262-04-11).
+_LAST_DATETIME_EPOCH = int(pd.Timestamp.max.timestamp())
+
+
 def with_derived_columns(frame: pd.DataFrame, scanned_at_ms: int) -> pd.DataFrame:
     stored = frame["stored_bytes"].to_numpy(dtype=np.float64)
     original = frame["original_bytes"].to_numpy(dtype=np.float64)
@@ -548,7 +552,9 @@ def with_derived_columns(frame: pd.DataFrame, scanned_at_ms: int) -> pd.DataFram
     ttl_ms = frame["ttl_ms"].to_numpy()
     frame["ttl_days"] = np.where(ttl_ms >= 0, ttl_ms / 86_400_000, np.nan)
     epoch = frame["last_interaction_epoch"]
-    frame["last_interaction"] = pd.to_datetime(epoch.where(epoch > 0), unit="s", utc=True)
+    # a forged header may claim any 18-digit time: past pandas' year 2262, none
+    frame["last_interaction"] = pd.to_datetime(
+        epoch.where((epoch > 0) & (epoch < _LAST_DATETIME_EPOCH)), unit="s", utc=True)
     # A timestamp rather than a countdown: it stays true in an export read days later.
     expires_ms = np.where(ttl_ms >= 0, scanned_at_ms + ttl_ms, np.iinfo(np.int64).min)
     frame["expires_at"] = pd.Series(expires_ms.astype("datetime64[ms]"),

@@ -52,10 +52,16 @@ class Listing:
 def scan_match(memory: SyncBuyerConversationMemory, pattern: str) -> str | None:
     """A SCAN MATCH pattern for the keys a contact-id search can match, or None to read
     every key (a class ``[...]``, a backslash or non-ASCII text: Redis's glob would not
-    mean what :func:`~memory_core.inventory.contact_id_matches` means)."""
+    mean what :func:`~memory_core.inventory.contact_id_matches` means).
+
+    Redis's ``?`` is one byte where the search's is one character (``é`` is two bytes),
+    so it is sent as ``*``: Redis sends a few keys more, and each is checked anyway.
+    """
     if not pattern or not pattern.isascii() or "\\" in pattern or "[" in pattern:
         return None
-    return f"{memory.prefix}:{pattern}" if is_glob(pattern) else f"{memory.prefix}:*{pattern}*"
+    if not is_glob(pattern):
+        return f"{memory.prefix}:*{pattern}*"
+    return f"{memory.prefix}:{pattern.replace('?', '*')}"
 
 
 def list_buyers(memory: SyncBuyerConversationMemory, chosen: BuyerFilter = EVERY_BUYER, *,

@@ -146,14 +146,24 @@ def ratio_histogram(frame: pd.DataFrame) -> pd.DataFrame:
                       float(ratios.max()) if len(ratios) else 1.0)
 
 
+def ttl_chart_days(config: MemoryConfig) -> int:
+    """Days of TTL the TTL chart draws; a longer TTL (set by hand) is counted at it."""
+    return config.ttl_days_max + 30
+
+
+def history_chart_messages(config: MemoryConfig) -> int:
+    """Messages the history chart draws; a longer history is counted at it."""
+    return config.max_history_messages + 50
+
+
 def ttl_histogram(ttl_days: pd.Series, config: MemoryConfig,
                   weights: pd.Series | None = None) -> tuple[pd.DataFrame, bool]:
     """Buyers per day of remaining TTL, and whether some were over the edge (counted at it).
 
-    A TTL set by hand can be years: those are counted at ``ttl_days_max + 30``.
+    A TTL set by hand can be years: those are counted at :func:`ttl_chart_days`.
     ``weights``: buyers per value (a folded scan's whole days), one each when None.
     """
-    limit = config.ttl_days_max + 30
+    limit = ttl_chart_days(config)
     clipped = ttl_days.clip(upper=limit)
     top = max(float(clipped.max()) if len(clipped.dropna()) else 0.0, config.ttl_days_max)
     data = histogram(clipped, np.arange(0, top + 2, 1), None, "group", weights)
@@ -276,7 +286,7 @@ class ChartInputs:
 def chart_inputs(buyers: pd.DataFrame, config: MemoryConfig) -> ChartInputs:
     """The binned chart inputs of a table of (readable) buyers."""
     ttl, ttl_over = ttl_histogram(buyers["ttl_days"], config)
-    history_limit = config.max_history_messages + 50
+    history_limit = history_chart_messages(config)
     return ChartInputs(
         ttl=ttl, ttl_over_limit=ttl_over, expiring=expiring_counts(buyers["ttl_ms"]),
         ratio=ratio_histogram(buyers), pairs=binned_pairs(buyers),

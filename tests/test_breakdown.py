@@ -40,6 +40,7 @@ from memory_core.inventory import (
     summarize_inventory,
 )
 from memory_core.listing import ids_starting_with, list_buyers, scan_match
+from memory_core.record import SEPARATOR
 from memory_core.seeding import SeedOptions, generate_buyers
 from memory_core.snapshot import chart_inputs
 from memory_core.store import SyncBuyerConversationMemory
@@ -222,6 +223,95 @@ def test_hostile_labels_are_counted_under_one_label_past_the_cap() -> None:
     assert report["buyers"] == inputs.buyers == 8000
 
 
+def test_past_the_cell_cap_a_temperature_still_counts_every_buyer() -> None:
+    """Regression: combinations past the cap shared one cell with every label counted as
+    "(other labels)", so a temperature first seen after the cap had 0 buyers."""
+    config = MemoryConfig()
+    fold = BreakdownFold(config, max_cells=5)
+
+    def unique(count: int, rng: np.random.Generator) -> Any:
+        return [f"label-{rng.integers(0, 10**9)}" for _ in range(count)]
+
+    first = chunk_of(300, unique, config)
+    first["temperature"] = pd.Categorical(["cold"] * 300)
+    later = chunk_of(200, unique, config, seed=1)
+    later["temperature"] = pd.Categorical(["hot"] * 150 + ["warm"] * 50)
+    fold.add(first)
+    fold.add(later)
+    result = fold.result()
+    assert result.capped and result.buyers == 500
+    assert result.options()["temperature"] == ["cold", "hot", "warm"]
+    for temperature, buyers in (("hot", 150), ("warm", 50), ("cold", 300)):
+        report, inputs = result.figures(BuyerFilter(temperatures=(temperature,)))
+        assert report["buyers"] == inputs.buyers == buyers, temperature
+    # the combinations told apart, plus an overflow cell per temperature and QA flag
+    assert len(result.cells) <= 5 + 3 * 2
+
+
+def test_codec_and_schema_labels_past_their_cap_do_not_flag_the_filters() -> None:
+    config = MemoryConfig()
+    fold = BreakdownFold(config)
+
+    def few(count: int, rng: np.random.Generator) -> Any:
+        return rng.choice(["a", "b"], count)
+
+    chunk = chunk_of(3000, few, config)
+    chunk["schema_version"] = pd.Categorical([f"v{n}" for n in range(3000)])
+    fold.add(chunk)
+    result = fold.result()
+    assert not result.capped  # personas, stages and temperatures are all told apart
+    assert OTHER_LABELS in result.report()["by_schema_version"]
+
+
+@pytest.mark.parametrize("ttl_days_max", [30, 90, 365])
+def test_ttl_buckets_and_expiry_counts_equal_the_tables_whatever_the_ttl_limit(
+        ttl_days_max: int) -> None:
+    """Regression: with ttl_days_max + 30 under 90 days, a 200-day TTL was bucketed
+    "60-90" instead of ">90"."""
+    config = MemoryConfig(ttl_days=min(30, ttl_days_max), ttl_days_max=ttl_days_max)
+    chunk = chunk_of(4000, lambda count, rng: rng.choice(["a", "b"], count), config)
+    ttl_ms = chunk["ttl_ms"].to_numpy().copy()
+    ttl_ms[:500] = np.random.default_rng(5).integers(90, 400, 500) * 86_400_000
+    chunk["ttl_ms"] = ttl_ms
+    chunk["ttl_days"] = np.where(ttl_ms >= 0, ttl_ms / 86_400_000, np.nan)
+    fold = BreakdownFold(config)
+    fold.add(chunk.copy())
+    result = fold.result()
+    table = summarize_inventory(chunk)
+    assert result.report()["ttl"] == table["ttl"]
+    assert table["ttl"]["days_remaining"][">90"] >= 500
+    for days in (1, 7, 30, 90):
+        expected = int(((ttl_ms >= 0) & (ttl_ms < days * 86_400_000)).sum())
+        assert result.expiring_within(days * 86_400) == expected, days
+
+
+def test_the_snapshot_counts_as_the_fresh_overview_does(
+        store: SyncBuyerConversationMemory) -> None:
+    """Regression: the snapshot's TTL counts took in the corrupt key (no TTL), the fresh
+    scan's did not, so "No TTL" changed when the scan replaced the snapshot."""
+    scan = scan_overview(store, chunk_rows=50)
+    shown = scan.breakdown.report()
+    assert scan.report["ttl"]["no_ttl"] == shown["ttl"]["no_ttl"] + 1  # "broken"
+    snapshot = scan.snapshot()
+    for name, value in shown.items():
+        assert snapshot.report[name] == value, name
+    assert (snapshot.report["total"], snapshot.report["corrupt"]) == (BUYERS + 1, 1)
+
+
+def test_a_forged_last_interaction_time_is_no_time_and_no_crash(
+        store: SyncBuyerConversationMemory) -> None:
+    raw = store.client.get(store.key_for("contact-2026-000"))
+    head, body = raw.split(b"\n", 1)
+    fields = head[4:].split(SEPARATOR)
+    fields[10] = b"9" * 18  # the most digits a header number may have
+    store.client.set(store.key_for("from-the-future"),
+                     head[:4] + SEPARATOR.join(fields) + b"\n" + body)
+    scan = scan_overview(store)
+    assert scan.report["buyers"] == BUYERS + 1
+    listed = list_buyers(store, pattern="from-the-future")
+    assert listed.matching == 1 and pd.isna(listed.rows["last_interaction"][0])
+
+
 def test_the_first_rows_of_each_order_are_a_full_sorts(
         store: SyncBuyerConversationMemory, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(breakdown, "LIST_ROWS", 40)  # cut well inside the store
@@ -274,9 +364,12 @@ def test_a_search_narrows_the_scan_only_where_redis_glob_means_the_same(
     assert scan_match(store, "") is None
     assert scan_match(store, "2026") == f"{prefix}:*2026*"
     assert scan_match(store, "contact-*") == f"{prefix}:contact-*"
-    assert scan_match(store, "a?c") == f"{prefix}:a?c"
+    assert scan_match(store, "a?c") == f"{prefix}:a*c"  # Redis's ? is a byte, not a char
     for pattern in ("[ab]*", "é*", "a\\*"):  # a class, non-ASCII, an escape: read all
         assert scan_match(store, pattern) is None
+    for contact_id in ("a\u00e9b", "axb", "a\u00e9\u00e9b"):
+        assert store.save_state(contact_id, {"buyer_temperature": "warm"})
+    assert sorted(list_buyers(store, pattern="a?b").rows["contact_id"]) == ["axb", "a\u00e9b"]
     with pytest.raises(ValueError, match="at most 200"):
         list_buyers(store, pattern="x" * 201)
     with pytest.raises(ValueError, match="unknown order"):

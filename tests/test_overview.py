@@ -309,6 +309,21 @@ def test_more_personas_than_the_overview_tells_apart_are_counted_and_said(
     assert len(personas) == MAX_FILTER_LABELS and "(other labels)" not in personas
 
 
+def test_a_buyer_under_an_undecodable_key_is_counted_listed_and_linked(
+        memory: SyncBuyerConversationMemory) -> None:
+    """Regression: a readable record under a key that is not UTF-8 made the overview's
+    scan fail (its id has a lone surrogate, which pandas' string dtype refuses)."""
+    assert memory.save_many([(f"contact-{i}", state(i), None, None) for i in range(3)]) == 3
+    record = memory.client.get(memory.key_for("contact-0"))
+    memory.client.set(memory.prefix.encode() + b":bad\xff-id", record)
+    at = run_page()
+    assert not at.exception
+    assert metrics(at)["Buyers"] == "4"
+    table = buyer_table(at)
+    assert "bad\\xff-id" in set(table["contact_id"])  # shown escaped
+    assert "buyer?contact_id=bad%FF-id" in set(table["open"])  # the key's own bytes
+
+
 def test_a_hostile_search_is_shown_as_text(memory: SyncBuyerConversationMemory) -> None:
     assert memory.save_state("contact-1", state(1))
     at = run_page()
