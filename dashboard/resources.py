@@ -72,8 +72,11 @@ class _ScanSlot:
     #: Its figures without filters, built by the scan itself, so the first page after a
     #: scan only draws them.
     unfiltered: OverviewModel | None = None
-    #: The QA-seeded buyers' ids, read when the QA page is opened.
+    #: The QA-seeded buyers' ids, read when the QA page is opened (under their own lock:
+    #: never waiting for, nor ageing, the overview's scan), and when (monotonic).
     qa_seeds: list[str] | None = None
+    qa_read_at: float = 0.0
+    qa_lock: threading.Lock = field(default_factory=threading.Lock)
     scanned_at: datetime | None = None
     scan_seconds: float = 0.0
     #: The dictionary at the scan and a fresh one's estimated saving, made once by the
@@ -151,13 +154,13 @@ def _progress_bar(show: bool) -> tuple[Callable[[int, int], None], Callable[[], 
 
 def qa_seeds(settings: DashboardSettings, memory: SyncBuyerConversationMemory) -> list[str]:
     """The QA-seeded buyers' ids, read once per scan period for every session (only the
-    seeds' ids are held). Raises StoreUnavailable."""
+    seeds' ids are held; a write forgets them). Raises StoreUnavailable."""
     slot = _scan_slot(settings.redis_url, settings.config_path)
-    with slot.lock:
-        if slot.qa_seeds is None:
+    with slot.qa_lock:
+        now = time.monotonic()
+        if slot.qa_seeds is None or now - slot.qa_read_at > SCAN_CACHE_SECONDS:
             slot.qa_seeds = qa_seed_ids(memory)
-            if slot.finished_at is None:
-                _finished(slot, datetime.now(UTC), 0.0)
+            slot.qa_read_at = now
         return slot.qa_seeds
 
 

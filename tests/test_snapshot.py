@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -329,6 +330,33 @@ def test_a_fresh_process_draws_the_snapshot_at_once_and_refreshes_it_in_the_back
     snapshot = read_snapshot(memory)
     assert snapshot is not None and snapshot.report["buyers"] == 50
     assert snapshot.taken_at > taken
+
+
+def test_reading_the_qa_seeds_neither_waits_for_nor_ages_a_background_scan(
+        memory: SyncBuyerConversationMemory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Regression: the QA page's read took the scan's lock (waiting out a 1M scan) and
+    stamped the slot as scanned, so a minute later a second full scan started."""
+    seed(memory, 20)
+    assert memory.save_state("qa-seed-1", {**buyer_state(99), "qa_seed": True})
+    scan_and_store(memory)
+    st.cache_resource.clear()
+    slow = HeldScan()
+    monkeypatch.setattr(resources, "scan_overview", slow)
+    run_page()  # draws the snapshot; the scan is held in the background
+    settings = load_settings()
+    found: list[list[str]] = []
+    reader = threading.Thread(target=lambda: found.append(resources.qa_seeds(settings,
+                                                                             memory)))
+    reader.start()
+    reader.join(10)  # held behind the scan, it would wait until the scan is released
+    assert found == [["qa-seed-1"]]
+    assert resources.last_scan(settings) is None  # not stamped as a finished scan
+    slow.release.set()
+    thread = resources.background_scan(settings)
+    assert thread is not None
+    thread.join(30)
+    assert slow.calls == 1
+    assert resources.last_scan(settings) is not None
 
 
 def test_the_scan_builds_the_unfiltered_overview_so_the_next_page_does_not(
