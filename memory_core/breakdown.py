@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from memory_core.admin import MEMORY_SAMPLE_KEYS
 from memory_core.config import MemoryConfig
 from memory_core.dictionary_use import DictionaryStatus
 from memory_core.inventory import (
@@ -79,8 +80,9 @@ MAX_FILTER_LABELS = 200
 MAX_OTHER_LABELS = 1000
 #: Rows of each order kept for the buyer list.
 LIST_ROWS = 1000
-#: Readable buyers' ids drawn at random while folding (to measure what a key costs).
-SAMPLE_IDS = 100
+#: Readable buyers' ids drawn at random while folding: as many as the Server page
+#: measures to tell what a key costs.
+SAMPLE_IDS = MEMORY_SAMPLE_KEYS
 #: Fine size bins per doubling, above :data:`_EXACT_SIZES` bytes.
 SIZE_STEPS = 16
 _EXACT_SIZES = 2 * SIZE_STEPS
