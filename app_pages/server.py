@@ -106,7 +106,8 @@ st.caption(f"{unreadable:,} key(s) hold no readable buyer"
 st.dataframe(listed[["key", "status", "problem", "stored_bytes"]], hide_index=True,
              width="stretch", column_config={
                  "key": "Contact id", "status": "Status", "problem": "What is wrong",
-                 "stored_bytes": st.column_config.NumberColumn("Stored bytes", format="%d")})
+                 "stored_bytes": st.column_config.NumberColumn("Stored bytes",
+                                                               format="localized")})
 by_shown = dict(zip(listed["key"], listed["contact_id"], strict=True))
 choice = st.selectbox("Inspect a key", options=list(by_shown), index=None, key=CHOICE_KEY,
                       placeholder="Choose a contact id from the list")

@@ -189,7 +189,9 @@ def problem_keys(scan: OverviewScan) -> pd.DataFrame:
     :data:`~memory_core.report.MAX_PROBLEMS`), escaped for the screen."""
     rows = scan.problems
     return pd.DataFrame({
-        "contact_id": list(scan.problem_ids),
+        # as read (objects: a key's bytes that are not UTF-8 are lone surrogates, which
+        # pandas' string dtype refuses), to inspect or delete that very key
+        "contact_id": pd.Series(list(scan.problem_ids), dtype=object),
         "key": [printable(i, 200) for i in rows["contact_id"]],
         "status": rows["status"].astype(str).tolist(),
         "problem": [printable(str(p), 300) for p in rows["problem"]],

@@ -44,7 +44,9 @@ from memory_core.inventory import (
     ProgressCallback,
     display_id,
     is_qa_seed_header,
+    is_usable_contact_id,
     scan_summaries,
+    unusable_id_problem,
 )
 from memory_core.legacy import decode_legacy
 from memory_core.migrations import migrate
@@ -796,7 +798,7 @@ def inspect_key(memory: SyncBuyerConversationMemory, contact_id: str) -> KeyInsp
         size = _whole(replies[0]) if size_command else None
         memory_bytes = _whole(replies[-1]) if not isinstance(replies[-1], Exception) else None
         preview, cut = _preview(memory, key, kind, size)
-        problem, protected = _why_no_state(memory, key, kind, size)
+        problem, protected = _why_no_state(memory, contact_id, key, kind, size)
     except REDIS_FAULTS as exc:
         raise StoreUnavailable.from_fault(exc) from exc
     ttl = None if not isinstance(pttl, int) or pttl < 0 else round(pttl / 1000)
@@ -828,16 +830,17 @@ def _preview(memory: SyncBuyerConversationMemory, key: bytes, kind: str, size: i
     return text, cut or (size or 0) > shown
 
 
-def _why_no_state(memory: SyncBuyerConversationMemory, key: bytes, kind: str,
-                  size: int | None) -> tuple[str, str]:
+def _why_no_state(memory: SyncBuyerConversationMemory, contact_id: str, key: bytes,
+                  kind: str, size: int | None) -> tuple[str, str]:
     """(why no state loads from it, why it must not be deleted anyway)."""
     if kind != "string":
         return f"another Redis type ({kind}), not a buyer record", ""
     if size == 0:
         return "an empty string, not a buyer record", ""
     (problem,) = memory.check_records([key])
-    if problem is None:
-        return "", ""
+    if problem is None:  # a sound record, unless no bot can ask for its id
+        return ("", "") if is_usable_contact_id(contact_id) else (
+            unusable_id_problem(contact_id), "")
     why = printable(str(problem), 300)
     if isinstance(problem, MissingDictionary | UndecryptableRecord):
         return why, ("it is a buyer record this process cannot read (a missing dictionary "

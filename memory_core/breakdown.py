@@ -570,7 +570,7 @@ class OverviewScan:
     def snapshot(self, dictionary: DictionaryStatus | None = None) -> Snapshot:
         """The snapshot of this scan: the whole store's report and charts, with the
         figures the overview draws of its buyers as the fresh scan draws them (the
-        report's TTL counts take in unreadable keys too)."""
+        report's TTL counts are of every key, unreadable ones too)."""
         report = {**self.report, **self.breakdown.report()}
         return snapshot_of(report, self.breakdown.chart_inputs(),
                            self.breakdown.label_ranks(), taken_at=self.taken_at,

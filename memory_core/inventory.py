@@ -38,6 +38,7 @@ from memory_core.errors import (
 )
 from memory_core.legacy import looks_legacy
 from memory_core.record import HEADER_READ_BYTES, MAGIC, header_numbers, split_header
+from memory_core.state import MAX_CONTACT_ID_LENGTH
 from memory_core.store import SyncBuyerConversationMemory
 
 STATUS_OK = "ok"
@@ -317,6 +318,7 @@ def summary_chunks(memory: SyncBuyerConversationMemory, batches: Iterable[Batch]
 
 def _marked(memory: SyncBuyerConversationMemory, frame: pd.DataFrame,
             current_id: int) -> pd.DataFrame:
+    _mark_unusable_ids(frame)
     _mark_missing_dictionaries(memory, frame)
     _mark_unknown_keys(memory, frame)
     ids = frame["dictionary_id"].to_numpy()
@@ -505,6 +507,46 @@ def _mark(frame: pd.DataFrame, rows: Any, status: str, problems: list[str]) -> N
     frame.loc[rows, "problem"] = problems
 
 
+def _mark_unusable_ids(frame: pd.DataFrame) -> None:
+    """Records under a key whose contact id no bot can load (whitespace, control
+    characters, bytes that are not UTF-8, too long: written by another tool) are corrupt,
+    so that they are listed with the keys to inspect and delete, not as buyers."""
+    ids = frame["contact_id"].to_numpy(dtype=object)
+    joined = "".join(ids)  # the common case, every id sound, in a few C calls
+    lengths = list(map(len, ids))
+    if (joined.isprintable() and " " not in joined and min(lengths, default=1) > 0
+            and max(lengths, default=0) <= MAX_CONTACT_ID_LENGTH):
+        return
+    suspect = [index for index, contact_id in enumerate(ids)
+               if not is_usable_contact_id(contact_id)]
+    rows, problems = [], []
+    readable = frame["status"].isin([STATUS_OK, STATUS_LEGACY]).to_numpy(dtype=bool)
+    for index in suspect:
+        if readable[index]:
+            rows.append(frame.index[index])
+            problems.append(unusable_id_problem(ids[index]))
+    _mark(frame, rows, STATUS_CORRUPT, problems)
+
+
+def is_usable_contact_id(contact_id: str) -> bool:
+    """Whether a bot can load a state under this id (what ``validate_contact_id`` lets
+    through), in a few C calls: the scan asks it of every key."""
+    return (contact_id.isprintable() and " " not in contact_id
+            and 0 < len(contact_id) <= MAX_CONTACT_ID_LENGTH)
+
+
+def unusable_id_problem(contact_id: str) -> str:
+    """Why no bot can load the state under this key's contact id (which it refuses)."""
+    if not contact_id:
+        why = "the key has no contact id after the prefix"
+    elif len(contact_id) > MAX_CONTACT_ID_LENGTH:
+        why = (f"its contact id is {len(contact_id):,} characters long (the limit is "
+               f"{MAX_CONTACT_ID_LENGTH})")
+    else:
+        why = "its contact id has whitespace, control characters or bytes that are not UTF-8"
+    return f"{why}: no bot can load this state (written by another tool?)"
+
+
 def _mark_missing_dictionaries(memory: SyncBuyerConversationMemory, frame: pd.DataFrame) -> None:
     ids = [int(i) for i in frame.loc[frame["dictionary_id"] > 0, "dictionary_id"].unique()]
     if not ids:
@@ -584,6 +626,8 @@ def summarize_inventory(frame: pd.DataFrame, now: datetime | None = None) -> dic
     """Counts for the whole table: what ``inventory --json`` prints and the overview shows."""
     now = now or datetime.now(UTC)
     ok = frame[frame["status"] == STATUS_OK]
+    # "no TTL" and "expiring" count every key (a corrupt key that never expires leaks
+    # memory); the days left are the buyers', beside the other "by" counts
     ttl_days = frame["ttl_days"]
     stored = int(ok["stored_bytes"].sum())
     original = int(ok["original_bytes"].sum())
@@ -591,7 +635,7 @@ def summarize_inventory(frame: pd.DataFrame, now: datetime | None = None) -> dic
     def counts(column: str, rows: pd.DataFrame = ok) -> dict[str, int]:
         return {str(k): int(v) for k, v in value_counts_text(rows[column]).items()}
 
-    buckets = pd.cut(ttl_days.dropna(), bins=[*TTL_BUCKET_DAYS, float("inf")],
+    buckets = pd.cut(ok["ttl_days"].dropna(), bins=[*TTL_BUCKET_DAYS, float("inf")],
                      labels=list(TTL_BUCKET_NAMES), include_lowest=True, right=False)
     return {
         "generated_at": now.isoformat(timespec="seconds"),

@@ -351,6 +351,28 @@ def test_an_operator_inspects_and_deletes_a_key_that_is_not_a_buyer(
                        ("inspect_key", "garbage", "shown")]
 
 
+@pytest.mark.parametrize(("key", "typed"), [(b"bad\xff-id", "bad\\xff-id"),
+                                            (b"<b>a b</b>", "<b>a b</b>")])
+def test_a_sound_record_under_an_id_no_bot_can_ask_for_is_listed_and_deleted(
+        dashboard_memory: SyncBuyerConversationMemory, real_raw: redis.Redis,
+        key: bytes, typed: str) -> None:
+    """Regression: a key that is not UTF-8 crashed this page, and a record under an id
+    with a space was a "buyer" nobody could open or delete but with redis-cli."""
+    memory = dashboard_memory
+    assert memory.save_state("c-1", {"buyer_temperature": "hot"})
+    raw_key = memory.prefix.encode() + b":" + key
+    real_raw.set(raw_key, real_raw.get(memory.key_for("c-1")))
+    at = run_server_page()
+    assert at.selectbox(key="server_key_choice").options == [typed]
+    at.selectbox(key="server_key_choice").select(typed).run()
+    assert any("no bot can load" in m.value for m in at.markdown)
+    at.text_input(key="server_delete_confirm").input(typed).run()
+    at.button(key="server_delete").click().run()
+    assert not at.exception
+    assert real_raw.exists(raw_key) == 0
+    assert real_raw.exists(memory.key_for("c-1")) == 1
+
+
 def test_a_viewer_sees_no_preview_and_cannot_delete(
         dashboard_memory: SyncBuyerConversationMemory, real_raw: redis.Redis) -> None:
     memory = dashboard_memory
