@@ -34,6 +34,8 @@ def _escape(codepoint: int) -> str:
 
 _PRINTABLE_TABLE: dict[int, str] = {
     c: _escape(c) for c in (*_C0_DEL_C1, *_INVISIBLE, *_SEPARATORS, *range(0xD800, 0xE000))}
+#: For CSV cells: as for a terminal, but tab, CR and LF stay (a quoted cell holds them).
+_CSV_TABLE: dict[int, str] = {c: e for c, e in _PRINTABLE_TABLE.items() if c not in (9, 10, 13)}
 #: For JSON text: C0 characters are escaped by the encoder inside strings already, and
 #: outside strings they are the layout (newlines); a ``\uXXXX`` escape stays valid JSON.
 _JSON_TABLE: dict[int, str] = {
@@ -84,8 +86,9 @@ def csv_bytes(frame: pd.DataFrame) -> bytes:
     starting with ``= + - @``, tab, CR or LF get a leading ``'``, which spreadsheets show
     as text and do not evaluate. Rows end in CRLF (RFC 4180), so a cell holding a CR or
     LF is quoted: unquoted, a spreadsheet starts a new row there and what follows (say
-    ``=1+1``) is a cell of its own. Undecodable key bytes (surrogateescape) are written as
-    backslash escapes rather than failing the export.
+    ``=1+1``) is a cell of its own. Other control, bidi and separator characters, and
+    undecodable key bytes (surrogateescape), are written as backslash escapes as
+    :func:`printable` writes them: ``cat`` of the file cannot drive a terminal.
     """
     import pandas as pd  # lazily: the bot imports this module and never needs pandas
 
@@ -95,6 +98,7 @@ def csv_bytes(frame: pd.DataFrame) -> bytes:
         if isinstance(values.dtype, pd.CategoricalDtype) or values.dtype == object or (
                 pd.api.types.is_string_dtype(values.dtype)):
             # an object column: pandas' own string type cannot hold surrogateescape bytes
-            safe[column] = pd.Series([neutralise_cell(v) for v in values.astype(object)],
-                                     index=values.index, dtype=object)
+            safe[column] = pd.Series(
+                [neutralise_cell(v.translate(_CSV_TABLE) if isinstance(v, str) else v)
+                 for v in values.astype(object)], index=values.index, dtype=object)
     return safe.to_csv(index=False, lineterminator="\r\n").encode("utf-8", "backslashreplace")

@@ -170,7 +170,7 @@ def test_show_clear_and_migrate_output_cannot_drive_the_terminal(
         main(["--redis-url", real_redis_url, *argv])
         captured = capsys.readouterr()
         assert_inert(captured.out + captured.err)
-    real_raw.set(key("legacy" + CLEAR_AND_TITLE), stack_global_pickle(
+    real_raw.set(key("legacy-from-a-hostile-module"), stack_global_pickle(
         "os" + FORGED_LINE + CLEAR_AND_TITLE, "system\u202e"))
     assert main(["--redis-url", real_redis_url, "migrate-legacy"]) == 0
     captured = capsys.readouterr()
@@ -269,13 +269,23 @@ def test_csv_bytes_writes_undecodable_key_bytes_as_escapes() -> None:
     contact_id = b"=odd\xff".decode("utf-8", "surrogateescape")
     frame = pd.DataFrame({"contact_id": pd.Series([contact_id], dtype=object)})
     rows = read_csv_cells(csv_bytes(frame))
-    assert rows[0]["contact_id"] == "'=odd\\udcff"
+    assert rows[0]["contact_id"] == "'=odd\\xff"  # as the dashboard shows the id
+
+
+def test_csv_cells_cannot_drive_a_terminal() -> None:
+    frame = pd.DataFrame({"persona": pd.Categorical([CLEAR_AND_TITLE, "\u202eexe.txt"])})
+    data = csv_bytes(frame)
+    assert_inert(data.decode("utf-8").replace("\r\n", "\n"))  # CRLF ends each row
+    assert [row["persona"] for row in read_csv_cells(data)] == [
+        printable(CLEAR_AND_TITLE), "\\u202eexe.txt"]
 
 
 def test_the_overview_csv_of_a_hostile_keyspace_holds_no_formula(
         real_redis_url: str, real_raw: redis.Redis) -> None:
     for number, payload in enumerate(FORMULAS):
-        real_raw.set(key(f"{payload[:20]}-{number}"), planted_record(
+        # an id with whitespace is no buyer (no bot can ask for it): the labels carry those
+        contact_id = "".join("_" if c.isspace() else c for c in payload[:20])
+        real_raw.set(key(f"{contact_id}-{number}"), planted_record(
             {}, temperature=payload[:30].replace("\n", " ").replace("\r", " ").encode(),
             persona=b"-2+3", stage=b"@SUM(A1)"))
     from dashboard.overview_model import BuyerQuery, Filters, build_overview, list_buyers
