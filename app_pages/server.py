@@ -81,7 +81,13 @@ try:
 except StoreUnavailable as exc:
     st.error(md(str(exc)))
     st.stop()
-show_cost(cost)
+if settings.is_demo:  # fakeredis has no INFO or MEMORY USAGE: a row of dashes says nothing
+    st.subheader("What does this cost?")
+    st.info("The embedded demo store has no server memory figures. Connect a Redis "
+            "(`REDIS_URL`) to see used memory, `maxmemory`, evictions and what a buyer "
+            "costs, measured per key.")
+else:
+    show_cost(cost)
 
 st.subheader("What else is under the prefix?")
 outcome = st.session_state.pop(OUTCOME_KEY, None)

@@ -373,6 +373,24 @@ def test_a_sound_record_under_an_id_no_bot_can_ask_for_is_listed_and_deleted(
     assert real_raw.exists(memory.key_for("c-1")) == 1
 
 
+def test_the_demo_store_says_it_has_no_server_figures_instead_of_dashes(
+        isolated_dashboard: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("REDIS_URL", raising=False)
+
+    def page(path: str) -> None:
+        import runpy
+
+        runpy.run_path(path, run_name="__main__")
+
+    at = AppTest.from_function(page, default_timeout=60, args=(SERVER_PAGE,))
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("no server memory figures" in i.value for i in at.info)
+    assert not at.metric or "Used memory" not in metrics(at)
+    assert not any("unknown command" in c.value for c in at.caption)
+    assert at.selectbox(key="server_key_choice").options  # the demo's broken keys
+
+
 def test_a_viewer_sees_no_preview_and_cannot_delete(
         dashboard_memory: SyncBuyerConversationMemory, real_raw: redis.Redis) -> None:
     memory = dashboard_memory
