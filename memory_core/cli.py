@@ -1,8 +1,11 @@
 """``python -m memory_core`` / ``memory-core``: operate the buyer memory from a shell.
 
 A thin shell over :mod:`memory_core.admin`, :mod:`memory_core.inventory` and
-:mod:`memory_core.seeding`. Exit codes: 0 ok, 1 not found, 2 usage or connection error;
-every failure prints one line on stderr that says what to do. Output is for people by
+:mod:`memory_core.seeding`. Exit codes: 0 ok, 1 not found, 2 usage or connection error,
+130 stopped by Ctrl-C; every failure prints one line on stderr that says what to do.
+"Not found" means no readable buyer: no key, or a key holding a corrupt, oversized or
+wrong-type record (and, for ``reencrypt``, records that could not be rewritten). A long
+write stopped by Ctrl-C says how far it got, audits that, and exits 130. Output is for people by
 default (summaries and tables that fit 100 columns, every value from Redis escaped) and
 for scripts with ``--json``. Successes are printed, not logged: the audit trail records
 them, and log lines on stderr are kept for problems.
@@ -20,8 +23,10 @@ import dataclasses
 import getpass
 import logging
 import os
+import signal
 import sys
 import textwrap
+import threading
 import unicodedata
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -36,11 +41,20 @@ from memory_core import audit, erasure, extras, health, rotation, topology
 from memory_core.config import CONFIG_PATH_ENV, load_config
 from memory_core.connection import DEFAULT_REDIS_URL, REDIS_URL_ENV, parse_target
 from memory_core.crypto import KEYS_ENV, KEYS_FILE_ENV, generate_key_pair
-from memory_core.errors import ConfigError, InvalidState, MemoryCoreError, StoreUnavailable
+from memory_core.errors import (
+    ConfigError,
+    ConnectionURLError,
+    CorruptRecord,
+    InvalidState,
+    MemoryCoreError,
+    MissingDictionary,
+    StoreUnavailable,
+    UndecryptableRecord,
+)
 from memory_core.exposition import keyspace_exposition
 from memory_core.passwords import hash_password
 from memory_core.safetext import LOG_CHARS, printable, printable_json
-from memory_core.seeding import SeedOptions, generate_buyers
+from memory_core.seeding import SeedOptions, check_id_prefix, generate_buyers
 from memory_core.state import mask_pii, parse_timestamp, validate_contact_id
 from memory_core.store import StoredRecord, SyncBuyerConversationMemory
 
@@ -48,14 +62,21 @@ if TYPE_CHECKING:  # built on pandas: imported where used, through _cli_module()
     from memory_core import admin, dictionary_use, sampling
 
 EXIT_OK, EXIT_NOT_FOUND, EXIT_USAGE = 0, 1, 2
+#: 128 + SIGINT, as a shell reports a command stopped by Ctrl-C.
+EXIT_INTERRUPTED = 130
+#: Generated QA buyers written per pipeline (and per audit-exact step when interrupted).
+SEED_BATCH = 500
 logger = logging.getLogger("memory_core.cli")
 #: Every line of human output fits a terminal this wide.
 WIDTH = 100
 DESCRIPTION = ("Operate the buyer conversation memory in Redis: seed QA buyers, list and "
                "show buyers, clear them, migrate legacy records, rotate keys, erase a "
                "person's data.")
-EPILOG = ("Exit codes: 0 ok, 1 not found, 2 usage or connection error. Redis comes from "
-          f"--redis-url, then ${REDIS_URL_ENV}, then {DEFAULT_REDIS_URL}.")
+EPILOG = ("Exit codes: 0 ok, 1 not found, 2 usage or connection error, 130 stopped by "
+          "Ctrl-C (how far it got is printed and audited). Not found includes a key that "
+          "holds no readable buyer (a corrupt, oversized or wrong-type record) and, for "
+          "reencrypt, records that could not be rewritten. Redis comes from --redis-url, "
+          f"then ${REDIS_URL_ENV} (unset: {DEFAULT_REDIS_URL}); an empty one is refused.")
 
 
 #: inventory --sample's range, memory_core.sampling's MIN_DRAWS and MAX_DRAWS repeated so
@@ -300,21 +321,101 @@ def _cmd_seed(memory: SyncBuyerConversationMemory, args: argparse.Namespace) -> 
         print(f"seeded {result.written} buyer(s) from {args.from_file}"
               + _kept_note(result.kept_real))
         return EXIT_OK
+    check_id_prefix(args.id_prefix, name="--id-prefix", allow_empty=False)
     ttl_days = memory.config.ttl_days
     # the store's TTL, so each buyer keeps what is left of it since its last interaction
     options = SeedOptions(count=args.count, seed=args.seed, id_prefix=args.id_prefix,
                           ttl_days_range=(ttl_days, ttl_days))
     options.validate()
     update, close = _progress_bar("buyers")
+    # a Ctrl-C stops between batches: saves counted by the store, handled by the progress
+    saves_before = memory.get_stats()["saves"]
+    handled, at_batch_end = 0, False
+    stop = _StopBetweenBatches()
+
+    def after_batch(done: int, total: int) -> None:
+        nonlocal handled, at_batch_end
+        handled, at_batch_end = done, True  # every write sent so far has been answered
+        update(done, total)
+        stop.check()
+        at_batch_end = False
+
+    result = None
     try:
-        items = (buyer.as_save_item() for buyer in generate_buyers(options))
-        result = admin.seed_generated(memory, items, options.count, update,
-                                      actor=_actor(args))
+        with stop:
+            items = (buyer.as_save_item() for buyer in generate_buyers(options))
+            result = admin.seed_generated(memory, items, options.count, after_batch,
+                                          SEED_BATCH, actor=_actor(args))
+    except KeyboardInterrupt:
+        pass  # said below, once the bar is closed
     finally:
         close()
+    if result is None:
+        return _seed_stopped(memory, args, options,
+                             written=memory.get_stats()["saves"] - saves_before,
+                             handled=handled, exact=at_batch_end)
     print(f"seeded {result.written} QA buyers (seed {options.seed})"
           + _kept_note(result.kept_real))
     return EXIT_OK
+
+
+class _StopBetweenBatches:
+    """Ctrl-C during a batched write stops it between two batches, not inside one.
+
+    The first SIGINT only asks to stop; :meth:`check`, called once a batch is answered,
+    then raises KeyboardInterrupt, so the count of what was written is exact. A second
+    Ctrl-C raises at once (the batch in flight is then in doubt). Outside the main
+    thread, or when SIGINT already has a handler of its own, nothing changes.
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: Any = None
+
+    def __enter__(self) -> _StopBetweenBatches:
+        if (threading.current_thread() is threading.main_thread()
+                and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
+            self._previous = signal.signal(signal.SIGINT, self._request)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+
+    def _request(self, signum: int, frame: object) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def check(self) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+
+
+def _seed_stopped(memory: SyncBuyerConversationMemory, args: argparse.Namespace,
+                  options: SeedOptions, *, written: int, handled: int, exact: bool) -> int:
+    """One line and one audit entry for a seed stopped by Ctrl-C; exit 130.
+
+    ``written``: the buyers the store confirmed; ``handled``: those plus the ids left
+    alone as real buyers, as of the last finished batch. Not ``exact``: a batch was in
+    flight, and up to one batch more may have been written too.
+    """
+    kept = max(handled - written, 0)
+    in_doubt = 0 if exact else min(SEED_BATCH, options.count - written - kept)
+    audit.append_event(memory.client, memory.prefix, actor=_actor(args), action="seed",
+                       outcome="interrupted",
+                       detail=f"{written} generated of {options.count}, {kept} real kept"
+                       + (f", up to {in_doubt} more in flight" if in_doubt else "")
+                       + "; stopped by Ctrl-C")
+    print(f"stopped: wrote {'' if exact else 'at least '}{written:,} of {options.count:,} QA "
+          f"buyers (seed {options.seed}) before Ctrl-C"
+          + (f" (up to {in_doubt:,} more may have been written by the batch in flight)"
+             if in_doubt else "")
+          + (f"; {kept:,} id(s) hold real buyers and were left alone" if kept else "")
+          + "; run the same command again to write them all, or clear --qa-seeds to "
+            "remove them", file=sys.stderr)
+    return EXIT_INTERRUPTED
 
 
 def _kept_note(kept_real: tuple[str, ...]) -> str:
@@ -684,8 +785,25 @@ def _transcript_lines(state: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _unreadable_hint(exc: CorruptRecord, contact_id: str) -> str:
+    """What to do about a record no load can read (it is that key's problem only)."""
+    if isinstance(exc, UndecryptableRecord):
+        return f"give this process the key it was encrypted with ({KEYS_ENV})"
+    if isinstance(exc, MissingDictionary):
+        return ("restore that dictionary, or delete the record with memory-core clear "
+                f"{printable(contact_id, 120)}")
+    return ("the bot treats it as no saved state; memory-core clear "
+            f"{printable(contact_id, 120)} deletes it so the buyer starts fresh")
+
+
 def _cmd_show(memory: SyncBuyerConversationMemory, args: argparse.Namespace) -> int:
-    record = memory.read_record(args.contact_id)
+    try:
+        record = memory.read_record(args.contact_id)
+    except CorruptRecord as exc:  # data, not usage: exit 1, "no readable buyer"
+        print(f"error: buyer {printable(args.contact_id, 120)} has no readable record: "
+              f"{printable(str(exc), 300)}; {_unreadable_hint(exc, args.contact_id)}",
+              file=sys.stderr)
+        return EXIT_NOT_FOUND
     if record is None:
         print(f"no such buyer: {printable(args.contact_id, 120)} (never saved, expired or "
               "cleared)", file=sys.stderr)
@@ -705,7 +823,11 @@ def _cmd_show(memory: SyncBuyerConversationMemory, args: argparse.Namespace) -> 
 def _confirm(question: str) -> bool:
     if not sys.stdin.isatty():
         return False
-    return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+    try:
+        return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+    except (KeyboardInterrupt, EOFError):  # Ctrl-C or Ctrl-D at the question: a no
+        print()
+        return False
 
 
 def _actor(args: argparse.Namespace) -> str:
@@ -716,7 +838,12 @@ def _cmd_clear(memory: SyncBuyerConversationMemory, args: argparse.Namespace) ->
     admin = _cli_module("admin", "the clear command")
     actor = _actor(args)
     if args.qa_seeds:
-        ids = admin.qa_seed_ids(memory)
+        try:
+            ids = admin.qa_seed_ids(memory)
+        except KeyboardInterrupt:
+            print("stopped: clear --qa-seeds interrupted by Ctrl-C while finding the QA "
+                  "seeds; nothing deleted", file=sys.stderr)
+            return EXIT_INTERRUPTED
         if not ids:
             print("no QA-seeded buyers to clear")
             return EXIT_OK
@@ -724,7 +851,11 @@ def _cmd_clear(memory: SyncBuyerConversationMemory, args: argparse.Namespace) ->
             print("not confirmed; nothing deleted (pass --yes to skip the question)",
                   file=sys.stderr)
             return EXIT_USAGE
-        print(f"deleted {admin.clear_qa_seeds(memory, ids, actor=actor)} QA-seeded buyers")
+        try:
+            deleted = admin.clear_qa_seeds(memory, ids, actor=actor)
+        except KeyboardInterrupt:
+            return _clear_stopped(memory, args, ids)
+        print(f"deleted {deleted} QA-seeded buyers")
         return EXIT_OK
     shown = printable(args.contact_id, 120)
     revision = admin.current_revision(memory, args.contact_id)
@@ -744,6 +875,27 @@ def _cmd_clear(memory: SyncBuyerConversationMemory, args: argparse.Namespace) ->
         return EXIT_NOT_FOUND
     print(f"cleared {shown}")
     return EXIT_OK
+
+
+def _clear_stopped(memory: SyncBuyerConversationMemory, args: argparse.Namespace,
+                   ids: list[str]) -> int:
+    """``clear --qa-seeds`` stopped by Ctrl-C: count what is gone, say it, audit it; 130.
+
+    The deletions run in server-side steps whose replies were cut short, so what was
+    deleted is counted from the keys that are left.
+    """
+    try:
+        remaining = memory.count_present([memory.raw_key_for(i) for i in ids])
+    except MemoryCoreError:  # Redis went away too: the generic line, without a count
+        return _stopped(memory, args)
+    gone = len(ids) - remaining
+    audit.append_event(memory.client, memory.prefix, actor=_actor(args),
+                       action="clear_qa_seeds", outcome="interrupted",
+                       detail=f"{gone} of {len(ids)} gone, {remaining} left; stopped by Ctrl-C")
+    print(f"stopped: deleted {gone:,} of {len(ids):,} QA-seeded buyers before Ctrl-C (counted "
+          f"from the keys left: {remaining:,}); run clear --qa-seeds again to delete the rest",
+          file=sys.stderr)
+    return EXIT_INTERRUPTED
 
 
 def _cmd_migrate(memory: SyncBuyerConversationMemory, args: argparse.Namespace) -> int:
@@ -1135,18 +1287,73 @@ OFFLINE_COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 }
 
 
+def _redis_url(given: str | None) -> str:
+    """--redis-url, else $REDIS_URL, else the default; an empty or blank one is refused.
+
+    An empty value is nearly always an unset shell variable (``--redis-url "$URL"``), and
+    falling back would quietly act on another Redis than the one meant.
+    """
+    if given is not None:
+        if not given.strip():
+            raise ConnectionURLError(
+                "--redis-url is empty (an unset shell variable?): give a Redis URL such as "
+                f"{DEFAULT_REDIS_URL}, or leave the option out to use ${REDIS_URL_ENV}")
+        return given
+    from_environment = os.environ.get(REDIS_URL_ENV)
+    if from_environment is None:
+        return DEFAULT_REDIS_URL
+    if not from_environment.strip():
+        raise ConnectionURLError(
+            f"{REDIS_URL_ENV} is set but empty: set it to a Redis URL such as "
+            f"{DEFAULT_REDIS_URL}, unset it to use that default, or pass --redis-url")
+    return from_environment
+
+
+#: Commands that write, and the audit action of each (as the writes themselves name it).
+_WRITE_ACTIONS = {"seed": "seed", "clear": "clear", "migrate-legacy": "migrate_legacy",
+                  "train-dictionary": "train_dictionary",
+                  "prune-dictionaries": "prune_dictionaries", "reencrypt": "reencrypt",
+                  "erase": "erase", "reindex": "reindex"}
+
+
+def _stopped(memory: SyncBuyerConversationMemory, args: argparse.Namespace) -> int:
+    """Any command stopped by Ctrl-C: one line, an audit entry if it writes; exit 130."""
+    action = _WRITE_ACTIONS.get(args.command)
+    if action is None or getattr(args, "dry_run", False):
+        print(f"stopped: {args.command} interrupted by Ctrl-C; it changed nothing",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if args.command == "clear" and args.qa_seeds:
+        action = "clear_qa_seeds"
+    audit.append_event(memory.client, memory.prefix, actor=_actor(args), action=action,
+                       outcome="interrupted",
+                       detail="stopped by Ctrl-C; what it wrote before stays written, how "
+                              "much is not known here")
+    print(f"stopped: {args.command} interrupted by Ctrl-C; what it wrote before stays written "
+          "(each buyer whole or not at all): run it again to finish", file=sys.stderr)
+    return EXIT_INTERRUPTED
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return _main(args)
+    except KeyboardInterrupt:  # before the command began, or a second Ctrl-C
+        print(f"stopped: {args.command} interrupted by Ctrl-C", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _main(args: argparse.Namespace) -> int:
     if args.command in OFFLINE_COMMANDS:
         try:
             return OFFLINE_COMMANDS[args.command](args)
         except MemoryCoreError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_USAGE
-    url = args.redis_url or os.environ.get(REDIS_URL_ENV) or DEFAULT_REDIS_URL
     try:
+        url = _redis_url(args.redis_url)
         config = load_config(args.config)
         target = parse_target(url)
         if target.is_demo:
@@ -1157,6 +1364,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         return COMMANDS[args.command](memory, args)
+    except KeyboardInterrupt:
+        return _stopped(memory, args)
     except StoreUnavailable as exc:
         print(f"error: cannot reach Redis at {target.redacted_url} "
               f"({printable(str(exc))}); check that it runs "

@@ -7,7 +7,11 @@ bad URL) and from the operator tools (CLI, dashboard), which show the message.
 
 from __future__ import annotations
 
+from types import MappingProxyType
+
 import redis
+
+from memory_core.safetext import printable
 
 #: What a lost, refused or hung connection raises: the store is unavailable, not wrong.
 #: What "Redis is not there right now" looks like: a connection lost or timed out, and on a
@@ -50,6 +54,29 @@ class InvalidState(MemoryCoreError, ValueError):
 
 class CorruptRecord(MemoryCoreError):
     """Bytes stored at a key cannot be decoded into a state."""
+
+
+#: How a type that ``TYPE`` reports reads in a sentence.
+_TYPE_NAMES = MappingProxyType({
+    "hash": "a hash", "list": "a list", "set": "a set", "zset": "a sorted set",
+    "stream": "a stream", "string": "a string"})
+
+
+class WrongTypeRecord(CorruptRecord):
+    """The key holds another Redis type (a hash, a list...), where a string value belongs.
+
+    The message names the type Redis reports (``TYPE``), never redis-py's pipeline text
+    ("Command # 1 (GETRANGE ...) of pipeline caused error"), which quotes the command.
+    ``WRONGTYPE`` stays in it: the word Redis uses, for whoever searches the logs.
+    """
+
+    def __init__(self, kind: str | None, what: str = "a buyer record") -> None:
+        if not kind or kind == "none":  # TYPE refused, or the key went since the read
+            holds = "another Redis type"
+        else:  # a module's type (ReJSON-RL, ...) as Redis names it, escaped and short
+            holds = _TYPE_NAMES.get(kind) or f"a {printable(kind, 40)} value"
+        super().__init__(f"the key holds {holds}, not {what} (WRONGTYPE)")
+        self.kind = kind
 
 
 class MissingDictionary(CorruptRecord):

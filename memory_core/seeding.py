@@ -37,6 +37,7 @@ from typing import Any, TypeVar
 import orjson
 
 from memory_core.errors import InvalidContactId, InvalidState
+from memory_core.safetext import printable
 from memory_core.state import QA_SEED_FIELD, TEMPERATURES, validate_contact_id
 
 T = TypeVar("T")
@@ -1064,6 +1065,33 @@ def _check_range(value: object, name: str, low: int, high: int, unit: str) -> No
         raise InvalidState(f"{name}={value!r}: both ends must be within {low}..{high} {unit}")
 
 
+def check_id_prefix(prefix: object, *, name: str = "id_prefix",
+                    allow_empty: bool = True) -> str:
+    """``prefix`` if it can start contact ids; else :class:`InvalidState` naming it.
+
+    Checked on its own, before an id is built from it: an id's error would show the
+    prefix followed by the seed and the number, masked as a phone number when it looks
+    like one ("bad prefix ***-0002"), which names the wrong culprit. The CLI refuses an
+    empty prefix (``allow_empty=False``): bare ids such as ``0-000000`` look like real
+    contacts.
+    """
+    if not isinstance(prefix, str):
+        raise InvalidState(f"{name}={prefix!r} must be a string")
+    if not prefix and not allow_empty:
+        raise InvalidState(f"{name} is empty: the ids would be bare numbers such as "
+                           "0-000000, which look like real contact ids; give a prefix such "
+                           "as qa- (the default)")
+    # isprintable() is False for control and non-ASCII space characters; " " is the rest
+    if not prefix.isprintable() or " " in prefix:
+        shown = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" if ord(c) < 0x100
+                        else f"\\u{ord(c):04x}" for c in prefix[:40])  # a no-break space too
+        raise InvalidState(f"{name} '{printable(shown)}{'…' if len(prefix) > 40 else ''}' "
+                           "contains a space or a control character, which contact ids "
+                           "cannot hold: use letters, digits and punctuation, such as qa- or "
+                           "demo/")
+    return prefix
+
+
 @dataclass(frozen=True)
 class SeedOptions:
     """What to generate: how many buyers, from which seed, and in what shape."""
@@ -1097,8 +1125,7 @@ class SeedOptions:
                      "messages")
         if self.ttl_days_range is not None:
             _check_range(self.ttl_days_range, "ttl_days_range", 1, MAX_TTL_DAYS, "days")
-        if not isinstance(self.id_prefix, str):
-            raise InvalidState(f"id_prefix={self.id_prefix!r} must be a string")
+        check_id_prefix(self.id_prefix)
         try:
             validate_contact_id(self.contact_id(self.count - 1))
         except InvalidContactId as exc:

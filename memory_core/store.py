@@ -52,6 +52,7 @@ from memory_core.errors import (
     MissingDictionary,
     StoreUnavailable,
     UndecryptableRecord,
+    WrongTypeRecord,
 )
 from memory_core.health import HealthPublisher
 from memory_core.legacy import decode_legacy, looks_legacy
@@ -362,15 +363,29 @@ class _MemoryLogic:
         return expected_revision
 
     # steps --------------------------------------------------------------------------
-    def _read_steps(self, command: Command | list[Command]) -> Steps[Any]:
-        """One read; a WRONGTYPE answer means the key holds something that is not ours."""
+    def _read_steps(self, command: Command | list[Command],
+                    what: str = "a buyer record") -> Steps[Any]:
+        """One read (a command, or a pipeline on one key); a WRONGTYPE answer means the
+        key holds something that is not ours: :class:`WrongTypeRecord` names its type."""
         try:
             return (yield command)
         except redis.ResponseError as exc:
             if "WRONGTYPE" in str(exc):
-                raise CorruptRecord("the key holds another Redis type, not a buyer record "
-                                    f"({exc})") from None
+                key = command[0][1] if isinstance(command, list) else command[1]
+                raise (yield from self._wrong_type_steps(key, what)) from None
             raise
+
+    def _wrong_type_steps(self, key: str | bytes, what: str = "a buyer record"
+                          ) -> Steps[WrongTypeRecord]:
+        """The error for a key that answered WRONGTYPE, naming the type it holds (one
+        ``TYPE``; a server that refuses it gets "another Redis type")."""
+        try:
+            kind = yield ("TYPE", key)
+        except redis.ResponseError:  # TYPE denied by an ACL: the reason stays plain
+            kind = None
+        if isinstance(kind, bytes):
+            kind = kind.decode("utf-8", "replace")
+        return WrongTypeRecord(kind if isinstance(kind, str) else None, what)
 
     def _value_command(self, key: str | bytes) -> Command:
         """Read a value, but never more than a record can honestly be (see read_limit_bytes)."""
@@ -399,7 +414,8 @@ class _MemoryLogic:
             if not current_id:
                 pointer = dicts.current_dictionary_key(self.prefix)
                 try:
-                    raw_id = yield from self._read_steps(("GETRANGE", pointer, 0, 31))
+                    raw_id = yield from self._read_steps(("GETRANGE", pointer, 0, 31),
+                                                         "a dictionary id")
                 except CorruptRecord as exc:
                     self._warn_bad_pointer(f"the key is unreadable ({exc})")
                     raw_id = None
@@ -428,7 +444,8 @@ class _MemoryLogic:
             return found
         key = dicts.dictionary_key(self.prefix, dictionary_id)
         # room for the encrypted form's header, nonce and tag
-        raw = yield from self._read_steps(("GETRANGE", key, 0, dicts.MAX_DICTIONARY_BYTES + 64))
+        raw = yield from self._read_steps(("GETRANGE", key, 0, dicts.MAX_DICTIONARY_BYTES + 64),
+                                          "a compression dictionary")
         if not raw:
             raise MissingDictionary(dictionary_id)
         return self._dictionaries.add(dicts.opened_value(raw, self.config.keyring, key),
@@ -701,10 +718,12 @@ class _MemoryLogic:
         raws = yield _Replies(self._value_command(key) for key in keys)
         problems: list[CorruptRecord | None] = []
         for key, raw in zip(keys, raws, strict=True):
-            problem = None
+            problem: CorruptRecord | None = None
             if isinstance(raw, redis.ResponseError):
-                problem = CorruptRecord(
-                    f"the key holds another Redis type, not a buyer record ({raw})")
+                if "WRONGTYPE" in str(raw):
+                    problem = yield from self._wrong_type_steps(key)
+                else:  # an ACL's NOPERM, say: Redis's own words
+                    problem = CorruptRecord(f"Redis refused to read the key: {raw}")
             elif raw:
                 try:
                     yield from self._decode_steps(key.decode("utf-8", "replace"), raw)
@@ -712,6 +731,14 @@ class _MemoryLogic:
                     problem = exc
             problems.append(problem)
         return problems
+
+    def _present_steps(self, keys: list[bytes], batch_size: int) -> Steps[int]:
+        """How many of ``keys`` exist: one pipeline of single-key EXISTS per batch."""
+        present = 0
+        for start in range(0, len(keys), batch_size):
+            replies = yield [("EXISTS", key) for key in keys[start:start + batch_size]]
+            present += sum(1 for reply in replies if reply)
+        return present
 
     def _record_steps(self, contact_id: str) -> Steps[StoredRecord | None]:
         key = self.key_for(contact_id)
@@ -1160,6 +1187,10 @@ class SyncBuyerConversationMemory(_MemoryLogic):
     def delete_seeds(self, keys: list[bytes]) -> int:
         """Delete those of ``keys`` that hold a QA seed at the moment of deletion."""
         return self.run_strict(self._delete_seeds_steps(keys))
+
+    def count_present(self, keys: list[bytes], batch_size: int = 1000) -> int:
+        """How many of ``keys`` exist now (what an interrupted clean-up left, say)."""
+        return self.run_strict(self._present_steps(keys, batch_size))
 
 
 class BuyerConversationMemory(_MemoryLogic):

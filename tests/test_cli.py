@@ -1,7 +1,8 @@
 """The operator CLI, run in-process against the private redis-server, and once or twice as
 ``python -m memory_core`` in a subprocess.
 
-Exit codes: 0 ok, 1 not found, 2 usage or connection error; failures print one line.
+Exit codes: 0 ok, 1 not found (or no readable buyer), 2 usage or connection error, 130 stopped
+by Ctrl-C; failures print one line.
 """
 
 from __future__ import annotations
@@ -702,3 +703,250 @@ def test_stats_says_when_dictionaries_are_off(real_redis_url: str,
                      re.MULTILINE)
     assert "run train-dictionary" not in out
     assert re.search(r"a fresh dictionary +no estimate: saves use no dictionary here", out)
+
+
+# trial findings: empty URLs, Ctrl-C, unreadable records, id prefixes ---------------------
+
+@pytest.mark.parametrize("given", ["", "   "], ids=["empty", "blank"])
+def test_an_empty_redis_url_is_refused_not_replaced_by_the_default(
+        given: str, real_redis_url: str, raw: redis.Redis, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """``--redis-url "$UNSET"`` once fell back to $REDIS_URL, then localhost:6379."""
+    monkeypatch.setenv("REDIS_URL", real_redis_url)  # where a fallback would have written
+    assert main(["--redis-url", given, "seed", "--count", "3"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --redis-url is empty") and err.count("\n") == 1
+    assert "give a Redis URL" in err
+    assert buyer_key_count(raw) == 0
+
+
+@pytest.mark.parametrize("value", ["", " "], ids=["empty", "blank"])
+def test_an_empty_redis_url_variable_is_refused(
+        value: str, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("REDIS_URL", value)
+    assert main(["stats"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: REDIS_URL is set but empty") and err.count("\n") == 1
+    assert "unset it" in err
+
+
+def test_the_help_states_the_exit_codes_and_the_empty_url_rule() -> None:
+    main_help = " ".join(build_parser().format_help().split())
+    assert "130 stopped by Ctrl-C" in main_help
+    assert "holds no readable buyer" in main_help and "an empty one is refused" in main_help
+
+
+def stopped_cli(url: str, *args: str) -> int:
+    """:func:`cli` for a command the test interrupts: a KeyboardInterrupt escaping main()
+    is the bug, and must fail this test, not stop the whole pytest session."""
+    try:
+        return cli(url, *args)
+    except KeyboardInterrupt:
+        pytest.fail("KeyboardInterrupt escaped main(): a raw traceback for the operator")
+
+
+def seed_audits(memory: SyncBuyerConversationMemory) -> list[Any]:
+    from memory_core.audit import read_events
+    return [e for e in read_events(memory.client, memory.prefix) if e.action == "seed"]
+
+
+def test_ctrl_c_during_seed_stops_after_the_batch_in_flight(
+        real_redis_url: str, raw: redis.Redis, memory: SyncBuyerConversationMemory,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """A real SIGINT during the third batch: that batch is finished, then the seed stops,
+    says how many it wrote, audits exactly that, and exits 130 (no traceback)."""
+    import signal
+    monkeypatch.setattr("memory_core.cli.SEED_BATCH", 10)
+    original = SyncBuyerConversationMemory.save_seeds
+    calls: list[int] = []
+
+    def save_seeds(self: SyncBuyerConversationMemory, *args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 3:
+            signal.raise_signal(signal.SIGINT)  # the operator's Ctrl-C, mid-write
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(SyncBuyerConversationMemory, "save_seeds", save_seeds)
+    assert stopped_cli(real_redis_url, "seed", "--count", "100", "--seed", "4") == 130
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1
+    assert captured.err.startswith("stopped: wrote 30 of 100 QA buyers (seed 4) before "
+                                   "Ctrl-C; run the same command again")
+    assert "Traceback" not in captured.err
+    assert buyer_key_count(raw) == 30 and len(calls) == 3
+    (entry,) = seed_audits(memory)
+    assert entry.outcome == "interrupted"
+    assert entry.detail.startswith("30 generated of 100, 0 real kept")
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+
+
+def test_ctrl_c_raised_inside_a_batch_write_says_at_least(
+        real_redis_url: str, raw: redis.Redis, memory: SyncBuyerConversationMemory,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """A KeyboardInterrupt out of the batch writer itself (a second Ctrl-C): the batch in
+    flight is in doubt, so the line and the audit say "at least" and by how much more."""
+    monkeypatch.setattr("memory_core.cli.SEED_BATCH", 10)
+    original = SyncBuyerConversationMemory.save_seeds
+    calls: list[int] = []
+
+    def save_seeds(self: SyncBuyerConversationMemory, *args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(SyncBuyerConversationMemory, "save_seeds", save_seeds)
+    assert stopped_cli(real_redis_url, "seed", "--count", "100") == 130
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith("stopped: wrote at least 20 of 100 QA buyers (seed 0) before "
+                          "Ctrl-C (up to 10 more may have been written by the batch in flight)")
+    assert buyer_key_count(raw) == 20
+    (entry,) = seed_audits(memory)
+    assert entry.outcome == "interrupted"
+    assert entry.detail.startswith("20 generated of 100, 0 real kept, up to 10 more in flight")
+
+
+def test_ctrl_c_in_the_progress_callback_counts_real_buyers_left_alone(
+        real_redis_url: str, raw: redis.Redis, memory: SyncBuyerConversationMemory,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr("memory_core.cli.SEED_BATCH", 10)
+    assert memory.save_state("qa-0-000003", {"buyer_temperature": "hot"})  # a real buyer
+    updates: list[int] = []
+
+    def progress_bar(unit: str) -> tuple[Any, Any]:
+        def update(done: int, total: int) -> None:
+            updates.append(done)
+            if len(updates) == 2:
+                raise KeyboardInterrupt
+        return update, lambda: None
+
+    monkeypatch.setattr("memory_core.cli._progress_bar", progress_bar)
+    assert stopped_cli(real_redis_url, "seed", "--count", "50") == 130
+    err = capsys.readouterr().err
+    assert err.startswith("stopped: wrote 19 of 50 QA buyers (seed 0) before Ctrl-C; 1 id(s) "
+                          "hold real buyers and were left alone;") and err.count("\n") == 1
+    assert buyer_key_count(raw) == 20
+    (entry,) = seed_audits(memory)
+    assert entry.detail.startswith("19 generated of 50, 1 real kept;")
+
+
+def test_ctrl_c_during_clear_qa_seeds_counts_what_is_gone(
+        real_redis_url: str, raw: redis.Redis, memory: SyncBuyerConversationMemory,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from memory_core.audit import read_events
+    assert cli(real_redis_url, "seed", "--count", "25") == 0
+    monkeypatch.setattr("memory_core.admin.DELETE_BATCH", 10)
+    original = SyncBuyerConversationMemory.delete_seeds
+    calls: list[int] = []
+
+    def delete_seeds(self: SyncBuyerConversationMemory, keys: list[bytes]) -> int:
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return original(self, keys)
+
+    monkeypatch.setattr(SyncBuyerConversationMemory, "delete_seeds", delete_seeds)
+    capsys.readouterr()
+    assert stopped_cli(real_redis_url, "clear", "--qa-seeds", "--yes") == 130
+    err = capsys.readouterr().err
+    assert err == ("stopped: deleted 10 of 25 QA-seeded buyers before Ctrl-C (counted from "
+                   "the keys left: 15); run clear --qa-seeds again to delete the rest\n")
+    assert buyer_key_count(raw) == 15
+    entry = read_events(memory.client, memory.prefix)[0]
+    assert (entry.action, entry.outcome) == ("clear_qa_seeds", "interrupted")
+    assert entry.detail.startswith("10 of 25 gone, 15 left")
+
+
+def test_ctrl_c_during_migrate_legacy_is_one_line_audited_and_130(
+        real_redis_url: str, raw: redis.Redis, memory: SyncBuyerConversationMemory,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from memory_core.audit import read_events
+    raw.set(key("old-1"), pickle.dumps({"compressed": False, "data": "{}"}))
+
+    def interrupted(*args: Any) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("memory_core.admin._migrate_one", interrupted)
+    assert stopped_cli(real_redis_url, "migrate-legacy") == 130
+    err = capsys.readouterr().err
+    assert err.startswith("stopped: migrate-legacy interrupted by Ctrl-C;")
+    assert err.count("\n") == 1 and "run it again" in err
+    (entry,) = read_events(memory.client, memory.prefix)
+    assert (entry.action, entry.outcome) == ("migrate_legacy", "interrupted")
+
+
+def test_ctrl_c_at_the_confirmation_is_a_no(
+        real_redis_url: str, raw: redis.Redis, memory: SyncBuyerConversationMemory,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    assert memory.save_state("buyer-3", {"buyer_temperature": "hot"})
+
+    def interrupted(prompt: str) -> str:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("sys.stdin.isatty", lambda: True)
+    monkeypatch.setattr("builtins.input", interrupted)
+    assert stopped_cli(real_redis_url, "clear", "buyer-3") == 2
+    assert "not confirmed; nothing deleted" in capsys.readouterr().err
+    assert raw.exists(key("buyer-3")) == 1
+
+
+@pytest.mark.parametrize(("plant", "reason"), [
+    (lambda r: r.hset(key("bad"), mapping={"owner": "another app"}),
+     "the key holds a hash, not a buyer record (WRONGTYPE)"),
+    (lambda r: r.rpush(key("bad"), b"one"),
+     "the key holds a list, not a buyer record (WRONGTYPE)"),
+    (lambda r: r.set(key("bad"), b"\x00\x01 garbage"), "unrecognised bytes"),
+    (lambda r: r.set(key("bad"), b"BCM1" + b"x" * (2 * 1024 * 1024)),
+     "the value is larger than"),
+], ids=["hash", "list", "corrupt", "oversized"])
+def test_show_of_an_unreadable_record_exits_1_with_a_plain_reason(
+        plant: Any, reason: str, real_redis_url: str, raw: redis.Redis,
+        memory: SyncBuyerConversationMemory, capsys: pytest.CaptureFixture[str]) -> None:
+    """Data, not usage: exit 1 ("no readable buyer"), one line naming the problem and what
+    to do; never redis-py's pipeline text quoting the GETRANGE command."""
+    plant(raw)
+    assert cli(real_redis_url, "show", "bad") == 1
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1
+    assert captured.err.startswith("error: buyer bad has no readable record: " + reason)
+    assert "memory-core clear bad" in captured.err
+    for raw_text in ("Command #", "GETRANGE", "pipeline", "Operation against"):
+        assert raw_text not in captured.err
+    assert cli(real_redis_url, "show", "bad", "--json") == 1
+
+
+def test_a_wrong_type_record_names_its_type_wherever_it_is_read(
+        raw: redis.Redis, memory: SyncBuyerConversationMemory) -> None:
+    from memory_core.errors import CorruptRecord
+    raw.sadd(key("a-set"), b"member")
+    with pytest.raises(CorruptRecord) as excinfo:
+        memory.read_record("a-set")
+    assert str(excinfo.value) == "the key holds a set, not a buyer record (WRONGTYPE)"
+    (problem,) = memory.check_records([key("a-set").encode()])
+    assert str(problem) == "the key holds a set, not a buyer record (WRONGTYPE)"
+
+
+def test_seed_refuses_an_empty_id_prefix(real_redis_url: str, raw: redis.Redis,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli(real_redis_url, "seed", "--count", "3", "--id-prefix", "") == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --id-prefix is empty") and err.count("\n") == 1
+    assert "0-000000" in err and "qa-" in err
+    assert buyer_key_count(raw) == 0
+
+
+@pytest.mark.parametrize(("prefix", "shown"), [
+    ("bad prefix ", "'bad prefix '"), ("tab\t", "'tab\\x09'"), ("no\u00a0break", "'no\\xa0break'"),
+], ids=["space", "tab", "no-break-space"])
+def test_seed_names_a_bad_id_prefix_itself(prefix: str, shown: str, real_redis_url: str,
+                                           raw: redis.Redis,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """The error once showed an id masked as a phone number: "bad prefix ***-0002"."""
+    assert cli(real_redis_url, "seed", "--count", "3", "--id-prefix", prefix) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: --id-prefix {shown} contains a space or a control "
+                          "character") and err.count("\n") == 1
+    assert "***" not in err and "000002" not in err
+    assert buyer_key_count(raw) == 0

@@ -29,6 +29,7 @@ from memory_core.seeding import (
     URGENCY_LEVELS,
     SeedBuyer,
     SeedOptions,
+    check_id_prefix,
     generate_buyers,
     generate_state,
 )
@@ -520,3 +521,34 @@ def test_validate_rejects_bad_options(changes: dict[str, Any], field_name: str) 
 ])
 def test_validate_accepts_edge_options(changes: dict[str, Any]) -> None:
     SeedOptions(**{"count": 10, **changes}).validate()
+
+
+def test_a_bad_id_prefix_is_named_itself_not_as_a_masked_contact_id() -> None:
+    """Once: "id_prefix='bad prefix ' makes invalid contact ids: contact_id 'bad prefix
+    ***-0002' ...", the seed and number masked as if they were a phone number."""
+    with pytest.raises(InvalidState) as excinfo:
+        SeedOptions(count=3, id_prefix="bad prefix ").validate()
+    message = str(excinfo.value)
+    assert message.startswith("id_prefix 'bad prefix ' contains a space or a control "
+                              "character")
+    assert "***" not in message and "000002" not in message
+
+
+@pytest.mark.parametrize(("prefix", "shown"), [
+    ("tab\t", "'tab\\x09'"), ("nl\n", "'nl\\x0a'"), ("esc\x1b[2J", "'esc\\x1b[2J'"),
+    ("nbsp\u00a0", "'nbsp\\xa0'"), ("bidi\u202e", "'bidi\\u202e'"),
+    ("y " * 30, "'" + "y " * 20 + "…'"),
+])
+def test_a_bad_id_prefix_is_shown_escaped_and_cut(prefix: str, shown: str) -> None:
+    with pytest.raises(InvalidState) as excinfo:
+        check_id_prefix(prefix, name="--id-prefix")
+    message = str(excinfo.value)
+    assert message.startswith(f"--id-prefix {shown} contains a space or a control character")
+    assert message.isprintable()
+
+
+def test_an_empty_id_prefix_is_refused_where_asked() -> None:
+    assert check_id_prefix("") == ""  # the library default: SeedOptions(id_prefix="") is valid
+    with pytest.raises(InvalidState, match=r"--id-prefix is empty: .* look like real contact"):
+        check_id_prefix("", name="--id-prefix", allow_empty=False)
+    assert check_id_prefix("qa-", allow_empty=False) == "qa-"
