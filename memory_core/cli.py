@@ -937,6 +937,8 @@ def _server_lines(facts: dict[str, Any], cost: admin.ServerMemory) -> list[str]:
          else "–"),
         ("used memory", _bytes_both(cost.used_memory_bytes)),
         ("peak", _bytes_both(cost.peak_memory_bytes)),
+        ("per key (estimate)", _bytes_both(None if cost.per_buyer_estimate_bytes is None
+                                           else round(cost.per_buyer_estimate_bytes))),
         ("maxmemory", limit if cost.maxmemory_bytes is not None else "–"),
         ("share of maxmemory", _percent(share) + ("  WARNING: near the limit, Redis will "
                                                   "evict or refuse writes" if cost.near_limit
@@ -1039,7 +1041,9 @@ def _cmd_stats(memory: SyncBuyerConversationMemory, args: argparse.Namespace) ->
     settings = {k: v for k, v in memory.get_stats().items() if k not in _PROCESS_STATS}
     admin = _cli_module("admin", "the stats command")
     facts = admin.describe_store(memory)
-    cost = admin.server_memory(memory)
+    # the keys of this database (buyers and the rest): used memory over them is the cost
+    # per key, as the dashboard's estimate
+    cost = admin.server_memory(memory, buyer_keys=facts.get("keys"))
     report = health.read_health(memory.client, memory.prefix)
     use = None if args.quick else _dictionary_use(memory)
     status = None if args.quick else _dictionary_status(memory)

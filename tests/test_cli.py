@@ -421,6 +421,8 @@ def test_stats_is_readable_by_default(real_redis_url: str, raw: redis.Redis,
     assert re.search(r"^  ttl_days +30$", out, re.MULTILINE)
     assert re.search(r"^  used memory +[\d.,]+ (KiB|MiB) \([\d,]+ bytes\)$", out, re.MULTILINE)
     assert re.search(r"^  maxmemory +no limit, policy noeviction$", out, re.MULTILINE)
+    assert re.search(r"^  per key \(estimate\) +[\d.,]+ (B|KiB|MiB) \([\d,]+ bytes\)$", out,
+                     re.MULTILINE)
     assert "1 process · hit rate –" in out and "1 record(s) under the health prefix" in out
     assert "\x1b" not in out
     with pytest.raises(json.JSONDecodeError):
