@@ -15,7 +15,7 @@ from typing import NoReturn
 import streamlit as st
 
 from dashboard.auth import Access, AuthConfigError, current_access, load_auth_config
-from dashboard.markdown import code, md
+from dashboard.markdown import code, md, plural
 from dashboard.resources import forget_scan, open_memory
 from dashboard.settings import DashboardSettings, load_settings
 from dashboard.signin import ENABLE_OPERATOR_ACCESS, sidebar_account, sign_in_screen
@@ -61,8 +61,9 @@ def _sidebar(access: Access, memory: SyncBuyerConversationMemory,
         st.markdown(f"{mode} · {code(target.label)}")
         version = "fakeredis, in-process" if target.is_demo else (
             f"Redis {md(facts.get('redis_version') or 'version unknown')}")
+        keys = facts.get("keys")
         st.caption(f"{version} · "
-                   f"{facts.get('keys') or 0:,} keys in this database")
+                   f"{plural(keys if isinstance(keys, int) else 0, 'key')} in this database")
         found = facts.get("topology")
         if isinstance(found, Topology):
             _cluster_topology(found)
@@ -71,11 +72,12 @@ def _sidebar(access: Access, memory: SyncBuyerConversationMemory,
         st.subheader("Memory settings")
         config = memory.config
         st.markdown(
-            f"- TTL **{config.ttl_days} days** (policy {config.ttl_days_min}–"
+            f"- TTL **{plural(config.ttl_days, 'day')}** (policy {config.ttl_days_min}–"
             f"{config.ttl_days_max})\n"
             f"- Compression over **{config.compress_threshold_bytes:,} B** "
             f"({config.codec}, level {config.zstd_level}, {config.payload_layout} layout)\n"
-            f"- History cap **{config.max_history_messages}** messages\n"
+            f"- History cap **{config.max_history_messages:,}** "
+            f"{'message' if config.max_history_messages == 1 else 'messages'}\n"
             f"- Dictionary: **{md(facts.get('dictionary_id') or 'none')}**\n"
             f"- Encryption: {_encryption_text(config)}\n"
             f"- Key prefix {code(config.cache_key_prefix + ':')}")
@@ -95,8 +97,8 @@ def _cluster_topology(found: Topology) -> None:
     for node in found.primaries[:SIDEBAR_PRIMARIES]:
         down = sum(1 for r in found.replicas
                    if r.primary_address == node.address and not r.reachable)
-        keys = (f"**{node.keys:,}** keys" if node.keys is not None
-                else ":material/error: **unreachable**")
+        keys = (f"**{node.keys:,}** {'key' if node.keys == 1 else 'keys'}"
+                if node.keys is not None else ":material/error: **unreachable**")
         replicas = "" if node.replicas is None else (
             f" · {node.replicas} replica{'' if node.replicas == 1 else 's'}"
             + (f" (:material/error: {down} down)" if down else ""))
@@ -108,11 +110,13 @@ def _cluster_topology(found: Topology) -> None:
     notes += [f":material/warning: {code(n.address)} is flagged failing by the cluster"
               for n in found.nodes if n.reachable and n.failing]
     if len(notes) > SIDEBAR_NOTES:
-        notes[SIDEBAR_NOTES:] = [f"… and {len(notes) - SIDEBAR_NOTES:,} more nodes in trouble"]
+        more = len(notes) - SIDEBAR_NOTES
+        notes[SIDEBAR_NOTES:] = [f"… and {more:,} more {'node' if more == 1 else 'nodes'} "
+                                 "in trouble"]
     hidden = found.unlisted + max(len(found.primaries) - SIDEBAR_PRIMARIES, 0)
     if hidden:
-        notes.append(f"{hidden:,} more nodes not shown: `python -m memory_core stats` "
-                     "lists them")
+        notes.append(f"{hidden:,} more {'node' if hidden == 1 else 'nodes'} not shown: "
+                     f"`python -m memory_core stats` lists {'it' if hidden == 1 else 'them'}")
     if found.problem:
         notes.append(md(found.problem))
     for note in notes:
@@ -124,6 +128,28 @@ def _encryption_text(config: MemoryConfig) -> str:
     if config.keyring is None:
         return "**off** (set `MEMORY_CORE_ENCRYPTION_KEYS`)"
     return f"**on**, key {code(config.keyring.primary_id)}"
+
+
+def _operator_only(access: Access, title: str, url_path: str) -> st.Page:
+    """What a session below operator gets at an operator page's URL (a bookmark, a shared
+    link): a hidden page there that says the page needs the operator role and how to get
+    it, and shows nothing else. The page's own file is not registered for this session,
+    so none of its code runs; without this page the URL opened the Overview unexplained.
+    """
+    def needs_operator() -> None:
+        st.title("Operators only")  # not the page's own heading: that page does not open
+        if access.via == "open":
+            why = ("the dashboard is read-only for everyone, as no sign-in is configured. "
+                   + ENABLE_OPERATOR_ACCESS)
+        elif access.via == "sso":
+            why = (f"you are signed in as a {access.role}. Ask whoever runs the dashboard to "
+                   "add your account to the operators.")
+        else:
+            why = (f"you are signed in as a {access.role}. Sign out, then sign in with the "
+                   "operator password.")
+        st.info(f"**{title}** needs the operator role: {why}", icon=":material/lock:")
+
+    return st.Page(needs_operator, title=title, url_path=url_path, visibility="hidden")
 
 
 def _pages(access: Access) -> list[st.Page]:
@@ -142,9 +168,13 @@ def _pages(access: Access) -> list[st.Page]:
     if access.is_operator:
         pages.append(st.Page("app_pages/qa.py", title="QA seeding", icon=":material/science:",
                              url_path="qa"))
+    else:
+        pages.append(_operator_only(access, "QA seeding", "qa"))
     if access.can_audit:
         pages.append(st.Page("app_pages/audit.py", title="Audit", icon=":material/policy:",
                              url_path="audit"))
+    else:
+        pages.append(_operator_only(access, "Audit", "audit"))
     # every signed-in role: the page gates key previews and deletion itself
     pages.append(st.Page("app_pages/server.py", title="Server & health", icon=":material/dns:",
                          url_path="server"))

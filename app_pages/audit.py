@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import streamlit as st
 
 from dashboard.audit_view import AuditFilters, choices, events_frame, filter_events
-from dashboard.markdown import code, md
+from dashboard.markdown import code, md, plural
 from dashboard.resources import open_memory
 from dashboard.signin import require
 from memory_core.audit import AUDIT_MAX_ENTRIES, audit_key, count_events, read_events
@@ -44,7 +44,8 @@ with st.container(border=True):
         first_day=picked[0] if picked else None, last_day=picked[-1] if picked else None)
 shown = filter_events(frame, filters)
 
-st.caption(f"{len(shown):,} of {len(frame):,} entries read match ({stored:,} in the stream).")
+st.caption(f"{len(shown):,} of {plural(len(frame), 'entry', 'entries')} read "
+           f"match{'es' if len(shown) == 1 else ''} ({stored:,} in the stream).")
 st.dataframe(shown, hide_index=True, width="stretch", column_config={
     "time": st.column_config.DatetimeColumn("Time (UTC)", format="YYYY-MM-DD HH:mm:ss"),
     "actor": "Actor", "action": "Action", "contact_id": "Contact id", "outcome": "Outcome",

@@ -9,7 +9,9 @@ import streamlit as st
 from dashboard.actions import ActionRefused, clear_buyer, reset_buyer_ttl, reveal_pii
 from dashboard.auth import current_access
 from dashboard.buyer_view import (
+    MESSAGE_CHARS,
     SEARCH_KEY,
+    clipped_json,
     open_contact,
     pii_query,
     search_changed,
@@ -18,7 +20,7 @@ from dashboard.buyer_view import (
     sync_search_box,
 )
 from dashboard.erasure_view import show_pii_search, show_receipt
-from dashboard.markdown import md
+from dashboard.markdown import md, plural
 from dashboard.resources import (
     id_matches,
     open_memory,
@@ -76,7 +78,7 @@ def reset_ttl_clicked(contact_id: str, revision: int | None) -> None:
     except (ActionRefused, RevisionConflict, StoreUnavailable) as exc:
         st.session_state["ttl_outcome"] = md(str(exc))
         return
-    remember_flash("toast", f"TTL reset to {memory.config.ttl_days} days")
+    remember_flash("toast", f"TTL reset to {plural(memory.config.ttl_days, 'day')}")
 
 
 def show_actions(contact_id: str, revision: int | None) -> None:
@@ -135,8 +137,10 @@ if record is None:
         st.error(f"Cannot search contact ids: {md(str(exc))}")
         st.stop()
     if matches:
-        st.write(f"No buyer with exactly this id; {total:,} start with it"
-                 + (f" (the first {len(matches):,} are listed: type more of the id)"
+        st.write(f"No buyer with exactly this id; {total:,} "
+                 + ("starts" if total == 1 else "start") + " with it"
+                 + (f" (the first {len(matches):,} "
+                    + ("is" if len(matches) == 1 else "are") + " listed: type more of the id)"
                     if total > len(matches) else "") + ":")
         choice = st.selectbox("Matching contacts", matches, index=None,
                               placeholder="Choose a contact")
@@ -165,6 +169,10 @@ st.download_button("Download state as JSON", data=export.encode(),
                    file_name=f"{contact_id}.json", mime="application/json",
                    icon=":material/download:",
                    help="Replay it with: python -m memory_core seed --from-file FILE")
-show_conversation(state, contact_id)
+show_conversation(state, contact_id, most=memory.config.max_history_messages)
 with st.expander("Raw JSON"):
-    st.json(state, expanded=False)
+    shown, cut = clipped_json(state)
+    if cut:
+        st.caption(f"{plural(cut, 'long string')} cut to {MESSAGE_CHARS:,} characters here; "
+                   "the JSON download holds the whole state.")
+    st.json(shown, expanded=False)

@@ -10,7 +10,7 @@ from streamlit.delta_generator import DeltaGenerator
 
 from dashboard.charts import human_bytes
 from dashboard.dictionary_view import dictionary_section
-from dashboard.markdown import md
+from dashboard.markdown import md, plural
 from dashboard.overview_model import (
     EXPIRES_24H,
     EXPIRES_NEVER,
@@ -83,13 +83,14 @@ def keys_above(keys: int | None, limit: int) -> bool:
 access = require("viewer")  # app.py lists this page only after sign-in; holds for any route
 st.title("Buyer memory overview")
 settings, memory = open_memory()
-top = st.columns([1, 1, 1, 3])
-if top[0].button("Refresh", icon=":material/refresh:", help="Scan Redis again now"):
+# One row, each control as wide as its label: fixed columns cut "Auto-refresh" short.
+top = st.container(horizontal=True, vertical_alignment="center", gap="medium")
+if top.button("Refresh", icon=":material/refresh:", help="Scan Redis again now"):
     forget_scan()
-auto = top[1].toggle("Auto-refresh", help=f"Rescan every {SCAN_CACHE_SECONDS} s")
+auto = top.toggle("Auto-refresh", help=f"Rescan every {SCAN_CACHE_SECONDS} s")
 keys_now = database_keys()
 large = keys_above(keys_now, settings.sample_above_keys)
-sampled = top[2].toggle(
+sampled = top.toggle(
     "Sample", key=SAMPLE_KEY, value=large,
     help="Estimate the figures from random keys instead of reading every key: seconds at "
          "any size, each figure with its 95% margin. Turn off for the exact scan.")
@@ -105,8 +106,9 @@ def charts_section(model: OverviewModel | Figures) -> None:
                    "records* below." if others else ""))
         return
     if not model.charts:
-        st.info(f"No buyers match these filters ({model.stored_buyers:,} are stored). "
-                "Clear a filter to see them.")
+        stored = model.stored_buyers
+        st.info(f"No buyers match these filters ({stored:,} "
+                f"{'is' if stored == 1 else 'are'} stored). Clear a filter to see them.")
         return
     left, right = st.columns(2)
     draw(left, model, "ttl")
@@ -175,7 +177,8 @@ def buyers_section(model: OverviewModel) -> None:
         "Download CSV",
         data=lambda: csv_bytes(listed.export()),  # no cell runs as a formula
         file_name=f"buyers{stamp}.csv", mime="text/csv", icon=":material/download:",
-        help=f"All {listed.matching:,} buyers of this list, in its order, with readable "
+        help=f"{'The' if listed.matching == 1 else 'All'} "
+             f"{plural(listed.matching, 'buyer')} of this list, in its order, with readable "
              "columns and UTC timestamps; read from Redis when you click, not on every "
              "refresh")
 
@@ -196,36 +199,42 @@ def problems_section(model: OverviewModel) -> None:
 
 
 def figures_section(model: OverviewModel | Figures, fresh: bool) -> None:
-    """The headline numbers; their buttons filter the buyer list, so only with a scan."""
+    """The headline numbers; their buttons filter the buyer list, so only with a scan.
+
+    Three to a row, so that a value such as "1,023.9 GiB" or "12,345,678" fits its column
+    at a laptop's width (five to a row cut them with an ellipsis): the totals, the
+    temperatures, then what needs looking at.
+    """
     report = model.report
     temps = report["by_temperature"]
-    people = st.columns(4)
-    people[0].metric("Buyers", f"{model.buyers:,}")
-    people[1].metric("Hot", f"{temps.get('hot', 0):,}")
-    people[2].metric("Warm", f"{temps.get('warm', 0):,}")
-    people[3].metric("Cold", f"{temps.get('cold', 0):,}")
-    storage = st.columns(5)
-    storage[0].metric("Stored", human_bytes(report["stored_bytes"]),
-                  help="Payload bytes of the buyer records shown (binary units: 1 MiB is "
-                       "1,048,576 bytes), without Redis' own per-key overhead")
     ratio = report["compression_ratio"]
-    storage[1].metric("Compression ratio", f"{ratio:.2f}×" if ratio else "–",
-                  help="Total original JSON bytes ÷ total stored bytes")
     expiring, no_ttl = report["ttl"]["expiring_24h"], report["ttl"]["no_ttl"]
-    storage[2].metric("Expiring in 24 h", f"{expiring:,}")
-    storage[3].metric("No TTL", f"{no_ttl:,}",
-                  help="Keys that never expire: the bot always sets a TTL, so look at these")
+    totals = st.columns(3)
+    totals[0].metric("Buyers", f"{model.buyers:,}")
+    totals[1].metric("Stored", human_bytes(report["stored_bytes"]),
+                     help="Payload bytes of the buyer records shown (binary units: 1 MiB is "
+                          "1,048,576 bytes), without Redis' own per-key overhead")
+    totals[2].metric("Compression ratio", f"{ratio:.2f}×" if ratio else "–",
+                     help="Total original JSON bytes ÷ total stored bytes")
+    for column, name in zip(st.columns(3), ("hot", "warm", "cold"), strict=True):
+        column.metric(name.capitalize(), f"{temps.get(name, 0):,}")
+    attention = st.columns(3)
+    attention[0].metric("Expiring in 24 h", f"{expiring:,}")
+    attention[1].metric("No TTL", f"{no_ttl:,}",
+                        help="Keys that never expire: the bot always sets a TTL, so look at "
+                             "these")
     if fresh:
-        storage[2].button("Show expiring", key="list_expiring", icon=":material/schedule:",
-                      disabled=not expiring, on_click=show_in_list, args=(EXPIRES_24H,),
-                      help="Show these buyers in the list below, soonest expiry first")
-        storage[3].button("Show without TTL", key="list_no_ttl", icon=":material/all_inclusive:",
-                      disabled=not no_ttl, on_click=show_in_list, args=(EXPIRES_NEVER,),
-                      help="Show these buyers in the list below")
-    storage[4].metric("Corrupt / foreign", f"{model.unreadable:,}",
-                  help="Keys under the prefix that are not readable buyer states"
-                  + (f"; plus {model.legacy:,} legacy record(s) to migrate"
-                     if model.legacy else ""))
+        attention[0].button("Show expiring", key="list_expiring", icon=":material/schedule:",
+                            disabled=not expiring, on_click=show_in_list, args=(EXPIRES_24H,),
+                            help="Show these buyers in the list below, soonest expiry first")
+        attention[1].button("Show without TTL", key="list_no_ttl",
+                            icon=":material/all_inclusive:", disabled=not no_ttl,
+                            on_click=show_in_list, args=(EXPIRES_NEVER,),
+                            help="Show these buyers in the list below")
+    attention[2].metric("Corrupt / foreign", f"{model.unreadable:,}",
+                        help="Keys under the prefix that are not readable buyer states"
+                        + (f"; plus {model.legacy:,} legacy record(s) to migrate"
+                           if model.legacy else ""))
 
 
 def age_words(seconds: float) -> str:
@@ -266,7 +275,7 @@ def from_scan(source: OverviewSource) -> None:
     """The fresh scan: filters, numbers, charts, the buyer list and the problem keys."""
     scan = source.scan
     assert scan is not None
-    st.caption(f"Scanned {scan.report['total']:,} keys at {scan.taken_at:%H:%M:%S} UTC in "
+    st.caption(f"Scanned {plural(scan.report['total'], 'key')} at {scan.taken_at:%H:%M:%S} UTC in "
                f"{scan.seconds:.1f} s; cached for up to {SCAN_CACHE_SECONDS} s.")
     options = scan.breakdown.options()
     if scan.breakdown.capped:
@@ -300,7 +309,7 @@ def sample_draws() -> int | None:
         help="More draws, narrower margins: the margin shrinks with the square root"))
     if keys_now is None or keys_now > draws:
         return draws  # unanswered: the sample says what is wrong
-    st.info(f"This database holds {keys_now:,} keys, no more than the {draws:,} draws: the "
+    st.info(f"This database holds {plural(keys_now, 'key')}, no more than the {draws:,} draws: the "
             "exact scan below reads fewer keys than a sample would, and is exact.")
     return None
 
@@ -315,7 +324,7 @@ def from_sample(draws: int) -> None:
         return
     figures = sample_report(sample)
     if large:
-        st.caption(f"This database holds more than {settings.sample_above_keys:,} keys, so "
+        st.caption(f"This database holds more than {plural(settings.sample_above_keys, 'key')}, so "
                    "the overview starts sampled; turn Sample off for the exact scan, which "
                    "reads every key (about 40 s and 450 MB per million buyers on 2 CPUs).")
     st.caption(f"Estimated from {sample.draws:,} random keys of "
@@ -326,19 +335,19 @@ def from_sample(draws: int) -> None:
     def shown(name: str, unit: Any = None) -> str:
         return figures[name].text(unit=unit)
 
-    people = st.columns(4)
-    people[0].metric("Buyers", shown("readable buyers"))
-    for column, name in zip(people[1:], ("hot", "warm", "cold"), strict=True):
-        column.metric(name.capitalize(), shown(name))
-    storage = st.columns([3, 2, 2, 2])
-    storage[0].metric("Stored", shown("stored bytes", human_bytes),
-                  help="Payload bytes of the readable buyer records, estimated")
-    storage[1].metric("Expiring in 24 h", shown("expiring within 24 hours"))
-    storage[2].metric("No TTL", shown("no TTL"))
-    storage[3].metric("Corrupt / foreign", shown("corrupt, foreign or unreadable"))
+    # Two columns: an estimate with its margin ("1,234,567 ± 12,345") needs half the width.
+    people, keys = st.columns(2)
+    people.metric("Buyers", shown("readable buyers"))
+    for name in ("hot", "warm", "cold"):
+        people.metric(name.capitalize(), shown(name))
+    keys.metric("Stored", shown("stored bytes", human_bytes),
+                help="Payload bytes of the readable buyer records, estimated")
+    keys.metric("Expiring in 24 h", shown("expiring within 24 hours"))
+    keys.metric("No TTL", shown("no TTL"))
+    keys.metric("Corrupt / foreign", shown("corrupt, foreign or unreadable"))
     drawn = sample.unique_rows
     model = figures_of_rows(drawn, memory.config)
-    st.caption(f"The charts show the {model.buyers:,} buyers drawn: their shapes estimate "
+    st.caption(f"The charts show the {plural(model.buyers, 'buyer')} drawn: their shapes estimate "
                "the store's, their counts are the sample's.")
     charts_section(model)
     st.subheader("Buyers")

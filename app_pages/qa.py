@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard.actions import ActionRefused, remove_qa_seeds, seed_buyers, seed_file
-from dashboard.markdown import code, md
+from dashboard.markdown import code, md, plural
 from dashboard.resources import (
     open_memory,
     qa_seeds,
@@ -15,7 +15,7 @@ from dashboard.resources import (
 )
 from dashboard.signin import require
 from memory_core.errors import InvalidContactId, InvalidState, MemoryCoreError, StoreUnavailable
-from memory_core.seeding import SeedOptions
+from memory_core.seeding import MAX_HISTORY_MESSAGES, SeedOptions
 
 access = require("operator")
 settings, memory = open_memory()
@@ -42,15 +42,30 @@ with st.form("seed_form"):
     hot = shares[0].slider("Hot share", 0, 100, 20, format="%d%%")
     warm = shares[1].slider("Warm share", 0, 100, 45, format="%d%%")
     cold = shares[2].slider("Cold share", 0, 100, 35, format="%d%%")
-    ranges = st.columns(2)
-    history = ranges[0].slider("History length (messages)", 2, 80, (2, 80))
-    policy_max = memory.config.ttl_days_max
-    if policy_max > 1:
-        ttl_days = ranges[1].slider("TTL (days)", 1, policy_max,
-                                    (memory.config.ttl_days, memory.config.ttl_days))
-    else:  # a one-day policy leaves nothing to choose (and a slider needs min < max)
-        ttl_days = (1, 1)
-        ranges[1].caption("TTL: 1 day (the policy allows no other)")
+    ranges = st.columns([2, 1, 1])
+    # The store keeps at most max_history_messages per buyer: a longer history would be
+    # trimmed on save, so the slider does not offer one.
+    cap = min(memory.config.max_history_messages, MAX_HISTORY_MESSAGES)
+    if cap > 1:
+        shortest = min(2, cap - 1)
+        history = ranges[0].slider(
+            "History length (messages)", shortest, cap, (shortest, cap),
+            help=f"Messages per buyer, at most the store's history cap "
+                 f"({plural(cap, 'message')}, `max_history_messages`)")
+    else:  # a one-message cap leaves nothing to choose
+        history = (1, 1)
+        ranges[0].caption("History length: 1 message (the store's history cap)")
+    # Two numbers, not a range slider: its usual setting, one TTL for every buyer, put
+    # both ends on one spot and their labels side by side ("30 30").
+    policy_max, default_ttl = memory.config.ttl_days_max, memory.config.ttl_days
+    spread = "Each buyer gets a TTL between the shortest and the longest"
+    shortest_ttl = ranges[1].number_input("Shortest TTL (days)", 1, policy_max, default_ttl,
+                                          help=f"{spread}; equal values give every buyer "
+                                               "that TTL")
+    longest_ttl = ranges[2].number_input("Longest TTL (days)", 1, policy_max, default_ttl,
+                                         help=f"{spread}; at most the policy's "
+                                              f"{plural(policy_max, 'day')}")
+    ttl_days = sorted((int(shortest_ttl), int(longest_ttl)))
     submitted = st.form_submit_button("Seed buyers", type="primary",
                                       disabled=not access.can_seed)
 if submitted:
@@ -65,11 +80,14 @@ if submitted:
 
     try:
         result = seed_buyers(access, memory, options, show_seeded)
-        remember_flash("success", f"Seeded **{result.written:,}** QA buyers (seed "
+        remember_flash("success", f"Seeded **{result.written:,}** QA "
+                       f"{'buyer' if result.written == 1 else 'buyers'} (seed "
                        f"{options.seed}, ids {code(f'{options.id_prefix}{options.seed}-…')}).")
         if result.kept_real:
-            remember_flash("warning", f"{len(result.kept_real):,} of the generated ids hold "
-                           "real buyers; those were left alone.")
+            kept = len(result.kept_real)
+            remember_flash("warning", f"{kept:,} of the generated ids "
+                           + ("holds a real buyer; it was" if kept == 1 else
+                              "hold real buyers; those were") + " left alone.")
     except (ActionRefused, InvalidState, InvalidContactId, StoreUnavailable) as exc:
         st.error(md(str(exc)))
     else:
@@ -85,8 +103,10 @@ if upload is not None and st.button("Seed from file", disabled=not access.can_se
         result = seed_file(access, memory, upload.getvalue(), upload.name)
         remember_flash("success", f"Seeded {result.written} buyer(s) from {md(upload.name)}.")
         if result.kept_real:
-            remember_flash("warning", f"{len(result.kept_real)} buyer(s) were saved by the "
-                           "bot while seeding ran and were left alone.")
+            kept = len(result.kept_real)
+            remember_flash("warning", f"{plural(kept, 'buyer')} "
+                           f"{'was' if kept == 1 else 'were'} saved by the bot while seeding "
+                           "ran and left alone.")
     except (ActionRefused, InvalidState, InvalidContactId) as exc:
         problems = str(exc).split("; ")
         st.error("\n".join(f"- {md(p)}" for p in problems))
@@ -102,13 +122,17 @@ try:
 except StoreUnavailable as exc:
     st.error(md(str(exc)))
     st.stop()
-st.write(f"**{len(seeded):,}** QA-seeded buyers are stored now. Real buyers are never touched.")
+one = len(seeded) == 1
+st.write(f"**{len(seeded):,}** QA-seeded {'buyer is' if one else 'buyers are'} stored now. "
+         "Real buyers are never touched.")
 if seeded and access.can_write:
-    confirmed = st.checkbox(f"Yes, delete all {len(seeded):,} QA-seeded buyers")
+    confirmed = st.checkbox("Yes, delete the 1 QA-seeded buyer" if one else
+                            f"Yes, delete all {len(seeded):,} QA-seeded buyers")
     if st.button("Remove QA seeds", disabled=not confirmed):
         try:
             removed = remove_qa_seeds(access, memory, seeded, confirmed)
         except (ActionRefused, MemoryCoreError) as exc:
             st.error(md(str(exc)))
         else:
-            reload_after_write("success", f"Removed {removed:,} QA-seeded buyers.")
+            reload_after_write("success", f"Removed {removed:,} QA-seeded "
+                               f"{'buyer' if removed == 1 else 'buyers'}.")

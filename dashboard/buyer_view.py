@@ -4,7 +4,9 @@ Every value comes from a Redis record that whoever can write Redis chose, so eac
 inert for the element that shows it: :func:`md` inside markdown (metric labels and values
 render markdown too), :func:`code` for details an operator copies, and ``st.text`` (no
 markdown, no autolinks) for messages. Values are built as plain text first (money, dates,
-lists) and escaped once, last: a "$" left bare would start LaTeX in Streamlit's markdown.
+lists), cut to a length a page can show (:func:`clipped`: a record may hold a megabyte in
+one field) and escaped once, last: a "$" left bare would start LaTeX in Streamlit's
+markdown. Every value stays whole in the JSON download.
 
 The search box, the ``contact_id`` query parameter and the buyer shown always agree: the
 box is keyed, its callback writes the URL, and it takes the URL's value only when the URL
@@ -22,7 +24,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import streamlit as st
 
-from dashboard.markdown import code, md
+from dashboard.markdown import code, md, plural
 from memory_core.lookup import normalise_email, normalise_phone
 from memory_core.safetext import printable
 from memory_core.state import parse_timestamp
@@ -35,6 +37,16 @@ QUERY_PARAM = "contact_id"
 MESSAGES_PER_PAGE = 20
 _CURRENCY_SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "CAD": "CA$", "AUD": "A$"}
 _PREFERENCES_SHOWN = 30
+#: Characters of one message shown; the rest is counted in a note (the download has it).
+MESSAGE_CHARS = 2_000
+#: Characters of one field value (a preference, the budget, a label, a contact detail).
+FIELD_CHARS = 300
+#: Characters of a preference's name, or of an objection's column name.
+NAME_CHARS = 60
+#: A metric value longer than this may not fit its column: the whole value (up to
+#: FIELD_CHARS) is then also in the metric's tooltip.
+METRIC_FITS = 20
+_JSON_DEPTH = 100  # deeper than any state the bot writes; a planted one is left as it is
 
 
 def sync_search_box() -> None:
@@ -81,22 +93,56 @@ def pii_query(text: str) -> tuple[str, str] | None:
     return None
 
 
+def clipped(text: str, limit: int = FIELD_CHARS) -> str:
+    """``text`` cut to ``limit`` characters, saying how many were left out (plain text)."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({plural(len(text) - limit, 'more character')})"
+
+
 def score(value: object) -> float | str:
-    """A score as st.metric can show it; the library stores whatever JSON the bot sent."""
+    """A score as st.metric can show it; the library stores whatever JSON the bot sent.
+
+    Numbers keep at most two decimals, and a huge one is shown in three digits
+    ("1.23e+30"), so it fits a quarter of the page.
+    """
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return value
+        if not math.isfinite(value) or abs(value) >= 1e9:
+            return f"{value:.3g}"
+        return value if isinstance(value, int) else round(value, 2)
     return "–" if value is None else md(json.dumps(value, default=str)[:40])
+
+
+def score_metric(where: Any, name: str, value: object) -> None:
+    """A score as a metric; a value that is not a number (and may not fit its quarter of
+    the page) is also in the tooltip."""
+    shown = score(value)
+    text = isinstance(shown, str) and value is not None and not isinstance(value, int | float)
+    where.metric(name, shown, help=shown if text else None)
+
+
+def words(value: object) -> str:
+    """A category from the state ("first_time_buyer") as words ("first time buyer"), cut
+    to FIELD_CHARS (plain text: escape it before markdown)."""
+    return clipped(str(value or "unknown").replace("_", " "))
 
 
 def label(value: object) -> str:
     """A category from the state ("first_time_buyer") as inert words ("first time buyer")."""
-    return md(str(value or "unknown").replace("_", " "))
+    return md(words(value))
 
 
 def plain(value: object) -> str:
     """Text for st.text: control and bidi characters visible, line breaks kept."""
     text = value if isinstance(value, str) else json.dumps(value, default=str)
     return "\n".join(printable(line) for line in text.split("\n"))
+
+
+def word_metric(where: Any, name: str, value: object) -> None:
+    """A category as a metric: inert words, and the whole of a long one in the tooltip
+    (the browser cuts a value wider than its column with an ellipsis)."""
+    text = words(value)
+    where.metric(name, md(text), help=md(text) if len(text) > METRIC_FITS else None)
 
 
 def viewer_zone() -> tzinfo:
@@ -121,7 +167,7 @@ def timestamp_text(value: object, zone: tzinfo = UTC) -> str:
     """A stored ISO timestamp as :func:`when` shows it; anything else as it is (plain)."""
     moment = parse_timestamp(value)
     if moment is None:
-        return "–" if value in (None, "") else plain(value)
+        return "–" if value in (None, "") else clipped(plain(value))
     return when(moment, zone)
 
 
@@ -188,38 +234,46 @@ def field_text(value: object) -> str:
 
 
 def _field_name(name: object) -> str:
-    """"max_commute_minutes" -> "Max commute minutes"."""
+    """"max_commute_minutes" -> "Max commute minutes" (cut to NAME_CHARS)."""
     text = str(name).replace("_", " ").strip()
-    return text[:1].upper() + text[1:]
+    return clipped(text[:1].upper() + text[1:], NAME_CHARS)
 
 
 def preferences_markdown(value: object) -> str:
     """Preferences as "- **Key:** value" lines (markdown, every part escaped)."""
     if not isinstance(value, dict):
-        return "–" if value in (None, "", []) else md(field_text(value))
+        return "–" if value in (None, "", []) else md(clipped(field_text(value)))
     if not value:
         return "–"
-    lines = [f"- **{md(_field_name(name))}:** {md(field_text(item))}"
+    lines = [f"- **{md(_field_name(name))}:** {md(clipped(field_text(item)))}"
              for name, item in list(value.items())[:_PREFERENCES_SHOWN]]
     if len(value) > _PREFERENCES_SHOWN:
         lines.append(f"- … {len(value) - _PREFERENCES_SHOWN} more (see Raw JSON)")
     return "\n".join(lines)
 
 
+def _contact(value: object) -> str:
+    """A contact detail (masked unless revealed) as a code span an operator can copy."""
+    return code(clipped(plain(value)) if value else "–")
+
+
 def show_summary(record: StoredRecord, state: dict[str, Any], key: str) -> None:
-    """Metrics, then the buyer's fields as words, then where and how it is stored."""
+    """Metrics, then the buyer's fields as words, then where and how it is stored.
+
+    Four short values to a row; the categories take two to a row, so a persona such as
+    "relocating professional" fits its column at a laptop's width.
+    """
     summary = record.summary
     zone = viewer_zone()
-    row = st.columns(4)
-    row[0].metric("Temperature", label(state.get("buyer_temperature")))
-    row[1].metric("Persona", label(state.get("buyer_persona")))
-    row[2].metric("Qualified", "yes" if state.get("is_qualified") else "no")
-    row[3].metric("Journey stage", label(state.get("current_journey_stage")))
-    row = st.columns(4)
-    row[0].metric("Financial readiness", score(state.get("financial_readiness_score")))
-    row[1].metric("Buying motivation", score(state.get("buying_motivation_score")))
-    row[2].metric("Urgency", label(state.get("urgency_level")))
-    row[3].metric("Financing", label(state.get("financing_status")))
+    short = st.columns(4)
+    word_metric(short[0], "Temperature", state.get("buyer_temperature"))
+    short[1].metric("Qualified", "yes" if state.get("is_qualified") else "no")
+    score_metric(short[2], "Financial readiness", state.get("financial_readiness_score"))
+    score_metric(short[3], "Buying motivation", state.get("buying_motivation_score"))
+    for names in ((("Persona", "buyer_persona"), ("Journey stage", "current_journey_stage")),
+                  (("Urgency", "urgency_level"), ("Financing", "financing_status"))):
+        for column, (name, field) in zip(st.columns(2), names, strict=True):
+            word_metric(column, name, state.get(field))
     if record.ttl_seconds is None:
         ttl_text = "never expires (no TTL)"
     else:
@@ -234,49 +288,131 @@ def show_summary(record: StoredRecord, state: dict[str, Any], key: str) -> None:
                   else ", not encrypted"))
     left, right = st.columns(2)
     left.markdown(
-        f"**Budget:** {md(budget_text(state.get('budget_range')))}\n\n"
+        f"**Budget:** {md(clipped(budget_text(state.get('budget_range'))))}\n\n"
         f"**Qualification step:** {label(state.get('current_qualification_step'))}\n\n"
-        f"**Contact:** {code(state.get('buyer_name') or '–')} · "
-        f"{code(state.get('buyer_phone') or '–')} · {code(state.get('buyer_email') or '–')}"
+        f"**Contact:** {_contact(state.get('buyer_name'))} · "
+        f"{_contact(state.get('buyer_phone'))} · {_contact(state.get('buyer_email'))}"
         f"\n\n**Last interaction:** "
         f"{md(timestamp_text(state.get('last_interaction_timestamp'), zone))}")
     right.markdown(f"**Preferences**\n\n{preferences_markdown(state.get('property_preferences'))}")
     st.markdown(
         f"**TTL:** {md(ttl_text)} · **Storage:** {storage} · "
-        f"**Schema:** {md(state.get('state_version'))} · **Revision:** {record.revision}"
-        f"\n\n**Redis key:** {code(key)}")
+        f"**Schema:** {md(clipped(plain(state.get('state_version')), NAME_CHARS))} · "
+        f"**Revision:** {record.revision}\n\n**Redis key:** {code(key)}")
 
 
 def _show_more(key: str, count: int) -> None:
     st.session_state[key] = count
 
 
-def show_conversation(state: dict[str, Any], contact_id: str) -> None:
+def message_text(content: object) -> tuple[str, int]:
+    """A message for st.text, cut to MESSAGE_CHARS, and how many characters were cut."""
+    text = content if isinstance(content, str) else json.dumps(content, default=str)
+    if len(text) <= MESSAGE_CHARS:
+        return plain(text), 0
+    return plain(text[:MESSAGE_CHARS]) + "…", len(text) - MESSAGE_CHARS
+
+
+def clipped_json(value: Any, limit: int = MESSAGE_CHARS) -> tuple[Any, int]:
+    """``value`` with every string longer than ``limit`` cut (saying so), and how many
+    were cut: for the Raw JSON view, which would otherwise draw a megabyte in one line."""
+    cut = 0
+
+    def walk(item: Any, depth: int = 0) -> Any:
+        nonlocal cut
+        if isinstance(item, str) and len(item) > limit:
+            cut += 1
+            return clipped(item, limit)
+        if depth > _JSON_DEPTH:
+            return item
+        if isinstance(item, dict):
+            return {walk(key, depth) if isinstance(key, str) else key: walk(inner, depth + 1)
+                    for key, inner in item.items()}
+        if isinstance(item, list | tuple):
+            return [walk(inner, depth + 1) for inner in item]
+        return item
+
+    return walk(value), cut
+
+
+def show_conversation(state: dict[str, Any], contact_id: str,
+                      most: int | None = None) -> None:
     """The transcript, newest first and a page at a time, as plain text: no markdown, so
-    no link, image or autolinked e-mail."""
+    no link, image or autolinked e-mail. A long message is cut at MESSAGE_CHARS, and at
+    most ``most`` messages (the store's history cap) are ever drawn: a record planted
+    past the cap cannot make the page as long as it likes."""
     history = [m for m in state.get("conversation_history") or [] if isinstance(m, dict)]
     zone = viewer_zone()
+    limit = len(history) if most is None else min(len(history), max(most, 1))
     page_key = f"_messages_shown:{contact_id}"
     wanted = st.session_state.get(page_key)
-    shown = min(len(history), wanted if isinstance(wanted, int) else MESSAGES_PER_PAGE)
-    st.subheader(f"Conversation ({len(history)} messages)")
+    shown = min(limit, wanted if isinstance(wanted, int) else MESSAGES_PER_PAGE)
+    st.subheader(f"Conversation ({plural(len(history), 'message')})")
+    if limit < len(history):
+        st.caption(f"This record holds more messages than the history cap ({limit:,}): "
+                   f"the newest {limit:,} can be shown here, and the JSON download holds "
+                   "them all.")
     if history:
         st.caption(f"Newest first: the latest {shown:,} of {len(history):,}."
                    if shown < len(history) else "Newest first.")
     for message in reversed(history[len(history) - shown:]):
         role = "user" if message.get("role") == "user" else "assistant"
         with st.chat_message(role):
-            st.text(plain(message.get("content", "")))
+            text, cut = message_text(message.get("content", ""))
+            st.text(text)
+            if cut:
+                st.caption(f"Cut here: {plural(cut, 'more character')} not shown. The "
+                           "JSON download holds the whole message.")
             if message.get("timestamp"):
                 st.caption(md(timestamp_text(message["timestamp"], zone)))
-    if shown < len(history):
-        more = min(MESSAGES_PER_PAGE, len(history) - shown)
-        st.button(f"Show {more} older messages", icon=":material/expand_more:",
+    if shown < limit:
+        more = min(MESSAGES_PER_PAGE, limit - shown)
+        st.button(f"Show {more} older {'message' if more == 1 else 'messages'}",
+                  icon=":material/expand_more:",
                   key=f"older:{contact_id}", on_click=_show_more,
                   args=(page_key, shown + MESSAGES_PER_PAGE))
-    objections = state.get("objection_history") or []
-    st.subheader(f"Objections ({len(objections)})")
+    show_objections(state.get("objection_history"), zone)
+
+
+def _is_time_field(name: str) -> bool:
+    """Whether an objection's field holds a time: "raised_at", "timestamp", "resolved_on"."""
+    lowered = name.lower()
+    return lowered.endswith(("_at", "_on", "time", "timestamp", "date"))
+
+
+def objection_table(objections: list[Any], zone: tzinfo = UTC) -> list[dict[str, Any]]:
+    """Objections as table rows: field names as words, times as the page shows times
+    (:func:`timestamp_text`), yes/no flags kept as booleans, other values as cut text."""
+    rows: list[dict[str, Any]] = []
+    for item in objections:
+        if not isinstance(item, dict):
+            item = {"objection": item}
+        row: dict[str, Any] = {}
+        for key, value in item.items():
+            name = _field_name(key)
+            if isinstance(value, bool) or value is None:
+                cell: Any = value
+            elif _is_time_field(str(key)) and parse_timestamp(value) is not None:
+                cell = timestamp_text(value, zone)
+            else:
+                cell = clipped(field_text(value))
+            row.setdefault(name, cell)
+        rows.append(row)
+    columns = {name for row in rows for name in row}
+    for name in columns:  # a column of mixed kinds is shown as text, one kind per column
+        cells = [row[name] for row in rows if row.get(name) is not None]
+        if any(isinstance(cell, bool) for cell in cells) and not all(
+                isinstance(cell, bool) for cell in cells):
+            for row in rows:
+                if isinstance(row.get(name), bool):
+                    row[name] = field_text(row[name])
+    return rows
+
+
+def show_objections(value: object, zone: tzinfo = UTC) -> None:
+    objections = value if isinstance(value, list) else [] if value in (None, "") else [value]
+    st.subheader(f"Objections ({len(objections):,})")
     if objections:
-        st.dataframe(objections, hide_index=True, width="stretch")
+        st.dataframe(objection_table(objections, zone), hide_index=True, width="stretch")
     else:
         st.caption("No objections recorded.")

@@ -56,3 +56,12 @@ def code(value: object) -> str:
     longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
     fence = "`" * (longest + 1)
     return f"{fence} {text} {fence}" if text else "–"
+
+
+def plural(count: int, noun: str, many: str | None = None) -> str:
+    """``count`` and its noun, agreeing: "1 message", "2 messages", "1,024 entries".
+
+    ``many`` is the plural when it is not ``noun`` + "s". Plain text: the words are this
+    code's, the count a number, so nothing needs escaping.
+    """
+    return f"{count:,} {noun if count == 1 else many or noun + 's'}"

@@ -1073,7 +1073,7 @@ def test_sidebar_names_the_live_redis(memory: SyncBuyerConversationMemory,
     assert "**Live**" in sidebar and f"127.0.0.1:{port} db 0" in sidebar
     assert "TTL **30 days**" in sidebar
     assert "Compression over **256 B** (zstd, level 3, packed layout)" in sidebar
-    assert any("1 keys in this database" in c.value for c in at.sidebar.caption)
+    assert any("1 key in this database" in c.value for c in at.sidebar.caption)
 
 
 def test_overview_of_a_large_store_survives_the_cached_scan(
