@@ -362,8 +362,8 @@ def sign_in(password: str, config: AuthConfig | None = None) -> SignInResult:
             if not left:
                 return SignInResult(None, locked_message(LOCKOUT_SECONDS))
             return SignInResult(None, f"Wrong password. {left} more wrong "
-                                      f"tr{'ies' if left != 1 else 'y'} lock the form for "
-                                      f"{_minutes(LOCKOUT_SECONDS)}.")
+                                      f"{'tries lock' if left != 1 else 'try locks'} the "
+                                      f"form for {_minutes(LOCKOUT_SECONDS)}.")
         _LOCKOUT.failures.clear()
     st.session_state[TOKEN_KEY] = _issue_token(role, config)
     logger.info("dashboard sign-in as %s (session %s)", role, session_id()[:8])

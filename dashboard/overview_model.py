@@ -256,12 +256,14 @@ def describe_list(listed: BuyerList, query: BuyerQuery, total: int) -> str:
     narrowing = _narrowing(query)
     if listed.matching == 0:
         return f"No buyer {narrowing} (of {total:,})." if narrowing else "No buyers to list."
-    which = f"buyers {narrowing} (of {total:,})" if narrowing else "buyers"
+    noun = "buyer" if listed.matching == 1 else "buyers"
+    which = f"{noun} {narrowing} (of {total:,})" if narrowing else noun
     if listed.capped:
         return (f"Showing {len(listed.shown):,} of {listed.matching:,} {which}, {order}. "
                 f"The list is capped at {TABLE_ROWS:,} rows, cut after sorting; the CSV "
                 f"has all {listed.matching:,}.")
-    return f"Showing all {listed.matching:,} {which}, {order}."
+    every = "the" if listed.matching == 1 else "all"
+    return f"Showing {every} {listed.matching:,} {which}, {order}."
 
 
 #: CSV columns: readable names, in the order a spreadsheet reader wants them.

@@ -265,13 +265,15 @@ def show_inspection(found: admin.KeyInspection) -> None:
     unit = found.size_unit
     if found.size == 1:  # 1 field, 1 entry
         unit = unit[:-3] + "y" if unit.endswith("ies") else unit.removesuffix("s")
-    size = "–" if found.size is None else f"{found.size:,} {unit}"
-    ttl = "no TTL (never expires)" if found.ttl_seconds is None else \
-        f"{_duration(found.ttl_seconds)} left"
+    exact = None if found.size is None else f"{found.size:,} {unit}"
+    # a string's length in binary units (a 60 MB value's byte count did not fit the
+    # column), the exact count in the tooltip
+    size = _bytes(found.size) if unit == "bytes" else exact or "–"
+    ttl = "none" if found.ttl_seconds is None else f"{_duration(found.ttl_seconds)} left"
     row = st.columns(4)
     row[0].metric("Redis type", md(found.redis_type))
-    row[1].metric("Size", size)
-    row[2].metric("TTL", ttl)
+    row[1].metric("Size", size, help=exact)
+    row[2].metric("TTL", ttl, help="never expires" if found.ttl_seconds is None else None)
     row[3].metric("Memory", _bytes(found.memory_bytes),
                   help="MEMORY USAGE (unavailable on fakeredis or without +memory|usage)")
     st.markdown(f"**Key** {code(found.key)}")

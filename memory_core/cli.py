@@ -656,6 +656,11 @@ def _text(value: object, limit: int = 80) -> str:
     return printable(orjson.dumps(value, default=str).decode(), limit)
 
 
+def _counted(count: int, noun: str) -> str:
+    """ "1 message", "2 messages"."""
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
+
+
 def _label(value: object, limit: int = 30) -> str:
     """A category of the state ("first_time_buyer") as words ("first time buyer")."""
     if isinstance(value, str) and value.isidentifier():
@@ -755,8 +760,8 @@ def _summary_lines(record: StoredRecord, state: dict[str, Any]) -> list[str]:
         f"  contact {_text(state.get('buyer_name'), 40)} · {_text(state.get('buyer_phone'), 30)}"
         f" · {_text(state.get('buyer_email'), 60)}",
         f"  last interaction {_when(state.get('last_interaction_timestamp'))} · "
-        f"{len(history) if isinstance(history, list) else 0} messages · "
-        f"{len(objections) if isinstance(objections, list) else 0} objections "
+        f"{_counted(len(history) if isinstance(history, list) else 0, 'message')} · "
+        f"{_counted(len(objections) if isinstance(objections, list) else 0, 'objection')} "
         f"({open_objections} open)",
     ]
     return [line if len(line) <= WIDTH else line[:WIDTH - 1] + "…" for line in lines]

@@ -288,7 +288,8 @@ def test_show_prints_a_summary_then_the_transcript(
     text = "\n".join(summary)
     assert "temperature hot · persona first time buyer" in text
     assert "budget 300,000 to 450,000 USD · wants 3 bed, in Oak Hill" in text
-    assert "2 messages" in text and "Elena" not in text and "elena@" not in text
+    assert "2 messages · 0 objections (0 open)" in text
+    assert "Elena" not in text and "elena@" not in text
     assert transcript[0] == "conversation (2 messages, oldest first):"
     assert transcript[1] == "  [2025-06-01 12:00 UTC] buyer: Hi, I need 3 bedrooms"
     assert transcript[2] == "      near \\x1b[31mschools"  # escaped, on its own line

@@ -331,7 +331,7 @@ def test_an_operator_inspects_and_deletes_a_key_that_is_not_a_buyer(
     at = run_server_page()
     at.selectbox(key="server_key_choice").select("garbage").run()
     assert metrics(at)["Redis type"] == "string"
-    assert metrics(at)["Size"] == "23 bytes"
+    assert metrics(at)["Size"] == "23 B"
     at.toggle[0].set_value(True).run()
     assert [t.value for t in at.text] == ["\\x1b]0;pwned\\x07 not a record"]
     at.text_input(key="server_delete_confirm").input("wrong").run()

@@ -123,6 +123,9 @@ def test_expiring_buyers_older_than_the_newest_thousand_are_all_listed_soonest_f
     both = BuyerQuery(pattern="leaving-[0-2]", expires=EXPIRES_NEVER)
     assert describe_list(list_buyers(memory, model, both), both, model.buyers) == (
         "No buyer matching the search and without a TTL (of 1,200).")
+    one = BuyerQuery(pattern="leaving-0")
+    assert describe_list(list_buyers(memory, model, one), one, model.buyers) == (
+        "Showing the 1 buyer matching the search (of 1,200), newest first.")
 
 
 def test_no_ttl_window_lists_the_keys_that_never_expire(
