@@ -262,13 +262,10 @@ def show_inspection(found: admin.KeyInspection) -> None:
     if not found.exists:
         st.info(f"{code(found.key)} no longer exists (expired or deleted).")
         return
-    unit = found.size_unit
-    if found.size == 1:  # 1 field, 1 entry
-        unit = unit[:-3] + "y" if unit.endswith("ies") else unit.removesuffix("s")
-    exact = None if found.size is None else f"{found.size:,} {unit}"
+    exact = found.size_text
     # a string's length in binary units (a 60 MB value's byte count did not fit the
     # column), the exact count in the tooltip
-    size = _bytes(found.size) if unit == "bytes" else exact or "–"
+    size = _bytes(found.size) if found.size_unit == "bytes" else exact or "–"
     ttl = "none" if found.ttl_seconds is None else f"{_duration(found.ttl_seconds)} left"
     row = st.columns(4)
     row[0].metric("Redis type", md(found.redis_type))

@@ -745,6 +745,16 @@ class KeyInspection:
         return self.exists and not self.problem
 
     @property
+    def size_text(self) -> str | None:
+        """The size in its unit, agreeing ("1 field", "3 entries"); None when unknown."""
+        if self.size is None:
+            return None
+        unit = self.size_unit
+        if self.size == 1:
+            unit = unit[:-3] + "y" if unit.endswith("ies") else unit.removesuffix("s")
+        return f"{self.size:,} {unit}"
+
+    @property
     def deletable(self) -> bool:
         return self.exists and bool(self.problem) and not self.protected
 

@@ -170,6 +170,14 @@ def build_parser() -> argparse.ArgumentParser:
     clear.add_argument("--yes", action="store_true",
                        help="do not ask for confirmation (for scripts)")
 
+    delete = commands.add_parser(
+        "delete-key", help="delete a key under the prefix that holds no buyer (corrupt, "
+        "another Redis type, or an id no bot can ask for), as the Server page does")
+    delete.add_argument("contact_id", help="what follows the prefix, as the inventory lists "
+                        "it; bytes that are not UTF-8 as the shell passes them ($'bad\\xff')")
+    delete.add_argument("--yes", action="store_true",
+                        help="do not ask for confirmation (for scripts)")
+
     migrate = commands.add_parser("migrate-legacy", help="rewrite pickled legacy records")
     migrate.add_argument("--dry-run", action="store_true", help="report, change nothing")
 
@@ -882,6 +890,32 @@ def _cmd_clear(memory: SyncBuyerConversationMemory, args: argparse.Namespace) ->
     return EXIT_OK
 
 
+def _cmd_delete_key(memory: SyncBuyerConversationMemory, args: argparse.Namespace) -> int:
+    """What the key is, a question, then the Server page's delete: refused (and audited)
+    for a key a buyer loads from, and for one the bot rewrote since it was looked at."""
+    admin = _cli_module("admin", "the delete-key command")
+    found = admin.inspect_key(memory, args.contact_id)
+    key = printable(found.key, 160)
+    if not found.exists:
+        print(f"no such key: {key} (never there, expired or deleted); nothing deleted",
+              file=sys.stderr)
+        return EXIT_NOT_FOUND
+    size = f", {found.size_text}" if found.size_text else ""
+    why = printable(found.problem, 300) if found.problem else "a buyer record"
+    print(f"{key}: {printable(found.redis_type, 40)}{size}; {why}")
+    if found.deletable and not args.yes and not _confirm("delete this key permanently?"):
+        print("not confirmed; nothing deleted (pass --yes to skip the question)",
+              file=sys.stderr)
+        return EXIT_USAGE
+    if not admin.delete_unreadable_key(memory, args.contact_id,  # refusals raise, audited
+                                       expected_revision=found.revision, actor=_actor(args)):
+        print(f"no such key: {key} (gone since it was looked at); nothing deleted",
+              file=sys.stderr)
+        return EXIT_NOT_FOUND
+    print(f"deleted {key}")
+    return EXIT_OK
+
+
 def _clear_stopped(memory: SyncBuyerConversationMemory, args: argparse.Namespace,
                    ids: list[str]) -> int:
     """``clear --qa-seeds`` stopped by Ctrl-C: count what is gone, say it, audit it; 130.
@@ -1264,6 +1298,7 @@ def _cmd_reindex(memory: SyncBuyerConversationMemory, args: argparse.Namespace) 
 
 COMMANDS: dict[str, Callable[[SyncBuyerConversationMemory, argparse.Namespace], int]] = {
     "seed": _cmd_seed, "inventory": _cmd_inventory, "show": _cmd_show, "clear": _cmd_clear,
+    "delete-key": _cmd_delete_key,
     "migrate-legacy": _cmd_migrate, "stats": _cmd_stats, "train-dictionary": _cmd_train,
     "dictionaries": _cmd_dictionaries, "prune-dictionaries": _cmd_prune_dictionaries,
     "reencrypt": _cmd_reencrypt, "find": _cmd_find, "erase": _cmd_erase,
@@ -1319,7 +1354,8 @@ def _redis_url(given: str | None) -> str:
 
 
 #: Commands that write, and the audit action of each (as the writes themselves name it).
-_WRITE_ACTIONS = {"seed": "seed", "clear": "clear", "migrate-legacy": "migrate_legacy",
+_WRITE_ACTIONS = {"seed": "seed", "clear": "clear", "delete-key": "delete_key",
+                  "migrate-legacy": "migrate_legacy",
                   "train-dictionary": "train_dictionary",
                   "prune-dictionaries": "prune_dictionaries", "reencrypt": "reencrypt",
                   "erase": "erase", "reindex": "reindex"}

@@ -368,6 +368,45 @@ def test_clear_qa_seeds_without_yes_and_without_a_tty_deletes_nothing(
     assert buyer_key_count(raw) == 4
 
 
+def test_delete_key_removes_what_holds_no_buyer_and_refuses_a_buyer(
+        real_redis_url: str, raw: redis.Redis, memory: SyncBuyerConversationMemory,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """The Server page's delete, from a shell: keys no bot can ask for (an id with a space,
+    bytes that are not UTF-8, as the shell passes them), another type, garbage."""
+    from memory_core import audit
+
+    assert memory.save_state("c-1", {"buyer_temperature": "hot"})
+    record = raw.get(f"{PREFIX}:c-1")
+    planted = {"<b>a b</b>": f"{PREFIX}:<b>a b</b>".encode(),
+               b"bad\xff-id".decode("utf-8", "surrogateescape"): f"{PREFIX}:".encode()
+               + b"bad\xff-id"}
+    for key in planted.values():
+        raw.set(key, record)
+    raw.hset(f"{PREFIX}:a-hash", mapping={"owner": "another app"})
+    raw.set(f"{PREFIX}:garbage", b"\x1b[2J not a record")
+    capsys.readouterr()
+    printed = {}
+    for contact_id in [*planted, "a-hash", "garbage"]:
+        assert cli(real_redis_url, "delete-key", contact_id, "--yes") == 0
+        printed[contact_id] = out = capsys.readouterr().out
+        assert "deleted buyer_conversation_memory:" in out and "\x1b" not in out
+    assert "no bot can load" in printed["<b>a b</b>"]
+    assert f"{PREFIX}:bad\\xff-id: string" in printed[b"bad\xff-id".decode(
+        "utf-8", "surrogateescape")]
+    assert "hash, 1 field; another Redis type" in printed["a-hash"]
+    assert not any(raw.exists(key) for key in planted.values())
+    assert raw.exists(f"{PREFIX}:a-hash", f"{PREFIX}:garbage") == 0
+
+    assert cli(real_redis_url, "delete-key", "c-1", "--yes") == 2  # a buyer: clear it
+    assert "a buyer state loads from it" in capsys.readouterr().err
+    assert raw.get(f"{PREFIX}:c-1") == record
+    assert cli(real_redis_url, "delete-key", "nobody", "--yes") == 1
+    assert cli(real_redis_url, "delete-key", "a-hash") == 1  # gone: nothing to ask
+    outcomes = [(e.action, e.outcome) for e in audit.read_events(memory.client, PREFIX)]
+    assert outcomes.count(("delete_key", "deleted")) == 4
+    assert ("delete_key", "refused") in outcomes
+
+
 def test_clear_qa_seeds_with_yes_deletes_only_qa_seeds(
         real_redis_url: str, raw: redis.Redis, memory: SyncBuyerConversationMemory,
         capsys: pytest.CaptureFixture[str]) -> None:
