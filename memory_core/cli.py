@@ -209,7 +209,8 @@ def build_parser() -> argparse.ArgumentParser:
     prune.add_argument("--yes", action="store_true", help="do not ask for confirmation")
 
     generate = commands.add_parser("generate-key",
-                                   help="print a fresh KEY_ID:BASE64 encryption key pair")
+                                   help="print a fresh encryption key as KEY_ID:BASE64 "
+                                        f"(an entry of {KEYS_ENV})")
     generate.add_argument("--key-id", default=None,
                           help="1-16 characters of A-Z a-z 0-9 _ - (default: k<date><random>)")
     commands.add_parser("hash-password",
