@@ -19,6 +19,7 @@ import json
 import math
 import re
 from datetime import UTC, datetime, timedelta, tzinfo
+from decimal import Decimal
 from typing import Any, NoReturn, TypeGuard
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -43,6 +44,11 @@ MESSAGE_CHARS = 2_000
 FIELD_CHARS = 300
 #: Characters of a preference's name, or of an objection's column name.
 NAME_CHARS = 60
+#: Levels of nested lists a field's text follows.
+FIELD_DEPTH = 10
+#: Objection rows and columns drawn (a planted record may hold tens of thousands).
+OBJECTIONS_SHOWN = 200
+OBJECTION_COLUMNS = 20
 #: A metric value longer than this may not fit its column: the whole value (up to
 #: FIELD_CHARS) is then also in the metric's tooltip.
 METRIC_FITS = 20
@@ -106,11 +112,20 @@ def score(value: object) -> float | str:
     Numbers keep at most two decimals, and a huge one is shown in three digits
     ("1.23e+30"), so it fits a quarter of the page.
     """
-    if isinstance(value, int | float) and not isinstance(value, bool):
+    if isinstance(value, int) and not isinstance(value, bool):
+        # exact, however large: a legacy record's JSON may hold a 400-digit integer,
+        # which no float (and so no "g" format of the int) can take
+        return short_number(value) if abs(value) >= 10**9 else value
+    if isinstance(value, float):
         if not math.isfinite(value) or abs(value) >= 1e9:
             return f"{value:.3g}"
-        return value if isinstance(value, int) else round(value, 2)
+        return round(value, 2)
     return "–" if value is None else md(json.dumps(value, default=str)[:40])
+
+
+def short_number(value: int) -> str:
+    """A whole number of any size in three digits: 10**400 -> "1.00e+400"."""
+    return format(Decimal(value), ".3g")
 
 
 def score_metric(where: Any, name: str, value: object) -> None:
@@ -187,13 +202,15 @@ def duration_text(seconds: float) -> str:
 
 
 def _number(value: object) -> TypeGuard[int | float]:
-    return (isinstance(value, int | float) and not isinstance(value, bool)
-            and math.isfinite(value))
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))
 
 
 def money(amount: float, currency: object = None) -> str:
     """350000, "USD" -> "$350,000" (plain text: escape it before markdown)."""
-    text = f"{amount:,}" if isinstance(amount, int) else (
+    text = (short_number(amount) if abs(amount) >= 10**40 else f"{amount:,}") \
+        if isinstance(amount, int) else (
         f"{amount:,.0f}" if float(amount).is_integer() or abs(amount) >= 100
         else f"{amount:,.2f}")
     code_ = str(currency).strip().upper()[:8] if isinstance(currency, str) else ""
@@ -220,14 +237,20 @@ def budget_text(value: object) -> str:
     return "–" if value in (None, "", {}, []) else plain(value)
 
 
-def field_text(value: object) -> str:
-    """One preference's value as plain text: lists joined, yes/no, whole numbers plain."""
+def field_text(value: object, depth: int = 0) -> str:
+    """One preference's value as plain text: lists joined, yes/no, whole numbers plain.
+
+    Lists nested deeper than :data:`FIELD_DEPTH` are shown as "[…]": a planted record may
+    nest them a thousand levels deep, past what recursion allows.
+    """
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     if isinstance(value, list):
-        return ", ".join(field_text(item) for item in value) or "–"
+        if depth >= FIELD_DEPTH:
+            return "[…]"
+        return ", ".join(field_text(item, depth + 1) for item in value) or "–"
     if value is None or value == "":
         return "–"
     return plain(value)
@@ -382,14 +405,24 @@ def _is_time_field(name: str) -> bool:
 
 def objection_table(objections: list[Any], zone: tzinfo = UTC) -> list[dict[str, Any]]:
     """Objections as table rows: field names as words, times as the page shows times
-    (:func:`timestamp_text`), yes/no flags kept as booleans, other values as cut text."""
+    (:func:`timestamp_text`), yes/no flags kept as booleans, other values as cut text.
+
+    At most :data:`OBJECTIONS_SHOWN` rows and :data:`OBJECTION_COLUMNS` columns (the
+    first names met): a planted record may hold tens of thousands of objections, each
+    with keys of its own (Raw JSON has them all).
+    """
     rows: list[dict[str, Any]] = []
-    for item in objections:
+    names: set[str] = set()
+    for item in objections[:OBJECTIONS_SHOWN]:
         if not isinstance(item, dict):
             item = {"objection": item}
         row: dict[str, Any] = {}
         for key, value in item.items():
             name = _field_name(key)
+            if name not in names:
+                if len(names) >= OBJECTION_COLUMNS:
+                    continue
+                names.add(name)
             if isinstance(value, bool) or value is None:
                 cell: Any = value
             elif _is_time_field(str(key)) and parse_timestamp(value) is not None:
@@ -398,14 +431,18 @@ def objection_table(objections: list[Any], zone: tzinfo = UTC) -> list[dict[str,
                 cell = clipped(field_text(value))
             row.setdefault(name, cell)
         rows.append(row)
-    columns = {name for row in rows for name in row}
-    for name in columns:  # a column of mixed kinds is shown as text, one kind per column
-        cells = [row[name] for row in rows if row.get(name) is not None]
-        if any(isinstance(cell, bool) for cell in cells) and not all(
-                isinstance(cell, bool) for cell in cells):
-            for row in rows:
-                if isinstance(row.get(name), bool):
-                    row[name] = field_text(row[name])
+    flags, others = set(), set()  # a column of mixed kinds is shown as text, one kind each
+    for row in rows:
+        for name, cell in row.items():
+            if isinstance(cell, bool):
+                flags.add(name)
+            elif cell is not None:
+                others.add(name)
+    mixed = flags & others
+    for row in rows:
+        for name in mixed & row.keys():
+            if isinstance(row[name], bool):
+                row[name] = field_text(row[name])
     return rows
 
 
@@ -414,5 +451,8 @@ def show_objections(value: object, zone: tzinfo = UTC) -> None:
     st.subheader(f"Objections ({len(objections):,})")
     if objections:
         st.dataframe(objection_table(objections, zone), hide_index=True, width="stretch")
+        if len(objections) > OBJECTIONS_SHOWN:
+            st.caption(f"The first {OBJECTIONS_SHOWN:,} of {len(objections):,} are shown; "
+                       "Raw JSON below has them all.")
     else:
         st.caption("No objections recorded.")

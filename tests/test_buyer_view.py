@@ -7,17 +7,22 @@ inert text, never as an exception.
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from dashboard.buyer_view import (
+    OBJECTION_COLUMNS,
+    OBJECTIONS_SHOWN,
     budget_text,
     duration_text,
     field_text,
     money,
+    objection_table,
     preferences_markdown,
+    score,
     timestamp_text,
     when,
 )
@@ -47,6 +52,34 @@ def test_budgets_read_as_money(value: object, expected: str) -> None:
 def test_money_keeps_the_sign_before_the_symbol() -> None:
     assert money(-1_500, "USD") == "-$1,500"
     assert money(10**30) == f"{10**30:,}"
+
+
+def test_numbers_no_float_can_hold_are_shown_not_raised() -> None:
+    """Regression: a legacy record's JSON (read by the standard library, which keeps
+    big integers) with a 400-digit score or budget crashed the Buyer page."""
+    assert score(10**400) == "1.00e+400" and score(-(10**12)) == "-1.00e+12"
+    assert score(123) == 123 and score(2.5) == 2.5 and score(float("inf")) == "inf"
+    assert budget_text({"min": 10**400, "currency": "USD"}) == "from $1.00e+400"
+    assert budget_text(-(10**400)) == "-1.00e+400"
+
+
+def test_deep_or_huge_objections_and_fields_are_bounded() -> None:
+    """Regression: objections nested 400 lists deep raised RecursionError, and 40,000
+    objections with keys of their own took 45 s to lay out."""
+    deep: list[object] = ["bottom"]
+    for _ in range(2_000):
+        deep = [deep]
+    assert field_text(deep).endswith("[…]")
+    rows = objection_table([{"note": deep}])
+    assert rows[0]["Note"].endswith("[…]")
+    many = [{f"key_{n}": n, "resolved": n % 2 == 0} for n in range(40_000)]
+    started = time.perf_counter()
+    rows = objection_table(many)
+    assert time.perf_counter() - started < 5  # linear: a few ms here
+    assert len(rows) == OBJECTIONS_SHOWN
+    assert len({name for row in rows for name in row}) <= OBJECTION_COLUMNS
+    mixed = objection_table([{"resolved": True}, {"resolved": "maybe"}])
+    assert [row["Resolved"] for row in mixed] == ["yes", "maybe"]
 
 
 def test_a_hostile_budget_or_preference_stays_inert() -> None:
