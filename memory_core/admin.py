@@ -44,7 +44,6 @@ from memory_core.inventory import (
     ProgressCallback,
     display_id,
     is_qa_seed_header,
-    is_usable_contact_id,
     scan_summaries,
     unusable_id_problem,
 )
@@ -56,6 +55,7 @@ from memory_core.safetext import printable
 from memory_core.state import (
     QA_SEED_FIELD,
     dump_json,
+    is_valid_contact_id,
     parse_timestamp,
     prepare_state,
     utc_now,
@@ -849,7 +849,7 @@ def _why_no_state(memory: SyncBuyerConversationMemory, contact_id: str, key: byt
         return "an empty string, not a buyer record", ""
     (problem,) = memory.check_records([key])
     if problem is None:  # a sound record, unless no bot can ask for its id
-        return ("", "") if is_usable_contact_id(contact_id) else (
+        return ("", "") if is_valid_contact_id(contact_id) else (
             unusable_id_problem(contact_id), "")
     why = printable(str(problem), 300)
     if isinstance(problem, MissingDictionary | UndecryptableRecord):

@@ -38,7 +38,7 @@ from memory_core.errors import (
 )
 from memory_core.legacy import looks_legacy
 from memory_core.record import HEADER_READ_BYTES, MAGIC, header_numbers, split_header
-from memory_core.state import MAX_CONTACT_ID_LENGTH
+from memory_core.state import MAX_CONTACT_ID_LENGTH, id_characters_ok, is_valid_contact_id
 from memory_core.store import SyncBuyerConversationMemory
 
 STATUS_OK = "ok"
@@ -514,11 +514,11 @@ def _mark_unusable_ids(frame: pd.DataFrame) -> None:
     ids = frame["contact_id"].to_numpy(dtype=object)
     joined = "".join(ids)  # the common case, every id sound, in a few C calls
     lengths = list(map(len, ids))
-    if (joined.isprintable() and " " not in joined and min(lengths, default=1) > 0
+    if (id_characters_ok(joined) and min(lengths, default=1) > 0
             and max(lengths, default=0) <= MAX_CONTACT_ID_LENGTH):
         return
     suspect = [index for index, contact_id in enumerate(ids)
-               if not is_usable_contact_id(contact_id)]
+               if not is_valid_contact_id(contact_id)]
     rows, problems = [], []
     readable = frame["status"].isin([STATUS_OK, STATUS_LEGACY]).to_numpy(dtype=bool)
     for index in suspect:
@@ -526,13 +526,6 @@ def _mark_unusable_ids(frame: pd.DataFrame) -> None:
             rows.append(frame.index[index])
             problems.append(unusable_id_problem(ids[index]))
     _mark(frame, rows, STATUS_CORRUPT, problems)
-
-
-def is_usable_contact_id(contact_id: str) -> bool:
-    """Whether a bot can load a state under this id (what ``validate_contact_id`` lets
-    through), in a few C calls: the scan asks it of every key."""
-    return (contact_id.isprintable() and " " not in contact_id
-            and 0 < len(contact_id) <= MAX_CONTACT_ID_LENGTH)
 
 
 def unusable_id_problem(contact_id: str) -> str:

@@ -38,7 +38,12 @@ import orjson
 
 from memory_core.errors import InvalidContactId, InvalidState
 from memory_core.safetext import printable
-from memory_core.state import QA_SEED_FIELD, TEMPERATURES, validate_contact_id
+from memory_core.state import (
+    QA_SEED_FIELD,
+    TEMPERATURES,
+    id_characters_ok,
+    validate_contact_id,
+)
 
 T = TypeVar("T")
 
@@ -1081,8 +1086,7 @@ def check_id_prefix(prefix: object, *, name: str = "id_prefix",
         raise InvalidState(f"{name} is empty: the ids would be bare numbers such as "
                            "0-000000, which look like real contact ids; give a prefix such "
                            "as qa- (the default)")
-    # isprintable() is False for control and non-ASCII space characters; " " is the rest
-    if not prefix.isprintable() or " " in prefix:
+    if not id_characters_ok(prefix):
         shown = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" if ord(c) < 0x100
                         else f"\\u{ord(c):04x}" for c in prefix[:40])  # a no-break space too
         raise InvalidState(f"{name} '{printable(shown)}{'…' if len(prefix) > 40 else ''}' "

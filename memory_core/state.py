@@ -56,6 +56,18 @@ STATE_DEFAULTS: dict[str, Any] = {
 QA_SEED_FIELD = "qa_seed"
 
 
+def id_characters_ok(text: str) -> bool:
+    """Whether ``text`` holds only characters a contact id may: isprintable() is False for
+    control and non-ASCII space characters (and lone surrogates); " " is the rest."""
+    return text.isprintable() and " " not in text
+
+
+def is_valid_contact_id(contact_id: str) -> bool:
+    """What :func:`validate_contact_id` lets through, without building an error (the
+    inventory asks it of every key)."""
+    return 0 < len(contact_id) <= MAX_CONTACT_ID_LENGTH and id_characters_ok(contact_id)
+
+
 def validate_contact_id(contact_id: object) -> str:
     """Return the id if it can name a key; raise :class:`InvalidContactId` otherwise."""
     if not isinstance(contact_id, str):
@@ -67,8 +79,7 @@ def validate_contact_id(contact_id: object) -> str:
         raise InvalidContactId(
             f"contact_id is {len(contact_id)} characters long; the limit is "
             f"{MAX_CONTACT_ID_LENGTH}")
-    # isprintable() is False for control and non-ASCII space characters; " " is the rest.
-    if not contact_id.isprintable() or " " in contact_id:
+    if not id_characters_ok(contact_id):
         raise InvalidContactId(
             f"contact_id '{shown_contact_id(contact_id)}' contains whitespace or control "
             "characters")
