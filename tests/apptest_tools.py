@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from collections.abc import Iterator
@@ -68,6 +69,20 @@ def signed_in_page(app: str, password: str, isolation: str, page: str | None = N
         at.run()
     assert not at.exception, [e.value for e in at.exception]
     return at
+
+
+@contextlib.contextmanager
+def dashboard_store(url: str, monkeypatch: Any, passwords: dict[str, str]
+                    ) -> Iterator[Any]:
+    """The dashboard pointed at ``url`` with these role passwords, and a memory on it."""
+    from dashboard.auth import OPERATOR_PASSWORD_ENV, VIEWER_PASSWORD_ENV
+    from memory_core.store import SyncBuyerConversationMemory
+
+    monkeypatch.setenv("REDIS_URL", url)
+    monkeypatch.setenv(OPERATOR_PASSWORD_ENV, passwords["operator"])
+    monkeypatch.setenv(VIEWER_PASSWORD_ENV, passwords["viewer"])
+    with SyncBuyerConversationMemory.from_url(url) as opened:
+        yield opened
 
 
 def metrics(at: AppTest) -> dict[str, str]:

@@ -17,7 +17,7 @@ import sys
 import time
 import unicodedata
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -793,12 +793,10 @@ def seed_audits(memory: SyncBuyerConversationMemory) -> list[Any]:
     return [e for e in read_events(memory.client, memory.prefix) if e.action == "seed"]
 
 
-def test_ctrl_c_during_seed_stops_after_the_batch_in_flight(
-        real_redis_url: str, raw: redis.Redis, memory: SyncBuyerConversationMemory,
-        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    """A real SIGINT during the third batch: that batch is finished, then the seed stops,
-    says how many it wrote, audits exactly that, and exits 130 (no traceback)."""
-    import signal
+def interrupt_third_batch(monkeypatch: pytest.MonkeyPatch,
+                          interrupt: Callable[[], None]) -> list[int]:
+    """Seed in batches of 10 and call ``interrupt`` as the third batch is written; the
+    list counts the batches begun."""
     monkeypatch.setattr("memory_core.cli.SEED_BATCH", 10)
     original = SyncBuyerConversationMemory.save_seeds
     calls: list[int] = []
@@ -806,10 +804,21 @@ def test_ctrl_c_during_seed_stops_after_the_batch_in_flight(
     def save_seeds(self: SyncBuyerConversationMemory, *args: Any, **kwargs: Any) -> Any:
         calls.append(1)
         if len(calls) == 3:
-            signal.raise_signal(signal.SIGINT)  # the operator's Ctrl-C, mid-write
+            interrupt()
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(SyncBuyerConversationMemory, "save_seeds", save_seeds)
+    return calls
+
+
+def test_ctrl_c_during_seed_stops_after_the_batch_in_flight(
+        real_redis_url: str, raw: redis.Redis, memory: SyncBuyerConversationMemory,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """A real SIGINT during the third batch: that batch is finished, then the seed stops,
+    says how many it wrote, audits exactly that, and exits 130 (no traceback)."""
+    import signal
+    # the operator's Ctrl-C, mid-write
+    calls = interrupt_third_batch(monkeypatch, lambda: signal.raise_signal(signal.SIGINT))
     assert stopped_cli(real_redis_url, "seed", "--count", "100", "--seed", "4") == 130
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err.count("\n") == 1
@@ -828,17 +837,10 @@ def test_ctrl_c_raised_inside_a_batch_write_says_at_least(
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     """A KeyboardInterrupt out of the batch writer itself (a second Ctrl-C): the batch in
     flight is in doubt, so the line and the audit say "at least" and by how much more."""
-    monkeypatch.setattr("memory_core.cli.SEED_BATCH", 10)
-    original = SyncBuyerConversationMemory.save_seeds
-    calls: list[int] = []
+    def second_ctrl_c() -> None:
+        raise KeyboardInterrupt
 
-    def save_seeds(self: SyncBuyerConversationMemory, *args: Any, **kwargs: Any) -> Any:
-        calls.append(1)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(SyncBuyerConversationMemory, "save_seeds", save_seeds)
+    interrupt_third_batch(monkeypatch, second_ctrl_c)
     assert stopped_cli(real_redis_url, "seed", "--count", "100") == 130
     err = capsys.readouterr().err
     assert err.count("\n") == 1

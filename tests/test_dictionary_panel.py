@@ -16,13 +16,13 @@ from typing import Any
 
 import pytest
 import streamlit as st
-from apptest_tools import HeldScan, signed_in_page
+from apptest_tools import HeldScan, dashboard_store, signed_in_page
 from conftest import buyer_state
 from streamlit.testing.v1 import AppTest
 
 from dashboard import actions, resources
 from dashboard.actions import ActionRefused
-from dashboard.auth import OPERATOR_PASSWORD_ENV, VIEWER_PASSWORD_ENV, Access
+from dashboard.auth import Access
 from dashboard.charts import human_bytes
 from dashboard.dictionary_model import (
     BYTE_LABELS,
@@ -58,10 +58,7 @@ pytestmark = pytest.mark.usefixtures("isolated_dashboard")
 @pytest.fixture
 def memory(real_redis_url: str, monkeypatch: pytest.MonkeyPatch
            ) -> Iterator[SyncBuyerConversationMemory]:
-    monkeypatch.setenv("REDIS_URL", real_redis_url)
-    monkeypatch.setenv(OPERATOR_PASSWORD_ENV, PASSWORDS["operator"])
-    monkeypatch.setenv(VIEWER_PASSWORD_ENV, PASSWORDS["viewer"])
-    with SyncBuyerConversationMemory.from_url(real_redis_url) as opened:
+    with dashboard_store(real_redis_url, monkeypatch, PASSWORDS) as opened:
         yield opened
 
 

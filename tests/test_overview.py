@@ -17,10 +17,9 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from apptest_tools import chart_specs, metrics, signed_in_page
+from apptest_tools import chart_specs, dashboard_store, metrics, signed_in_page
 from streamlit.testing.v1 import AppTest
 
-from dashboard.auth import OPERATOR_PASSWORD_ENV, VIEWER_PASSWORD_ENV
 from dashboard.markdown import JOINER
 from dashboard.overview_model import (
     EXPIRES_24H,
@@ -56,10 +55,7 @@ pytestmark = pytest.mark.usefixtures("isolated_dashboard")
 @pytest.fixture
 def memory(real_redis_url: str, monkeypatch: pytest.MonkeyPatch
            ) -> Iterator[SyncBuyerConversationMemory]:
-    monkeypatch.setenv("REDIS_URL", real_redis_url)
-    monkeypatch.setenv(OPERATOR_PASSWORD_ENV, PASSWORDS["operator"])
-    monkeypatch.setenv(VIEWER_PASSWORD_ENV, PASSWORDS["viewer"])
-    with SyncBuyerConversationMemory.from_url(real_redis_url) as opened:
+    with dashboard_store(real_redis_url, monkeypatch, PASSWORDS) as opened:
         yield opened
 
 

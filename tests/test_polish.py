@@ -21,11 +21,10 @@ from typing import Any
 
 import pytest
 import streamlit as st
-from apptest_tools import sign_in
+from apptest_tools import dashboard_store, sign_in
 from streamlit.testing.v1 import AppTest
 
 from dashboard import actions
-from dashboard.auth import OPERATOR_PASSWORD_ENV, VIEWER_PASSWORD_ENV
 from dashboard.buyer_view import MESSAGE_CHARS, MESSAGES_PER_PAGE, when
 from dashboard.markdown import JOINER, plural
 from dashboard.settings import ALLOW_SEEDING_ENV
@@ -46,10 +45,7 @@ pytestmark = pytest.mark.usefixtures("isolated_dashboard")
 @pytest.fixture
 def memory(real_redis_url: str, monkeypatch: pytest.MonkeyPatch
            ) -> Iterator[SyncBuyerConversationMemory]:
-    monkeypatch.setenv("REDIS_URL", real_redis_url)
-    monkeypatch.setenv(OPERATOR_PASSWORD_ENV, PASSWORDS["operator"])
-    monkeypatch.setenv(VIEWER_PASSWORD_ENV, PASSWORDS["viewer"])
-    with SyncBuyerConversationMemory.from_url(real_redis_url) as opened:
+    with dashboard_store(real_redis_url, monkeypatch, PASSWORDS) as opened:
         yield opened
 
 
